@@ -1,0 +1,199 @@
+// Backend selection: tfjs-node-gpu → tfjs-node → wasm → cpu, unless forced by the user.
+// Also knows each backend's memory budget so that an allocation plan can be refused before it
+// corrupts anything (the wasm heap is 4 GiB and silently corrupts tensors past ~3.75 GiB).
+import * as tf from '@tensorflow/tfjs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+
+const require = createRequire(import.meta.url);
+
+export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
+export const BACKEND_ORDER: BackendName[] = ['tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
+
+export interface BackendProbe {
+  name: BackendName;
+  available: boolean;
+  reason: string;
+}
+
+export interface BackendInfo {
+  name: BackendName;
+  tfBackend: string;
+  threads: number;
+  /** Bytes that tensors may occupy on this backend before it becomes unsafe. */
+  memoryBudget: number;
+  probes: BackendProbe[];
+}
+
+const GiB = 1024 ** 3;
+/** The wasm heap is 4 GiB; past ~3.75 GiB tensors are silently corrupted (measured), so stay below. */
+export const WASM_BUDGET = 3.5 * GiB;
+
+let active: BackendInfo | null = null;
+
+function tryResolve(pkg: string): string | null {
+  try {
+    return require.resolve(pkg);
+  } catch {
+    return null;
+  }
+}
+
+function probeTensorflow(pkg: string, gpu: boolean): BackendProbe {
+  const name: BackendName = gpu ? 'tensorflow-gpu' : 'tensorflow';
+  if (!tryResolve(pkg)) {
+    return {
+      name,
+      available: false,
+      reason: `${pkg} is not installed (optional dependency; its install script downloads libtensorflow${
+        gpu ? ' and it needs CUDA 11.2 + cuDNN 8.1' : ''
+      }, which fails offline)`,
+    };
+  }
+  return { name, available: true, reason: `${pkg} installed` };
+}
+
+function probeWebgpu(): BackendProbe {
+  if (!tryResolve('@tensorflow/tfjs-backend-webgpu') || !tryResolve('webgpu')) {
+    return {
+      name: 'webgpu',
+      available: false,
+      reason: 'optional packages @tensorflow/tfjs-backend-webgpu and webgpu are not installed',
+    };
+  }
+  return { name: 'webgpu', available: true, reason: 'installed (needs a GPU adapter at run time; opt-in)' };
+}
+
+export function probeBackends(): BackendProbe[] {
+  return [
+    probeTensorflow('@tensorflow/tfjs-node-gpu', true),
+    probeTensorflow('@tensorflow/tfjs-node', false),
+    probeWebgpu(),
+    tryResolve('@tensorflow/tfjs-backend-wasm')
+      ? { name: 'wasm', available: true, reason: 'installed (SIMD)' }
+      : { name: 'wasm', available: false, reason: '@tensorflow/tfjs-backend-wasm is not installed' },
+    { name: 'cpu', available: true, reason: 'always available (pure JS, very slow)' },
+  ];
+}
+
+export function parseBackendName(s: string): BackendName {
+  const aliases: Record<string, BackendName> = {
+    gpu: 'tensorflow-gpu',
+    cuda: 'tensorflow-gpu',
+    'tensorflow-gpu': 'tensorflow-gpu',
+    'tfjs-node-gpu': 'tensorflow-gpu',
+    tensorflow: 'tensorflow',
+    node: 'tensorflow',
+    'tfjs-node': 'tensorflow',
+    webgpu: 'webgpu',
+    wasm: 'wasm',
+    cpu: 'cpu',
+  };
+  const b = aliases[s.toLowerCase()];
+  if (!b) {
+    throw new Error(`unknown backend "${s}"; choose one of ${BACKEND_ORDER.join(', ')}`);
+  }
+  return b;
+}
+
+async function activate(name: BackendName): Promise<{ tfBackend: string; threads: number }> {
+  switch (name) {
+    case 'tensorflow-gpu':
+      await import('@tensorflow/tfjs-node-gpu' as string);
+      if (!(await tf.setBackend('tensorflow'))) throw new Error('tensorflow (GPU) backend failed to start');
+      return { tfBackend: 'tensorflow', threads: os.cpus().length };
+    case 'tensorflow':
+      await import('@tensorflow/tfjs-node' as string);
+      if (!(await tf.setBackend('tensorflow'))) throw new Error('tensorflow backend failed to start');
+      return { tfBackend: 'tensorflow', threads: os.cpus().length };
+    case 'webgpu': {
+      const { initWebgpu } = await import('./webgpu.ts');
+      await initWebgpu();
+      return { tfBackend: 'webgpu', threads: 1 };
+    }
+    case 'wasm': {
+      const wasm = await import('@tensorflow/tfjs-backend-wasm');
+      if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend failed to start');
+      await tf.ready();
+      return { tfBackend: 'wasm', threads: wasm.getThreadsCount() };
+    }
+    case 'cpu':
+      await import('@tensorflow/tfjs-backend-cpu');
+      if (!(await tf.setBackend('cpu'))) throw new Error('cpu backend failed to start');
+      return { tfBackend: 'cpu', threads: 1 };
+  }
+}
+
+export function memoryBudgetFor(name: BackendName): number {
+  switch (name) {
+    case 'wasm':
+      return WASM_BUDGET;
+    case 'cpu':
+    case 'tensorflow':
+      // Host memory: leave a quarter of the machine for the process itself and the OS.
+      return Math.floor(os.totalmem() * 0.75);
+    case 'tensorflow-gpu':
+    case 'webgpu':
+      // Device memory is not observable from tfjs; AUDIOX_GPU_MEMORY_GB overrides this guess.
+      return Number(process.env.AUDIOX_GPU_MEMORY_GB ?? 16) * GiB;
+  }
+}
+
+/**
+ * Selects and starts a backend. `requested` (or AUDIOX_BACKEND) forces one; otherwise the first
+ * available in BACKEND_ORDER that starts wins (webgpu is opt-in only: it needs an adapter).
+ */
+export async function initBackend(requested?: string): Promise<BackendInfo> {
+  const want = requested ?? process.env.AUDIOX_BACKEND;
+  if (active && (!want || parseBackendName(want) === active.name)) return active;
+  const probes = probeBackends();
+  const candidates: BackendName[] = want
+    ? [parseBackendName(want)]
+    : BACKEND_ORDER.filter((b) => b !== 'webgpu');
+  const failures: string[] = [];
+  for (const name of candidates) {
+    const probe = probes.find((p) => p.name === name)!;
+    if (!probe.available) {
+      failures.push(`${name}: ${probe.reason}`);
+      continue;
+    }
+    try {
+      const { tfBackend, threads } = await activate(name);
+      probe.reason = 'active';
+      active = { name, tfBackend, threads, memoryBudget: memoryBudgetFor(name), probes };
+      return active;
+    } catch (e) {
+      probe.available = false;
+      probe.reason = `failed to start: ${(e as Error).message}`;
+      failures.push(`${name}: ${probe.reason}`);
+    }
+  }
+  throw new Error(`no TensorFlow.js backend could be started:\n  ${failures.join('\n  ')}`);
+}
+
+export function activeBackend(): BackendInfo {
+  if (!active) throw new Error('no backend initialised: call initBackend() first');
+  return active;
+}
+
+export function formatBytes(n: number): string {
+  if (n >= GiB) return `${(n / GiB).toFixed(2)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${n} B`;
+}
+
+/** Throws before an allocation plan that would exceed the active backend's budget. */
+export function checkMemoryPlan(bytes: number, what: string): void {
+  const b = active;
+  if (!b) return;
+  const inUse = tf.memory().numBytes;
+  if (inUse + bytes > b.memoryBudget) {
+    throw new Error(
+      `${what} needs ${formatBytes(bytes)} on top of ${formatBytes(inUse)} already allocated, which exceeds the ` +
+        `${b.name} backend's budget of ${formatBytes(b.memoryBudget)}` +
+        (b.name === 'wasm'
+          ? ' (the wasm heap is 4 GiB and corrupts tensors past ~3.75 GiB). Use weight streaming, a smaller model, or another backend.'
+          : '.'),
+    );
+  }
+}

@@ -1,0 +1,473 @@
+// safetensors reader (lazy: header first, each tensor read by offset on demand) and writer
+// (streaming, atomic: temp file + rename). Format: u64 LE header length, JSON header, raw data.
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'BOOL' | 'F64' | 'I8' | 'U8' | 'I16';
+
+export const DTYPE_SIZE: Record<SafetensorsDType, number> = {
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
+};
+
+export interface TensorEntry {
+  dtype: SafetensorsDType;
+  shape: number[];
+  /** Byte offsets relative to the start of the data section. */
+  offsets: [number, number];
+}
+
+/** Host-side tensor data: float32 for floating dtypes, int32 for integer and bool dtypes. */
+export interface HostTensor {
+  dtype: 'float32' | 'int32';
+  shape: number[];
+  data: Float32Array | Int32Array;
+}
+
+/** Anything tensors can be loaded from by name (a safetensors file, a prefixed view, a map). */
+export interface TensorSource {
+  keys(): string[];
+  has(key: string): boolean;
+  shape(key: string): number[];
+  read(key: string): tf.Tensor;
+}
+
+export class SafetensorsError extends Error {}
+
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** Converts IEEE half floats (as uint16) to float32. */
+export function f16ToF32(src: Uint16Array): Float32Array {
+  const out = new Float32Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const h = src[i];
+    const s = h & 0x8000 ? -1 : 1;
+    const e = (h >> 10) & 0x1f;
+    const m = h & 0x3ff;
+    if (e === 0) out[i] = s * m * 2 ** -24;
+    else if (e === 31) out[i] = m ? NaN : s * Infinity;
+    else out[i] = s * (1 + m / 1024) * 2 ** (e - 15);
+  }
+  return out;
+}
+
+/** Converts float32 to IEEE half (round to nearest even), as uint16. */
+export function f32ToF16(src: Float32Array): Uint16Array {
+  const out = new Uint16Array(src.length);
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  for (let i = 0; i < src.length; i++) {
+    f[0] = src[i];
+    const x = u[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0);
+      continue;
+    }
+    let e = exp - 127 + 15;
+    if (e >= 31) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000;
+      const shift = 14 - e;
+      let h = mant >>> shift;
+      const rem = mant & ((1 << shift) - 1);
+      const half = 1 << (shift - 1);
+      if (rem > half || (rem === half && h & 1)) h++;
+      out[i] = sign | h;
+      continue;
+    }
+    let h = (e << 10) | (mant >>> 13);
+    const rem = mant & 0x1fff;
+    if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+    out[i] = sign | h;
+  }
+  return out;
+}
+
+export function bf16ToF32(src: Uint16Array): Float32Array {
+  const u = new Uint32Array(src.length);
+  for (let i = 0; i < src.length; i++) u[i] = src[i] << 16;
+  return new Float32Array(u.buffer);
+}
+
+/** float32 → bfloat16 with round-to-nearest-even (what torch's .to(bfloat16) does). */
+export function f32ToBf16(src: Float32Array): Uint16Array {
+  const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
+  const out = new Uint16Array(src.length);
+  for (let i = 0; i < src.length; i++) {
+    const x = u[i];
+    if ((x & 0x7f800000) === 0x7f800000 && x & 0x7fffff) {
+      out[i] = (x >>> 16) | 0x40;
+      continue;
+    }
+    const lsb = (x >>> 16) & 1;
+    out[i] = ((x + 0x7fff + lsb) >>> 16) & 0xffff;
+  }
+  return out;
+}
+
+/** Decodes raw little-endian bytes of a safetensors dtype into float32 / int32 host data. */
+export function decodeBytes(bytes: Uint8Array, dtype: SafetensorsDType, where: string): HostTensor['data'] {
+  const aligned = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
+  const buf = aligned.buffer;
+  const off = aligned.byteOffset;
+  const n = aligned.byteLength / DTYPE_SIZE[dtype];
+  switch (dtype) {
+    case 'F32':
+      return new Float32Array(buf.slice(off, off + aligned.byteLength));
+    case 'F64':
+      return Float32Array.from(new Float64Array(buf, off, n));
+    case 'F16':
+      return f16ToF32(new Uint16Array(buf, off, n));
+    case 'BF16':
+      return bf16ToF32(new Uint16Array(buf, off, n));
+    case 'I32':
+      return new Int32Array(buf.slice(off, off + aligned.byteLength));
+    case 'I16':
+      return Int32Array.from(new Int16Array(buf, off, n));
+    case 'I8':
+      return Int32Array.from(new Int8Array(buf, off, n));
+    case 'U8':
+    case 'BOOL':
+      return Int32Array.from(new Uint8Array(buf, off, n));
+    case 'I64': {
+      const big = new BigInt64Array(buf, off, n);
+      const out = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = big[i];
+        if (v > 2147483647n || v < -2147483648n) {
+          throw new SafetensorsError(`${where}: I64 value ${v} at index ${i} does not fit in int32`);
+        }
+        out[i] = Number(v);
+      }
+      return out;
+    }
+  }
+}
+
+export function isFloatDType(d: SafetensorsDType): boolean {
+  return d === 'F32' || d === 'F16' || d === 'BF16' || d === 'F64';
+}
+
+/** A safetensors file opened lazily: only the header is read up front. */
+export class SafetensorsFile implements TensorSource {
+  readonly entries: Map<string, TensorEntry>;
+  readonly metadata: Record<string, string>;
+  private fd: number | null;
+  private readonly dataStart: number;
+
+  private constructor(
+    readonly file: string,
+    fd: number,
+    entries: Map<string, TensorEntry>,
+    metadata: Record<string, string>,
+    dataStart: number,
+  ) {
+    this.fd = fd;
+    this.entries = entries;
+    this.metadata = metadata;
+    this.dataStart = dataStart;
+  }
+
+  static open(file: string): SafetensorsFile {
+    const fail = (msg: string): never => {
+      throw new SafetensorsError(`${file}: ${msg}`);
+    };
+    let fd: number;
+    try {
+      fd = fs.openSync(file, 'r');
+    } catch (e) {
+      throw new SafetensorsError(`${file}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (size < 8) fail(`file is ${size} bytes, too short for the 8-byte header length`);
+      const lenBuf = Buffer.alloc(8);
+      fs.readSync(fd, lenBuf, 0, 8, 0);
+      const headerLen = lenBuf.readBigUInt64LE(0);
+      if (headerLen > BigInt(size - 8)) {
+        fail(`header length ${headerLen} goes beyond the end of the file (${size} bytes)`);
+      }
+      const hl = Number(headerLen);
+      if (hl > 100 * 1024 * 1024) fail(`header length ${hl} is implausibly large (> 100 MB)`);
+      const hb = Buffer.alloc(hl);
+      fs.readSync(fd, hb, 0, hl, 8);
+      let header: Record<string, unknown>;
+      try {
+        header = JSON.parse(hb.toString('utf8')) as Record<string, unknown>;
+      } catch (e) {
+        return fail(`header is not valid JSON (${(e as Error).message})`);
+      }
+      if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
+      const dataStart = 8 + hl;
+      const dataLen = size - dataStart;
+      const entries = new Map<string, TensorEntry>();
+      let metadata: Record<string, string> = {};
+      for (const [name, v] of Object.entries(header)) {
+        if (name === '__metadata__') {
+          metadata = (v ?? {}) as Record<string, string>;
+          continue;
+        }
+        const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
+        if (typeof e !== 'object' || e === null) fail(`tensor "${name}": entry is not an object`);
+        const dtype = e.dtype as SafetensorsDType;
+        if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZE)) fail(`tensor "${name}": unknown dtype ${JSON.stringify(e.dtype)}`);
+        const shape = e.shape;
+        if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
+          fail(`tensor "${name}": invalid shape ${JSON.stringify(shape)}`);
+        }
+        const offs = e.data_offsets;
+        if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isInteger(d) && d >= 0)) {
+          fail(`tensor "${name}": invalid data_offsets ${JSON.stringify(offs)}`);
+        }
+        const [b, en] = offs as [number, number];
+        if (en < b || en > dataLen) {
+          fail(`tensor "${name}": data_offsets [${b}, ${en}] out of range (data section is ${dataLen} bytes)`);
+        }
+        const expected = numel(shape as number[]) * DTYPE_SIZE[dtype];
+        if (en - b !== expected) {
+          fail(
+            `tensor "${name}": shape ${JSON.stringify(shape)} × ${dtype} needs ${expected} bytes but data_offsets span ${en - b}`,
+          );
+        }
+        entries.set(name, { dtype, shape: shape as number[], offsets: [b, en] });
+      }
+      const sorted = [...entries.entries()].sort((a, b) => a[1].offsets[0] - b[1].offsets[0]);
+      for (let i = 1; i < sorted.length; i++) {
+        const [pn, pe] = sorted[i - 1];
+        const [cn, ce] = sorted[i];
+        if (ce.offsets[0] < pe.offsets[1] && ce.offsets[1] > ce.offsets[0]) {
+          fail(`tensors "${pn}" and "${cn}" have overlapping data_offsets`);
+        }
+      }
+      return new SafetensorsFile(file, fd, entries, metadata, dataStart);
+    } catch (e) {
+      fs.closeSync(fd);
+      throw e;
+    }
+  }
+
+  keys(): string[] {
+    return [...this.entries.keys()];
+  }
+
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
+  entry(key: string): TensorEntry {
+    const e = this.entries.get(key);
+    if (!e) throw new SafetensorsError(`${this.file}: no tensor named "${key}"`);
+    return e;
+  }
+
+  shape(key: string): number[] {
+    return this.entry(key).shape;
+  }
+
+  /** Raw little-endian bytes of one tensor. */
+  readBytes(key: string): Uint8Array {
+    const e = this.entry(key);
+    if (this.fd === null) throw new SafetensorsError(`${this.file}: file is closed`);
+    const len = e.offsets[1] - e.offsets[0];
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const n = fs.readSync(this.fd, out, done, len - done, this.dataStart + e.offsets[0] + done);
+      if (n <= 0) throw new SafetensorsError(`${this.file}: unexpected end of file reading "${key}"`);
+      done += n;
+    }
+    return out;
+  }
+
+  readHost(key: string): HostTensor {
+    const e = this.entry(key);
+    const data = decodeBytes(this.readBytes(key), e.dtype, `${this.file}: tensor "${key}"`);
+    return { dtype: data instanceof Float32Array ? 'float32' : 'int32', shape: e.shape, data };
+  }
+
+  read(key: string): tf.Tensor {
+    const h = this.readHost(key);
+    return tf.tensor(h.data, h.shape, h.dtype);
+  }
+
+  close(): void {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+}
+
+/** A view of a source restricted to keys under `prefix` (with the prefix removed). */
+export class PrefixedSource implements TensorSource {
+  constructor(
+    private readonly inner: TensorSource,
+    private readonly prefix: string,
+  ) {}
+  keys(): string[] {
+    return this.inner
+      .keys()
+      .filter((k) => k.startsWith(this.prefix))
+      .map((k) => k.slice(this.prefix.length));
+  }
+  has(key: string): boolean {
+    return this.inner.has(this.prefix + key);
+  }
+  shape(key: string): number[] {
+    return this.inner.shape(this.prefix + key);
+  }
+  read(key: string): tf.Tensor {
+    return this.inner.read(this.prefix + key);
+  }
+}
+
+/** An in-memory source (tests, synthetic weights). Tensors stay owned by the caller. */
+export class MapSource implements TensorSource {
+  constructor(private readonly map: Map<string, tf.Tensor> | Record<string, tf.Tensor>) {}
+  private get m(): Map<string, tf.Tensor> {
+    return this.map instanceof Map ? this.map : new Map(Object.entries(this.map));
+  }
+  keys(): string[] {
+    return [...this.m.keys()];
+  }
+  has(key: string): boolean {
+    return this.m.has(key);
+  }
+  shape(key: string): number[] {
+    return this.m.get(key)!.shape;
+  }
+  read(key: string): tf.Tensor {
+    const t = this.m.get(key);
+    if (!t) throw new Error(`no tensor named "${key}"`);
+    return t.clone();
+  }
+}
+
+export interface WriteEntry {
+  name: string;
+  dtype: SafetensorsDType;
+  shape: number[];
+  /** Produces the tensor's raw little-endian bytes; called once, in order, while writing. */
+  bytes: () => Uint8Array | Promise<Uint8Array>;
+}
+
+/**
+ * Streams tensors into a safetensors file: header first, then each tensor's bytes in name order.
+ * Written to a temp file next to `file` and renamed on success, so a failure leaves nothing behind.
+ */
+export async function writeSafetensors(
+  file: string,
+  entries: WriteEntry[],
+  metadata?: Record<string, string>,
+): Promise<void> {
+  const sorted = [...entries].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
+  let off = 0;
+  const seen = new Set<string>();
+  for (const e of sorted) {
+    if (seen.has(e.name)) throw new SafetensorsError(`${file}: duplicate tensor name "${e.name}"`);
+    seen.add(e.name);
+    if (!(e.dtype in DTYPE_SIZE)) throw new SafetensorsError(`${file}: unknown dtype ${e.dtype} for "${e.name}"`);
+    const len = numel(e.shape) * DTYPE_SIZE[e.dtype];
+    header[e.name] = { dtype: e.dtype, shape: e.shape, data_offsets: [off, off + len] };
+    off += len;
+  }
+  let json = JSON.stringify(header);
+  const pad = (8 - (Buffer.byteLength(json) % 8)) % 8;
+  json += ' '.repeat(pad);
+  const hb = Buffer.from(json, 'utf8');
+  fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    const lb = Buffer.alloc(8);
+    lb.writeBigUInt64LE(BigInt(hb.length));
+    fs.writeSync(fd, lb);
+    fs.writeSync(fd, hb);
+    for (const e of sorted) {
+      const b = await e.bytes();
+      const len = numel(e.shape) * DTYPE_SIZE[e.dtype];
+      if (b.byteLength !== len) {
+        throw new SafetensorsError(
+          `${file}: tensor "${e.name}" has ${b.byteLength} bytes, expected ${len} for ${e.dtype} ${JSON.stringify(e.shape)}`,
+        );
+      }
+      let done = 0;
+      while (done < b.byteLength) done += fs.writeSync(fd, b, done, b.byteLength - done);
+    }
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    try {
+      fs.closeSync(fd);
+    } catch {
+      /* already closed */
+    }
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Bytes of a host array in a safetensors dtype (float32 → F32/F16/BF16; int32 → I32/I64/BOOL). */
+export function encodeHost(data: Float32Array | Int32Array, dtype: SafetensorsDType): Uint8Array {
+  const u8 = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  switch (dtype) {
+    case 'F32':
+      return u8(data instanceof Float32Array ? data : Float32Array.from(data));
+    case 'F16':
+      return u8(f32ToF16(data instanceof Float32Array ? data : Float32Array.from(data)));
+    case 'BF16':
+      return u8(f32ToBf16(data instanceof Float32Array ? data : Float32Array.from(data)));
+    case 'I32':
+      return u8(data instanceof Int32Array ? data : Int32Array.from(data, (v) => Math.trunc(v)));
+    case 'I64':
+      return u8(BigInt64Array.from(data, (v) => BigInt(Math.trunc(v))));
+    case 'BOOL':
+      return Uint8Array.from(data, (v) => (v ? 1 : 0));
+    default:
+      throw new SafetensorsError(`encoding host data as ${dtype} is not supported`);
+  }
+}
+
+/** Convenience: write tf tensors (float32 → F32, int32/bool → I32 unless dtypes says otherwise). */
+export async function saveTensors(
+  file: string,
+  tensors: Record<string, tf.Tensor>,
+  metadata?: Record<string, string>,
+  dtypes: Record<string, SafetensorsDType> = {},
+): Promise<void> {
+  await writeSafetensors(
+    file,
+    Object.entries(tensors).map(([name, t]) => {
+      const dtype = dtypes[name] ?? (t.dtype === 'float32' ? 'F32' : 'I32');
+      return {
+        name,
+        dtype,
+        shape: t.shape,
+        bytes: async () => encodeHost((await t.data()) as Float32Array | Int32Array, dtype),
+      };
+    }),
+    metadata,
+  );
+}

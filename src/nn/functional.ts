@@ -1,0 +1,219 @@
+// Stateless ops in PyTorch conventions (shapes [B, C, T] for 1-D signals, weights in torch layout).
+import * as tf from '@tensorflow/tfjs';
+
+/** y = x·Wᵀ + b with W [out, in] (torch.nn.Linear). Works on any leading shape. */
+export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null): tf.Tensor {
+  return tf.tidy(() => {
+    const inF = x.shape[x.rank - 1];
+    const lead = x.shape.slice(0, -1);
+    const y2 = tf.matMul(x.reshape([-1, inF]), weight, false, true);
+    const y = bias ? y2.add(bias) : y2;
+    return y.reshape([...lead, weight.shape[0]]);
+  });
+}
+
+export function layerNorm(x: tf.Tensor, weight: tf.Tensor | null, bias: tf.Tensor | null, eps = 1e-5): tf.Tensor {
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, -1, true);
+    let y = x.sub(mean).mul(tf.rsqrt(variance.add(eps)));
+    if (weight) y = y.mul(weight);
+    if (bias) y = y.add(bias);
+    return y;
+  });
+}
+
+/** Normalises by the root mean square over the last axis: x / sqrt(mean(x²) + eps) (· weight). */
+export function rmsNorm(x: tf.Tensor, weight: tf.Tensor | null, eps: number): tf.Tensor {
+  return tf.tidy(() => {
+    const y = x.mul(tf.rsqrt(x.square().mean(-1, true).add(eps)));
+    return weight ? y.mul(weight) : y;
+  });
+}
+
+/** Exact GELU: 0.5·x·(1 + erf(x/√2)). */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => x.mul(0.5).mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)));
+}
+
+/** tanh-approximated GELU (approximate='tanh'; T5's gelu_new). */
+export function geluTanh(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const inner = x.add(x.pow(3).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
+    return x.mul(0.5).mul(tf.tanh(inner).add(1));
+  });
+}
+
+/** CLIP's quick GELU: x·σ(1.702x). */
+export function quickGelu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => x.mul(tf.sigmoid(x.mul(1.702))));
+}
+
+export function silu(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => x.mul(tf.sigmoid(x)));
+}
+
+/** torch.nn.functional.softplus with beta 1 and threshold 20. */
+export function softplus(x: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => tf.where(x.greater(20), x, tf.log1p(tf.exp(x))));
+}
+
+/** ELU with α = 1. */
+export function elu(x: tf.Tensor): tf.Tensor {
+  return tf.elu(x);
+}
+
+/**
+ * SnakeBeta on [B, C, T]: x + 1/(β + 1e-9) · sin(α·x)², α and β per channel (already exp'ed if
+ * the module uses log scale).
+ */
+export function snakeBeta(x: tf.Tensor, alpha: tf.Tensor, beta: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const a = alpha.reshape([1, -1, 1]);
+    const invB = tf.reciprocal(beta.add(1e-9)).reshape([1, -1, 1]);
+    return x.add(tf.sin(x.mul(a)).square().mul(invB));
+  });
+}
+
+export interface Conv1dOptions {
+  stride?: number;
+  padding?: number;
+  dilation?: number;
+}
+
+/** torch Conv1d on [B, Cin, T] with weight [Cout, Cin, k] → [B, Cout, T']. */
+export function conv1d(x: tf.Tensor3D, weight: tf.Tensor, bias: tf.Tensor | null, o: Conv1dOptions = {}): tf.Tensor3D {
+  return tf.tidy(() => {
+    const filter = weight.transpose([2, 1, 0]) as tf.Tensor3D;
+    return conv1dNWC(x.transpose([0, 2, 1]), filter, bias, o).transpose([0, 2, 1]);
+  });
+}
+
+/** Conv1d on channels-last [B, T, Cin] with a tf filter [k, Cin, Cout] → [B, T', Cout]. */
+export function conv1dNWC(x: tf.Tensor3D, filter: tf.Tensor3D, bias: tf.Tensor | null, o: Conv1dOptions = {}): tf.Tensor3D {
+  return tf.tidy(() => {
+    const { stride = 1, padding = 0, dilation = 1 } = o;
+    const k = filter.shape[0];
+    let y: tf.Tensor3D;
+    if (k === 1 && stride === 1 && padding === 0) {
+      const [b, t, c] = x.shape;
+      y = tf.matMul(x.reshape([b * t, c]), filter.reshape([c, filter.shape[2]])).reshape([b, t, filter.shape[2]]);
+    } else {
+      const xp = padding ? tf.pad(x, [[0, 0], [padding, padding], [0, 0]]) : x;
+      y = tf.conv1d(xp, filter, stride, 'valid', 'NWC', dilation);
+    }
+    return (bias ? y.add(bias) : y) as tf.Tensor3D;
+  });
+}
+
+export interface ConvTranspose1dOptions {
+  stride?: number;
+  padding?: number;
+  outputPadding?: number;
+}
+
+/** torch ConvTranspose1d on [B, Cin, T] with weight [Cin, Cout, k] → [B, Cout, T']. */
+export function convTranspose1d(
+  x: tf.Tensor3D,
+  weight: tf.Tensor,
+  bias: tf.Tensor | null,
+  o: ConvTranspose1dOptions = {},
+): tf.Tensor3D {
+  return tf.tidy(() => {
+    const filter = weight.transpose([2, 1, 0]).expandDims(0) as tf.Tensor4D; // [1, k, Cout, Cin]
+    return convTranspose1dNWC(x.transpose([0, 2, 1]), filter, bias, o).transpose([0, 2, 1]);
+  });
+}
+
+/** ConvTranspose1d on channels-last [B, T, Cin] with a tf filter [1, k, Cout, Cin]. */
+export function convTranspose1dNWC(
+  x: tf.Tensor3D,
+  filter: tf.Tensor4D,
+  bias: tf.Tensor | null,
+  o: ConvTranspose1dOptions = {},
+): tf.Tensor3D {
+  return tf.tidy(() => {
+    const { stride = 1, padding = 0, outputPadding = 0 } = o;
+    const [b, t] = x.shape;
+    const k = filter.shape[1];
+    const cout = filter.shape[2];
+    const full = (t - 1) * stride + k;
+    const y = tf.conv2dTranspose(x.expandDims(1) as tf.Tensor4D, filter, [b, 1, full, cout], [1, stride], 'valid');
+    const len = full - 2 * padding + outputPadding;
+    let z = y.squeeze([1]) as tf.Tensor3D;
+    if (padding + len > full) z = tf.pad(z, [[0, 0], [0, padding + len - full], [0, 0]]);
+    z = z.slice([0, padding, 0], [b, len, cout]);
+    return (bias ? z.add(bias) : z) as tf.Tensor3D;
+  });
+}
+
+/** W = g · v / ‖v‖ with the norm over every axis but 0 (torch weight_norm, dim=0, no epsilon). */
+export function foldWeightNorm(g: tf.Tensor, v: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const axes = v.shape.map((_, i) => i).slice(1);
+    const norm = v.square().sum(axes, true).sqrt();
+    return v.mul(g.reshape(norm.shape)).div(norm);
+  });
+}
+
+/**
+ * Scaled dot-product attention on [B, H, Lq, D] × [B, Hkv, Lk, D]. Key/value heads are shared by
+ * groups of consecutive query heads (repeat_interleave), as in grouped-query attention.
+ * `mask` (broadcastable to [B, H, Lq, Lk]) is boolean (true = attend) or additive.
+ */
+export function attention(
+  q: tf.Tensor4D,
+  k: tf.Tensor4D,
+  v: tf.Tensor4D,
+  opts: { mask?: tf.Tensor | null; scale?: number } = {},
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [b, h, lq, d] = q.shape;
+    const hkv = k.shape[1];
+    if (h % hkv !== 0) throw new Error(`attention: ${h} query heads are not a multiple of ${hkv} key/value heads`);
+    const r = h / hkv;
+    const scale = opts.scale ?? 1 / Math.sqrt(d);
+    // Group query heads by their kv head so no repeat is materialised: [B, Hkv, r·Lq, D].
+    const qg = r === 1 ? q : q.reshape([b, hkv, r * lq, d]);
+    let scores = tf.matMul(qg.mul(scale), k, false, true); // [B, Hkv, r·Lq, Lk]
+    if (opts.mask) {
+      const lk = k.shape[2];
+      const m = r === 1 ? opts.mask : tf.broadcastTo(opts.mask, [b, h, lq, lk]).reshape([b, hkv, r * lq, lk]);
+      scores = m.dtype === 'bool' ? tf.where(m, scores, tf.fill(scores.shape, -Infinity)) : scores.add(m);
+    }
+    const out = tf.matMul(tf.softmax(scores, -1), v);
+    return (r === 1 ? out : out.reshape([b, h, lq, d])) as tf.Tensor4D;
+  });
+}
+
+/** [B, L, H·D] → [B, H, L, D] */
+export function splitHeads(x: tf.Tensor, heads: number): tf.Tensor4D {
+  const [b, l, hd] = x.shape;
+  return x.reshape([b, l, heads, hd / heads]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+}
+
+/** [B, H, L, D] → [B, L, H·D] */
+export function mergeHeads(x: tf.Tensor): tf.Tensor3D {
+  const [b, h, l, d] = x.shape;
+  return x.transpose([0, 2, 1, 3]).reshape([b, l, h * d]) as tf.Tensor3D;
+}
+
+/**
+ * Rotary embedding, rotate-half (NeoX) convention, applied to the first `freqs.shape[-1]` channels
+ * of the last axis; the remaining channels pass through. `freqs` is [L, rot].
+ */
+export function applyRotaryHalf(x: tf.Tensor, freqs: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const rot = freqs.shape[freqs.rank - 1];
+    const d = x.shape[x.rank - 1];
+    const begin = x.shape.map(() => 0);
+    const u = x.slice(begin, [...x.shape.slice(0, -1), rot]);
+    const half = rot / 2;
+    const u1 = u.slice(begin, [...u.shape.slice(0, -1), half]);
+    const u2 = u.slice([...begin.slice(0, -1), half], [...u.shape.slice(0, -1), half]);
+    const rotated = tf.concat([u2.neg(), u1], -1);
+    const out = u.mul(tf.cos(freqs)).add(rotated.mul(tf.sin(freqs)));
+    if (rot === d) return out;
+    const rest = x.slice([...begin.slice(0, -1), rot], [...x.shape.slice(0, -1), d - rot]);
+    return tf.concat([out, rest], -1);
+  });
+}

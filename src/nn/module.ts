@@ -1,0 +1,344 @@
+// Module base: a tree of named children whose parameter paths are exactly the PyTorch state-dict
+// keys, strict state-dict loading, parameter manifests without allocation, and output capture.
+import * as tf from '@tensorflow/tfjs';
+import type { TensorSource } from '../io/safetensors.ts';
+
+export type Shape = number[];
+export type ParamKind = 'parameter' | 'buffer';
+export type ParamDType = 'float32' | 'int32';
+
+/** One named tensor slot of a module (a parameter or a buffer), empty until loaded. */
+export class Parameter {
+  private tensor: tf.Tensor | null = null;
+  constructor(
+    readonly shape: Shape,
+    readonly kind: ParamKind = 'parameter',
+    readonly dtype: ParamDType = 'float32',
+    /** Buffers that PyTorch does not persist (or that the reference may omit) may be missing. */
+    readonly optional = false,
+  ) {}
+
+  get loaded(): boolean {
+    return this.tensor !== null;
+  }
+
+  get value(): tf.Tensor {
+    if (!this.tensor) throw new Error('parameter read before it was loaded (call loadStateDict or init first)');
+    return this.tensor;
+  }
+
+  set(t: tf.Tensor): void {
+    if (!sameShape(t.shape, this.shape)) {
+      throw new Error(`shape mismatch: expected [${this.shape}], got [${t.shape}]`);
+    }
+    const v = t.dtype === this.dtype ? t : tf.tidy(() => t.cast(this.dtype));
+    if (v !== t) t.dispose();
+    this.tensor?.dispose();
+    this.tensor = tf.keep(v);
+  }
+
+  dispose(): void {
+    this.tensor?.dispose();
+    this.tensor = null;
+  }
+}
+
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+export interface LoadOptions {
+  /** Throw on missing / unexpected keys and shape mismatches (default true). */
+  strict?: boolean;
+  /** Key prefix in the source for this module (e.g. "model.model."). */
+  prefix?: string;
+  /** Keys under these prefixes in the source are ignored instead of reported as unexpected. */
+  ignorePrefixes?: string[];
+}
+
+export interface LoadReport {
+  loaded: string[];
+  missing: string[];
+  unexpected: string[];
+  mismatched: { key: string; expected: Shape; found: Shape }[];
+}
+
+export class StateDictError extends Error {
+  constructor(readonly report: LoadReport, what: string) {
+    const lines: string[] = [];
+    const list = (title: string, items: string[]) => {
+      if (!items.length) return;
+      lines.push(`${title} (${items.length}):`);
+      for (const i of items.slice(0, 30)) lines.push(`  ${i}`);
+      if (items.length > 30) lines.push(`  … and ${items.length - 30} more`);
+    };
+    list('missing keys', report.missing);
+    list('unexpected keys', report.unexpected);
+    list(
+      'shape mismatches',
+      report.mismatched.map((m) => `${m.key}: expected [${m.expected}], found [${m.found}]`),
+    );
+    super(`state dict does not match ${what}:\n${lines.join('\n')}`);
+  }
+}
+
+/** Outputs recorded during a capture, by module path (k-th repeated call: `path.k`, k ≥ 1). */
+export type Captures = Record<string, tf.Tensor>;
+
+interface CaptureContext {
+  wanted: Set<string>;
+  all: boolean;
+  out: Captures;
+  counts: Map<string, number>;
+}
+
+let captureCtx: CaptureContext | null = null;
+
+function captureOutput(path: string, value: unknown): void {
+  const ctx = captureCtx;
+  if (!ctx || !(ctx.all || ctx.wanted.has(path))) return;
+  const tensors: [string, tf.Tensor][] = [];
+  if (value instanceof tf.Tensor) tensors.push(['', value]);
+  else if (Array.isArray(value)) {
+    value.forEach((v, i) => v instanceof tf.Tensor && tensors.push([`#${i}`, v]));
+  } else if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value)) if (v instanceof tf.Tensor) tensors.push([`#${k}`, v]);
+  }
+  const n = ctx.counts.get(path) ?? 0;
+  ctx.counts.set(path, n + 1);
+  for (const [suffix, t] of tensors) {
+    const key = `${path}${suffix}${n ? `.${n}` : ''}`;
+    ctx.out[key] = tf.keep(t.clone());
+  }
+}
+
+export abstract class Module {
+  private readonly _children = new Map<string, Module>();
+  private readonly _params = new Map<string, Parameter>();
+  private _parent: Module | null = null;
+  private _name = '';
+
+  /** Registers a child; calls to its `forward` are recorded under its path while capturing. */
+  protected module<M extends Module>(name: string, m: M): M {
+    if (this._children.has(name) || this._params.has(name)) throw new Error(`duplicate member name "${name}"`);
+    m._parent = this;
+    m._name = name;
+    this._children.set(name, m);
+    const f = (m as unknown as { forward?: (...a: unknown[]) => unknown }).forward;
+    if (typeof f === 'function' && !Object.prototype.hasOwnProperty.call(m, 'forward')) {
+      Object.defineProperty(m, 'forward', {
+        value: (...args: unknown[]) => {
+          const out = f.apply(m, args);
+          if (captureCtx) captureOutput(m.path, out);
+          return out;
+        },
+        configurable: true,
+        writable: true,
+      });
+    }
+    return m;
+  }
+
+  protected param(name: string, shape: Shape, dtype: ParamDType = 'float32'): Parameter {
+    return this.addTensor(name, new Parameter(shape, 'parameter', dtype));
+  }
+
+  protected buffer(name: string, shape: Shape, dtype: ParamDType = 'float32', optional = false): Parameter {
+    return this.addTensor(name, new Parameter(shape, 'buffer', dtype, optional));
+  }
+
+  private addTensor(name: string, p: Parameter): Parameter {
+    if (this._children.has(name) || this._params.has(name)) throw new Error(`duplicate member name "${name}"`);
+    this._params.set(name, p);
+    return p;
+  }
+
+  /** Full dotted path from the root (empty for the root). */
+  get path(): string {
+    const parts: string[] = [];
+    for (let m: Module | null = this; m && m._parent; m = m._parent) parts.unshift(m._name);
+    return parts.join('.');
+  }
+
+  get children(): ReadonlyMap<string, Module> {
+    return this._children;
+  }
+
+  *namedModules(prefix = ''): Generator<[string, Module]> {
+    yield [prefix, this];
+    for (const [n, c] of this._children) yield* c.namedModules(prefix ? `${prefix}.${n}` : n);
+  }
+
+  *namedTensors(prefix = ''): Generator<[string, Parameter]> {
+    for (const [n, p] of this._params) yield [prefix ? `${prefix}.${n}` : n, p];
+    for (const [n, c] of this._children) yield* c.namedTensors(prefix ? `${prefix}.${n}` : n);
+  }
+
+  getSubmodule(path: string): Module {
+    let m: Module = this;
+    for (const part of path.split('.').filter(Boolean)) {
+      const c = m._children.get(part);
+      if (!c) throw new Error(`no module "${path}" (missing "${part}"; children: ${[...m._children.keys()].join(', ')})`);
+      m = c;
+    }
+    return m;
+  }
+
+  /** `{key: shape}` of every parameter and buffer, without allocating anything. */
+  parameterManifest(opts: { buffers?: boolean; optional?: boolean } = {}): Record<string, Shape> {
+    const out: Record<string, Shape> = {};
+    for (const [k, p] of this.namedTensors()) {
+      if (p.kind === 'buffer' && opts.buffers === false) continue;
+      if (p.optional && opts.optional === false) continue;
+      out[k] = [...p.shape];
+    }
+    return out;
+  }
+
+  /** Number of float32-equivalent bytes the module's tensors occupy once loaded. */
+  parameterBytes(): number {
+    let n = 0;
+    for (const [, p] of this.namedTensors()) n += p.shape.reduce((a, b) => a * b, 1) * 4;
+    return n;
+  }
+
+  /**
+   * Loads tensors by state-dict key. Strict by default: every missing key, unexpected key under
+   * the prefix and shape mismatch is reported in one error; nothing is silently skipped.
+   */
+  loadStateDict(source: TensorSource, opts: LoadOptions = {}): LoadReport {
+    const { strict = true, prefix = '', ignorePrefixes = [] } = opts;
+    const report: LoadReport = { loaded: [], missing: [], unexpected: [], mismatched: [] };
+    const expected = new Map(this.namedTensors());
+    for (const [k, p] of expected) {
+      const key = prefix + k;
+      if (!source.has(key)) {
+        if (!p.optional) report.missing.push(key);
+        continue;
+      }
+      const shape = source.shape(key);
+      if (!sameShape(shape, p.shape)) report.mismatched.push({ key, expected: p.shape, found: shape });
+    }
+    for (const key of source.keys()) {
+      if (!key.startsWith(prefix) || ignorePrefixes.some((ip) => key.startsWith(ip))) continue;
+      if (!expected.has(key.slice(prefix.length))) report.unexpected.push(key);
+    }
+    if (strict && (report.missing.length || report.unexpected.length || report.mismatched.length)) {
+      throw new StateDictError(report, this.constructor.name);
+    }
+    const bad = new Set(report.mismatched.map((m) => m.key));
+    for (const [k, p] of expected) {
+      const key = prefix + k;
+      if (!source.has(key) || bad.has(key)) continue;
+      p.set(source.read(key));
+      report.loaded.push(key);
+    }
+    for (const [, m] of this.namedModules()) m.onLoad();
+    return report;
+  }
+
+  /** Fills every parameter from a generator (synthetic / random weights). */
+  initWeights(init: (key: string, p: Parameter) => tf.Tensor): void {
+    for (const [k, p] of this.namedTensors()) p.set(init(k, p));
+    for (const [, m] of this.namedModules()) m.onLoad();
+  }
+
+  /** Called after loading: layers fold derived weights here (e.g. weight norm). */
+  protected onLoad(): void {}
+
+  /** Returns the loaded tensors by key (references, not copies). */
+  stateDict(): Record<string, tf.Tensor> {
+    const out: Record<string, tf.Tensor> = {};
+    for (const [k, p] of this.namedTensors()) if (p.loaded) out[k] = p.value;
+    return out;
+  }
+
+  dispose(): void {
+    for (const [, p] of this.namedTensors()) p.dispose();
+    for (const [, m] of this.namedModules()) m.onDispose();
+  }
+
+  protected onDispose(): void {}
+
+  /**
+   * Runs `fn` and returns its result together with the outputs of the named submodules (paths
+   * relative to this module's root, i.e. state-dict paths; '*' captures every module). The
+   * captured tensors are owned by the caller.
+   */
+  async capture<T>(paths: string[] | '*', fn: () => T | Promise<T>): Promise<{ result: T; captures: Captures }> {
+    if (captureCtx) throw new Error('capture() calls cannot be nested');
+    const root = this.path;
+    const wanted = paths === '*' ? [] : paths.map((p) => (root ? `${root}.${p}` : p));
+    if (paths !== '*') for (const p of paths) this.getSubmodule(p);
+    const ctx: CaptureContext = { wanted: new Set(wanted), all: paths === '*', out: {}, counts: new Map() };
+    captureCtx = ctx;
+    try {
+      const result = await fn();
+      const captures: Captures = {};
+      for (const [k, v] of Object.entries(ctx.out)) captures[root && k.startsWith(`${root}.`) ? k.slice(root.length + 1) : k] = v;
+      return { result, captures };
+    } catch (e) {
+      for (const t of Object.values(ctx.out)) t.dispose();
+      throw e;
+    } finally {
+      captureCtx = null;
+    }
+  }
+}
+
+/** A list of modules named 0, 1, 2, … like torch.nn.ModuleList. */
+export class ModuleList<M extends Module> extends Module {
+  readonly items: M[];
+  constructor(items: M[]) {
+    super();
+    this.items = items.map((m, i) => this.module(String(i), m));
+  }
+  get length(): number {
+    return this.items.length;
+  }
+  at(i: number): M {
+    return this.items[i];
+  }
+}
+
+/** A parameter-less function as a module, so it can sit in a Sequential at its PyTorch index. */
+export class Lambda extends Module {
+  constructor(private readonly fn: (x: tf.Tensor) => tf.Tensor) {
+    super();
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return this.fn(x);
+  }
+}
+
+export interface UnaryModule extends Module {
+  forward(x: tf.Tensor): tf.Tensor;
+}
+
+/** torch.nn.Sequential: children named by index, applied in order. */
+export class Sequential extends Module {
+  readonly items: UnaryModule[];
+  constructor(...items: UnaryModule[]) {
+    super();
+    this.items = items.map((m, i) => this.module(String(i), m));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => this.items.reduce((h, m) => m.forward(h), x));
+  }
+}
+
+/** Named children like torch.nn.ModuleDict (e.g. `conditioner.conditioners.<id>`). */
+export class ModuleDict<M extends Module = Module> extends Module {
+  readonly entries: Map<string, M> = new Map();
+  constructor(items: Record<string, M> | [string, M][] = {}) {
+    super();
+    for (const [k, m] of Array.isArray(items) ? items : Object.entries(items)) this.set(k, m);
+  }
+  set(name: string, m: M): M {
+    this.entries.set(name, this.module(name, m));
+    return m;
+  }
+  get(name: string): M | undefined {
+    return this.entries.get(name);
+  }
+}

@@ -1,0 +1,4 @@
+// Every test file runs on one initialised backend (AUDIOX_BACKEND or the default order: wasm here).
+import { initBackend } from '../src/backend/index.ts';
+
+await initBackend();
