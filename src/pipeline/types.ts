@@ -1,0 +1,88 @@
+// Public types of the generation pipeline (what the CLI, the web UI and library users call).
+import type * as tf from '@tensorflow/tfjs';
+import type { NoiseStream } from '../sampling/noise.ts';
+
+export type SamplerName =
+  | 'dpmpp-3m-sde'
+  | 'dpmpp-2m-sde'
+  | 'k-heun'
+  | 'k-lms'
+  | 'k-dpm-2'
+  | 'k-euler'
+  | 'k-euler-ancestral'
+  | 'dpmpp-2m'
+  | 'rf-euler';
+
+/** A conditioner output: tokens [B, L, D] and the reference's mask for them. */
+export interface CondTensors {
+  embedding: tf.Tensor;
+  mask: tf.Tensor;
+}
+
+export interface Progress {
+  /** 0-based index of the step just finished. */
+  step: number;
+  steps: number;
+  sigma: number;
+  /** The current denoised estimate (latents [B, C, T]); valid only during the callback. */
+  denoised: tf.Tensor;
+  elapsedMs: number;
+}
+
+/** Inpainting: keep the init audio where `maskStart..maskEnd` (seconds) is NOT regenerated. */
+export interface InpaintOptions {
+  maskStart: number;
+  maskEnd: number;
+}
+
+export interface GenerateOptions {
+  prompt?: string;
+  negativePrompt?: string;
+  /** Paths of conditioning media. */
+  video?: string;
+  image?: string;
+  audio?: string;
+  secondsStart?: number;
+  /** Length of the generated audio in seconds (default 10, at most sample_size / sample_rate). */
+  secondsTotal?: number;
+  steps?: number;
+  cfgScale?: number;
+  /** CFG rescale (the reference's scale_phi). */
+  cfgRescale?: number;
+  sampler?: SamplerName;
+  sigmaMin?: number;
+  sigmaMax?: number;
+  rho?: number;
+  /** −1 or undefined: random. */
+  seed?: number;
+  /** Init audio for variations: a path or stereo samples at the model rate. */
+  initAudio?: string | Float32Array[];
+  initNoiseLevel?: number;
+  inpaint?: InpaintOptions;
+  batchSize?: number;
+  onProgress?: (p: Progress) => void;
+  signal?: AbortSignal;
+  /** Precomputed conditioner outputs by conditioner id; those conditioners are not run. */
+  conditioningTensors?: Record<string, CondTensors>;
+  /** Injected random draws per stream (parity, research). */
+  noise?: Partial<Record<NoiseStream, tf.Tensor | tf.Tensor[]>>;
+  /** false: return the raw decoded audio (no peak normalisation). */
+  normalize?: boolean;
+  returnLatents?: boolean;
+  /** Reproduce the reference demo's bugs (image /255 twice, no audio resampling, left padding, zero audio prompt). */
+  referenceQuirks?: boolean;
+}
+
+export interface GenerateResult {
+  /** [batch][channel] float32 samples at `sampleRate`. */
+  audio: Float32Array[][];
+  sampleRate: number;
+  seed: number;
+  /** Sampled latents [B, C, T] when `returnLatents` (owned by the caller). */
+  latents?: tf.Tensor;
+  /** The σ schedule actually used. */
+  sigmas: number[];
+  /** Every parameter as resolved (defaults filled in), to repeat the run. */
+  params: Record<string, unknown>;
+  timings: { conditioningMs: number; samplingMs: number; decodeMs: number; totalMs: number };
+}
