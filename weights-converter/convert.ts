@@ -1,0 +1,287 @@
+// torch.save checkpoint (.ckpt/.pth zip format) → safetensors, streaming one tensor at a time.
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  DTYPE_SIZE,
+  bf16ToF32,
+  f16ToF32,
+  f32ToBf16,
+  f32ToF16,
+  isFloatDType,
+  numel,
+  writeSafetensors,
+} from '../src/io/safetensors.ts';
+import type { SafetensorsDType, WriteEntry } from '../src/io/safetensors.ts';
+import { PyDict, typeName, unpickle } from './unpickler.ts';
+import type { PyValue } from './unpickler.ts';
+import { TorchTensor, torchPolicy } from './torch.ts';
+import type { TorchStorage } from './torch.ts';
+import { ZipReader } from './zip.ts';
+
+export class ConvertError extends Error {}
+
+export type TargetDType = 'f32' | 'f16' | 'bf16';
+
+export interface ConvertProgress {
+  /** 1-based index of the tensor just written. */
+  index: number;
+  total: number;
+  name: string;
+  bytes: number;
+}
+
+export interface ConvertOptions {
+  /** Cast floating tensors to this dtype; others keep their stored dtype. */
+  dtype?: TargetDType;
+  /** Removed from the start of every key that has it. */
+  stripPrefix?: string;
+  onProgress?: (p: ConvertProgress) => void;
+}
+
+export interface ConvertResult {
+  tensors: number;
+  /** Entries that are not tensors (hyper-parameters, optimizer state...), by name. */
+  skipped: string[];
+  /** Size of the written safetensors file. */
+  bytes: number;
+}
+
+const TARGET: Record<TargetDType, SafetensorsDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
+
+/** A torch checkpoint opened for reading: its tensors are read on demand. */
+export interface TorchCheckpoint {
+  /** Tensors of the state dict (or the top-level dict), in pickle order. */
+  tensors: Map<string, TorchTensor>;
+  skipped: string[];
+  /** Raw, contiguous, little-endian bytes of one tensor in its stored dtype. */
+  readTensor(t: TorchTensor): Promise<Uint8Array>;
+  close(): void;
+}
+
+async function checkMagic(file: string): Promise<void> {
+  let head: Buffer;
+  try {
+    const fh = await fs.promises.open(file, 'r');
+    try {
+      head = Buffer.alloc(4);
+      const { bytesRead } = await fh.read(head, 0, 4, 0);
+      head = head.subarray(0, bytesRead);
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    throw new ConvertError(`${file}: cannot open (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  if (head.length >= 4 && head.readUInt32LE(0) === 0x04034b50) return;
+  if (head[0] === 0x80) {
+    throw new ConvertError(
+      `${file}: legacy (pre-1.6, non-zip) torch serialization is not supported; re-save it with torch.save() from torch >= 1.6`,
+    );
+  }
+  throw new ConvertError(
+    `${file}: not a PyTorch zip checkpoint (no zip signature; ${head.length} leading bytes). ` +
+      'Is it truncated or not a .ckpt/.pth file? Re-download it.',
+  );
+}
+
+/** Opens a torch.save zip checkpoint and unpickles its index (no tensor data is read). */
+export async function openTorchCheckpoint(file: string): Promise<TorchCheckpoint> {
+  await checkMagic(file);
+  let zip: ZipReader;
+  try {
+    zip = await ZipReader.open(file);
+  } catch (e) {
+    throw new ConvertError(`${(e as Error).message}. The file may be truncated; re-download it`);
+  }
+  try {
+    const pkls = zip.names().filter((n) => /^[^/]+\/data\.pkl$/.test(n));
+    if (pkls.length !== 1) {
+      throw new ConvertError(
+        `${file}: expected exactly one "<archive>/data.pkl" entry (torch.save layout), found ${pkls.length}`,
+      );
+    }
+    const prefix = pkls[0].slice(0, -'data.pkl'.length);
+    if (zip.has(`${prefix}byteorder`)) {
+      const order = (await zip.read(`${prefix}byteorder`)).toString('latin1').trim();
+      if (order !== 'little') throw new ConvertError(`${file}: byteorder "${order}" is not supported (only little-endian)`);
+    }
+    const storages = new Map<string, TorchStorage>();
+    const root = unpickle(await zip.read(pkls[0]), torchPolicy(storages));
+    const { tensors, skipped } = collect(file, root);
+    return {
+      tensors,
+      skipped,
+      readTensor: (t) => readTensor(zip, `${prefix}data/`, t),
+      close: () => zip.close(),
+    };
+  } catch (e) {
+    zip.close();
+    if (e instanceof ConvertError) throw e;
+    throw new ConvertError(`${file}: ${(e as Error).message}`);
+  }
+}
+
+function collect(file: string, root: PyValue): { tensors: Map<string, TorchTensor>; skipped: string[] } {
+  if (!(root instanceof PyDict)) {
+    throw new ConvertError(`${file}: the checkpoint holds a ${typeName(root)}, expected a dict of tensors`);
+  }
+  const skipped: string[] = [];
+  let dict = root;
+  const sd = root.map.get('state_dict');
+  if (sd instanceof PyDict) {
+    dict = sd;
+    for (const k of root.map.keys()) if (k !== 'state_dict') skipped.push(String(k));
+  }
+  const tensors = new Map<string, TorchTensor>();
+  for (const [k, v] of dict.map) {
+    if (typeof k === 'string' && v instanceof TorchTensor) tensors.set(k, v);
+    else skipped.push(String(k));
+  }
+  return { tensors, skipped };
+}
+
+function isContiguous(shape: number[], stride: number[]): boolean {
+  let expect = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    if (shape[d] !== 1 && stride[d] !== expect) return false;
+    expect *= shape[d];
+  }
+  return true;
+}
+
+/** Copies a strided view (element size `es`, strides in elements, base at 0) into row-major order. */
+export function gather(src: Uint8Array, shape: number[], stride: number[], es: number): Uint8Array {
+  const n = numel(shape);
+  const out = new Uint8Array(n * es);
+  if (n === 0) return out;
+  const nd = shape.length;
+  if (nd === 0) {
+    out.set(src.subarray(0, es));
+    return out;
+  }
+  const last = shape[nd - 1];
+  const ls = stride[nd - 1];
+  const idx = new Array<number>(nd - 1).fill(0);
+  let o = 0;
+  for (let r = 0; r < n / last; r++) {
+    let base = 0;
+    for (let d = 0; d < nd - 1; d++) base += idx[d] * stride[d];
+    if (ls === 1) {
+      out.set(src.subarray(base * es, (base + last) * es), o);
+      o += last * es;
+    } else {
+      for (let j = 0; j < last; j++) {
+        const s = (base + j * ls) * es;
+        for (let b = 0; b < es; b++) out[o++] = src[s + b];
+      }
+    }
+    for (let d = nd - 2; d >= 0; d--) {
+      if (++idx[d] < shape[d]) break;
+      idx[d] = 0;
+    }
+  }
+  return out;
+}
+
+async function readTensor(zip: ZipReader, dataDir: string, t: TorchTensor): Promise<Uint8Array> {
+  const { storage, shape, stride, offset } = t;
+  const dtype = storage.type.dtype;
+  if (!dtype) throw new ConvertError(`tensors of type torch.${storage.type.name} cannot be stored in safetensors`);
+  const es = DTYPE_SIZE[dtype];
+  const n = numel(shape);
+  if (n === 0) return new Uint8Array(0);
+  const extent = 1 + shape.reduce((acc, d, i) => acc + (d - 1) * stride[i], 0);
+  const entry = `${dataDir}${storage.key}`;
+  if (!zip.has(entry)) throw new ConvertError(`storage "${storage.key}" is missing from the archive (no entry ${entry})`);
+  const size = zip.info(entry).size;
+  if ((offset + extent) * es > size) {
+    throw new ConvertError(
+      `tensor view (offset ${offset}, shape ${JSON.stringify(shape)}, stride ${JSON.stringify(stride)}) ` +
+        `reaches past the end of storage "${storage.key}" (${size} bytes)`,
+    );
+  }
+  const raw = await zip.read(entry, offset * es, (offset + extent) * es);
+  return isContiguous(shape, stride) ? raw : gather(raw, shape, stride, es);
+}
+
+function toF32(bytes: Uint8Array, from: SafetensorsDType): Float32Array {
+  const b = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
+  const n = b.byteLength / DTYPE_SIZE[from];
+  switch (from) {
+    case 'F32':
+      return new Float32Array(b.buffer, b.byteOffset, n);
+    case 'F64':
+      return Float32Array.from(new Float64Array(b.buffer, b.byteOffset, n));
+    case 'F16':
+      return f16ToF32(new Uint16Array(b.buffer, b.byteOffset, n));
+    case 'BF16':
+      return bf16ToF32(new Uint16Array(b.buffer, b.byteOffset, n));
+    default:
+      throw new ConvertError(`cannot convert ${from} as a floating dtype`);
+  }
+}
+
+/** Casts raw floating bytes between F64/F32/F16/BF16 (round to nearest even). */
+export function castFloat(bytes: Uint8Array, from: SafetensorsDType, to: SafetensorsDType): Uint8Array {
+  if (from === to) return bytes;
+  const f = toF32(bytes, from);
+  const view = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  if (to === 'F32') return view(f);
+  if (to === 'F16') return view(f32ToF16(f));
+  if (to === 'BF16') return view(f32ToBf16(f));
+  throw new ConvertError(`cannot cast to ${to}`);
+}
+
+/** Converts a torch checkpoint to safetensors. Nothing is written unless the whole conversion succeeds. */
+export async function convertCheckpoint(input: string, output: string, opts: ConvertOptions = {}): Promise<ConvertResult> {
+  if (path.resolve(input) === path.resolve(output)) {
+    throw new ConvertError(`output ${output} is the input file; choose another output path`);
+  }
+  if (opts.dtype && !(opts.dtype in TARGET)) {
+    throw new ConvertError(`unknown dtype "${opts.dtype}"; use one of ${Object.keys(TARGET).join(', ')}`);
+  }
+  const ckpt = await openTorchCheckpoint(input);
+  try {
+    const entries: WriteEntry[] = [];
+    const names = new Map<string, string>();
+    for (const [key, t] of ckpt.tensors) {
+      const name = opts.stripPrefix && key.startsWith(opts.stripPrefix) ? key.slice(opts.stripPrefix.length) : key;
+      if (!name) throw new ConvertError(`stripping "${opts.stripPrefix}" from "${key}" leaves an empty name`);
+      const clash = names.get(name);
+      if (clash !== undefined) {
+        throw new ConvertError(`"${clash}" and "${key}" both become "${name}" after stripping "${opts.stripPrefix}"`);
+      }
+      names.set(name, key);
+      const stored = t.storage.type.dtype;
+      if (!stored) throw new ConvertError(`${input}: "${key}" is a torch.${t.storage.type.name} tensor, which safetensors cannot hold`);
+      const dtype = opts.dtype && isFloatDType(stored) ? TARGET[opts.dtype] : stored;
+      entries.push({
+        name,
+        dtype,
+        shape: t.shape,
+        bytes: async () => {
+          try {
+            return castFloat(await ckpt.readTensor(t), stored, dtype);
+          } catch (e) {
+            throw new ConvertError(`${input}: reading "${key}": ${(e as Error).message}`);
+          }
+        },
+      });
+    }
+    // Report progress in the order writeSafetensors calls bytes() (sorted by name).
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    let index = 0;
+    const reported = entries.map((e) => ({
+      ...e,
+      bytes: async () => {
+        const b = await e.bytes();
+        opts.onProgress?.({ index: ++index, total: entries.length, name: e.name, bytes: b.byteLength });
+        return b;
+      },
+    }));
+    await writeSafetensors(output, reported);
+    return { tensors: entries.length, skipped: ckpt.skipped, bytes: fs.statSync(output).size };
+  } finally {
+    ckpt.close();
+  }
+}
