@@ -1,0 +1,247 @@
+// Building blocks of the MMDiT (audiox/models/mm_transformer_layers.py, mm_blocks.py,
+// mm_embeddings.py): MMDitSingleBlock with per-token adaLN, interleaved qkv, q/k RMSNorm, GPT-J
+// style RoPE, and k=3 convolutions over tokens. Spec §3.3–3.4, quirks 5–8.
+import * as tf from '@tensorflow/tfjs';
+import { Activation, Module, Sequential, type Parameter } from '../nn/index.ts';
+import * as F from '../nn/functional.ts';
+import { TransposedLinear } from './transformer.ts';
+
+/** RoPE tables [L, hd] for interleaved pairs; `sin` carries the sign of the pair's first element. */
+export interface RopeTables {
+  cos: tf.Tensor2D;
+  sin: tf.Tensor2D;
+}
+
+/**
+ * compute_rope_rotations(length, dim, theta): θ[p, f] = p · θ^(−2f/dim) for the pairs (2f, 2f+1) over
+ * the whole head dim, every step rounded to float32 as the reference computes it (autocast off).
+ */
+export function computeRopeRotations(length: number, dim: number, theta = 10000, freqScaling = 1.0): RopeTables {
+  if (dim % 2 !== 0) throw new Error(`computeRopeRotations: head dim ${dim} must be even`);
+  const f32 = Math.fround;
+  const half = dim / 2;
+  const cos = new Float32Array(length * dim);
+  const sin = new Float32Array(length * dim);
+  for (let f = 0; f < half; f++) {
+    const freq = f32(f32(1 / f32(theta ** f32((2 * f) / dim))) * freqScaling);
+    for (let p = 0; p < length; p++) {
+      const a = f32(p * freq);
+      const c = f32(Math.cos(a));
+      const s = f32(Math.sin(a));
+      cos[p * dim + 2 * f] = c;
+      cos[p * dim + 2 * f + 1] = c;
+      sin[p * dim + 2 * f] = -s;
+      sin[p * dim + 2 * f + 1] = s;
+    }
+  }
+  return { cos: tf.tensor2d(cos, [length, dim]), sin: tf.tensor2d(sin, [length, dim]) };
+}
+
+/** apply_rope on [..., L, hd]: (x₀, x₁) → (cos·x₀ − sin·x₁, sin·x₀ + cos·x₁) per pair. */
+export function applyRope(x: tf.Tensor, rope: RopeTables): tf.Tensor {
+  return tf.tidy(() => {
+    const d = x.shape[x.rank - 1];
+    const swapped = tf.reverse(x.reshape([...x.shape.slice(0, -1), d / 2, 2]), -1).reshape(x.shape); // (x₁, x₀)
+    return x.mul(rope.cos).add(swapped.mul(rope.sin));
+  });
+}
+
+/** The reference's RMSNorm(hd): its `scale` is a plain tensor that is never applied (quirk 8). */
+const rms = (x: tf.Tensor) => F.rmsNorm(x, null, 1e-6);
+
+/** einops 'b n (h d j) -> j b h n d': splits an interleaved projection [B, N, H·hd·J] into J heads tensors. */
+function splitInterleaved(x: tf.Tensor, heads: number, j: number): tf.Tensor4D[] {
+  const [b, n, c] = x.shape;
+  const hd = c / (heads * j);
+  const parts = x.reshape([b, n, heads, hd, j]).transpose([4, 0, 2, 1, 3]); // [J, B, H, N, hd]
+  return tf.unstack(parts) as tf.Tensor4D[];
+}
+
+/**
+ * nn.Conv1d applied channels-last ([B, L, Cin] → [B, L', Cout]), torch weight [Cout, Cin, k].
+ * Computed as im2col + one plain 2-D matmul; like TransposedLinear, the weight is folded once at
+ * load time to [Cin·k, Cout] (the torch (in, k) order) and the torch-layout copy is released.
+ */
+export class ChannelLastConv1d extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  private folded: { w: tf.Tensor2D; b: tf.Tensor1D | null } | null = null;
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    readonly padding: number,
+    opts: { bias?: boolean } = {},
+  ) {
+    super();
+    this.weight = this.param('weight', [outChannels, inChannels, kernelSize]);
+    this.bias = opts.bias === false ? null : this.param('bias', [outChannels]);
+  }
+
+  protected override onLoad(): void {
+    if (!this.weight.loaded) return; // already folded by an earlier load
+    this.onDispose();
+    const w = this.weight.value;
+    this.folded = {
+      w: tf.tidy(() => w.reshape([this.outChannels, this.inChannels * this.kernelSize]).transpose() as tf.Tensor2D),
+      b: this.bias ? tf.keep(this.bias.value.clone() as tf.Tensor1D) : null,
+    };
+    this.weight.dispose();
+    this.bias?.dispose();
+  }
+
+  protected override onDispose(): void {
+    if (this.folded) tf.dispose([this.folded.w, ...(this.folded.b ? [this.folded.b] : [])]);
+    this.folded = null;
+  }
+
+  forward(x: tf.Tensor): tf.Tensor {
+    const f = this.folded;
+    if (!f) throw new Error(`${this.path || 'ChannelLastConv1d'}: weights not loaded`);
+    const [b, l, cin] = x.shape;
+    if (cin !== this.inChannels) throw new Error(`${this.path || 'ChannelLastConv1d'}: expected ${this.inChannels} channels, got [${x.shape}]`);
+    return tf.tidy(() => {
+      const k = this.kernelSize;
+      const lOut = l + 2 * this.padding - k + 1;
+      const xp = this.padding ? tf.pad(x, [[0, 0], [this.padding, this.padding], [0, 0]]) : x;
+      // cols[b, t, i·k + j] = xp[b, t + j, i]: the (in, k) order of the torch weight's rows.
+      const taps = Array.from({ length: k }, (_, j) => xp.slice([0, j, 0], [b, lOut, cin]));
+      const cols = (k === 1 ? taps[0] : tf.stack(taps, -1)).reshape([b * lOut, cin * k]);
+      const y = tf.matMul(cols, f.w);
+      return (f.b ? y.add(f.b) : y).reshape([b, lOut, this.outChannels]);
+    });
+  }
+}
+
+/** hidden = multiple_of · ceil(int(2·hidden/3) / multiple_of) (LLaMA-style SwiGLU sizing). */
+export function swigluHidden(hidden: number, multipleOf = 256): number {
+  const h = Math.trunc((2 * hidden) / 3);
+  return multipleOf * Math.ceil(h / multipleOf);
+}
+
+interface TokenMap extends Module {
+  forward(x: tf.Tensor): tf.Tensor;
+}
+
+/** ConvMLP (k > 1) / MLP (k = 1): w2(SiLU(w1 x) ⊙ w3 x), no biases. */
+export class ConvMLP extends Module {
+  readonly w1: TokenMap;
+  readonly w2: TokenMap;
+  readonly w3: TokenMap;
+  constructor(dim: number, hidden: number, kernelSize: number, padding: number) {
+    super();
+    const h = swigluHidden(hidden);
+    const make = (i: number, o: number): TokenMap =>
+      kernelSize === 1 ? new TransposedLinear(i, o, { bias: false }) : new ChannelLastConv1d(i, o, kernelSize, padding, { bias: false });
+    this.w1 = this.module('w1', make(dim, h));
+    this.w2 = this.module('w2', make(h, dim));
+    this.w3 = this.module('w3', make(dim, h));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => this.w2.forward(F.silu(this.w1.forward(x)).mul(this.w3.forward(x))));
+  }
+}
+
+/** SelfAttention: qkv Linear with an interleaved (h d j) output; only `pre_attention` is used. */
+export class SelfAttention extends Module {
+  readonly qkv: TransposedLinear;
+  constructor(
+    readonly dim: number,
+    readonly nheads: number,
+  ) {
+    super();
+    this.qkv = this.module('qkv', new TransposedLinear(dim, 3 * dim));
+  }
+  /** x [B, L, D] → q, k, v [B, H, L, hd]; q and k RMS-normalised per head, then rotated. */
+  preAttention(x: tf.Tensor, rope: RopeTables | null): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+    return tf.tidy(() => {
+      const [q, k, v] = splitInterleaved(this.qkv.forward(x), this.nheads, 3);
+      const qn = rms(q);
+      const kn = rms(k);
+      if (!rope) return [qn, kn, v] as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+      return [applyRope(qn, rope), applyRope(kn, rope), v] as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+    });
+  }
+}
+
+/** CrossAttention: to_q (contiguous heads), to_kv (interleaved, j = 2), no output projection. */
+export class CrossAttention extends Module {
+  readonly to_q: TransposedLinear;
+  readonly to_kv: TransposedLinear;
+  constructor(
+    readonly dim: number,
+    readonly nheads: number,
+  ) {
+    super();
+    this.to_q = this.module('to_q', new TransposedLinear(dim, dim, { bias: false }));
+    this.to_kv = this.module('to_kv', new TransposedLinear(dim, 2 * dim, { bias: false }));
+  }
+  /** x [B, N, D], context [B, M, D] → [B, N, D]. */
+  forward(x: tf.Tensor, context: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const [b, n] = x.shape;
+      const [kProj, vProj] = splitInterleaved(this.to_kv.forward(context), this.nheads, 2);
+      // Quirk 7: `q, v, k = pre_attention(...)` swaps the names, so the RMS-normed k-projection is
+      // used as the VALUES and the raw v-projection as the KEYS.
+      const keys = vProj;
+      const values = rms(kProj) as tf.Tensor4D;
+      if (context.shape[1] === 1) {
+        // One context token (the timestep token): the softmax weight is exactly 1, the output is the
+        // value itself for every query, so q is not needed.
+        return tf.broadcastTo(F.mergeHeads(values), [b, n, this.dim]);
+      }
+      const q = rms(F.splitHeads(this.to_q.forward(x), this.nheads)) as tf.Tensor4D;
+      return F.mergeHeads(F.attention(q, keys, values));
+    });
+  }
+}
+
+export interface MMDitSingleBlockOptions {
+  mlpRatio?: number;
+  kernelSize?: number;
+  padding?: number;
+  crossAttend?: boolean;
+}
+
+/** MMDitSingleBlock(dim, nhead, mlp_ratio, pre_only=False, kernel_size, padding, cross_attend). */
+export class MMDitSingleBlock extends Module {
+  readonly attn: SelfAttention;
+  readonly cross_attn: CrossAttention | null;
+  readonly linear1: TokenMap;
+  readonly ffn: ConvMLP;
+  readonly adaLN_modulation: Sequential;
+
+  constructor(
+    readonly dim: number,
+    readonly nhead: number,
+    opts: MMDitSingleBlockOptions = {},
+  ) {
+    super();
+    const { mlpRatio = 4.0, kernelSize = 7, padding = 3, crossAttend = false } = opts;
+    if (dim % nhead !== 0) throw new Error(`MMDitSingleBlock: dim ${dim} is not divisible by ${nhead} heads`);
+    this.attn = this.module('attn', new SelfAttention(dim, nhead));
+    this.cross_attn = crossAttend ? this.module('cross_attn', new CrossAttention(dim, nhead)) : null;
+    this.linear1 = this.module('linear1', kernelSize === 1 ? new TransposedLinear(dim, dim) : new ChannelLastConv1d(dim, dim, kernelSize, padding));
+    this.ffn = this.module('ffn', new ConvMLP(dim, Math.trunc(dim * mlpRatio), kernelSize, padding));
+    this.adaLN_modulation = this.module('adaLN_modulation', new Sequential(new Activation('silu'), new TransposedLinear(dim, 6 * dim)));
+  }
+
+  /**
+   * x [B, L, D] (timestep token + latents), cond [B, L, D] (multimodal tokens: per-token modulation,
+   * quirk 8), context [B, 1, D] (the timestep token, as cross-attention context) → [B, L, D].
+   */
+  forward(x: tf.Tensor, cond: tf.Tensor, rope: RopeTables | null, context: tf.Tensor | null = null): tf.Tensor {
+    return tf.tidy(() => {
+      const modulation = this.adaLN_modulation.forward(cond);
+      const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = tf.split(modulation, 6, -1);
+      const modulate = (h: tf.Tensor, shift: tf.Tensor, scale: tf.Tensor) =>
+        F.layerNorm(h, null, null, 1e-5).mul(scale.add(1)).add(shift);
+
+      const [q, k, v] = this.attn.preAttention(modulate(x, shiftMsa, scaleMsa), rope);
+      const a = F.mergeHeads(F.attention(q, k, v));
+      let h = x.add(this.linear1.forward(a).mul(gateMsa));
+      if (context && this.cross_attn) h = h.add(this.cross_attn.forward(h, context));
+      return h.add(this.ffn.forward(modulate(h, shiftMlp, scaleMlp)).mul(gateMlp));
+    });
+  }
+}
