@@ -7,8 +7,9 @@ import * as tf from '@tensorflow/tfjs';
  * - `sde`: the per-step draws of the SDE samplers (call order)
  * - `vae`: the VAE bottleneck's reparameterisation noise
  * - `mask`: the mel conditioner's random masking (uniform `rand` and integer `randint` draws)
+ * - `inpaint`: the per-step re-noising of the init latents when inpainting with a mask
  */
-export type NoiseStream = 'initial' | 'sde' | 'vae' | 'mask';
+export type NoiseStream = 'initial' | 'sde' | 'vae' | 'mask' | 'inpaint';
 
 export interface NoiseSource {
   /** Standard normal draws of the given shape. */
