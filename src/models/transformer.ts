@@ -1,0 +1,390 @@
+// ContinuousTransformer (audiox/models/transformer.py): pre-norm blocks of self-attention with
+// partial rotary embeddings, cross-attention with grouped key/value heads and a SwiGLU feed-forward
+// (spec §2.4–2.8). Shapes in PyTorch order.
+//
+// Performance notes (wasm, the test backend): a matmul with a transposed operand or a batch axis
+// takes a generic slow path (~3 GFLOP/s vs ~28 for a plain 2-D product), so weights are kept
+// transposed to [in, out] after loading, every projection is one plain 2-D matmul over all B·L
+// rows, and attention on wasm loops over (batch, kv-head) groups with 2-D products.
+import * as tf from '@tensorflow/tfjs';
+import { Module, ModuleList, Sequential, type Parameter } from '../nn/module.ts';
+import { Activation, LayerNorm, RotaryEmbedding } from '../nn/layers.ts';
+
+/**
+ * torch.nn.Linear (weight [out, in] in the state dict) computed as x·Wᵀ with Wᵀ materialised once
+ * at load time; the torch-layout tensor is then released so the weights are held only once.
+ * `chunks` > 1 splits the output features into equal contiguous parts (torch `.chunk(n, -1)`),
+ * each its own matmul, so q/k/v or value/gate come out without slicing.
+ */
+export class TransposedLinear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  private parts: { w: tf.Tensor2D; b: tf.Tensor1D | null }[] = [];
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: { bias?: boolean; chunks?: number } = {},
+  ) {
+    super();
+    this.chunks = opts.chunks ?? 1;
+    if (outFeatures % this.chunks !== 0) throw new Error(`${outFeatures} outputs do not split into ${this.chunks} chunks`);
+    this.weight = this.param('weight', [outFeatures, inFeatures]);
+    this.bias = opts.bias === false ? null : this.param('bias', [outFeatures]);
+  }
+  readonly chunks: number;
+
+  protected override onLoad(): void {
+    if (!this.weight.loaded) return; // already folded by an earlier load
+    this.releaseParts();
+    const n = this.outFeatures / this.chunks;
+    const w = this.weight.value;
+    const b = this.bias?.value;
+    this.parts = Array.from({ length: this.chunks }, (_, i) => ({
+      w: tf.tidy(() => w.slice([i * n, 0], [n, this.inFeatures]).transpose() as tf.Tensor2D), // [in, n]
+      b: b ? tf.tidy(() => b.slice(i * n, n) as tf.Tensor1D) : null,
+    }));
+    this.weight.dispose();
+    this.bias?.dispose();
+  }
+  protected override onDispose(): void {
+    this.releaseParts();
+  }
+  private releaseParts(): void {
+    for (const p of this.parts) tf.dispose([p.w, ...(p.b ? [p.b] : [])]);
+    this.parts = [];
+  }
+
+  /** [..., in] → one [..., out/chunks] tensor per chunk. */
+  forwardChunks(x: tf.Tensor): tf.Tensor[] {
+    if (!this.parts.length) throw new Error(`${this.path || 'TransposedLinear'}: weights not loaded`);
+    const inF = x.shape[x.rank - 1];
+    if (inF !== this.inFeatures) {
+      throw new Error(`${this.path || 'TransposedLinear'}: expected ${this.inFeatures} input features, got [${x.shape}]`);
+    }
+    return tf.tidy(() => {
+      const x2 = x.reshape([-1, inF]);
+      const lead = x.shape.slice(0, -1);
+      return this.parts.map(({ w, b }) => {
+        const y = tf.matMul(x2, w);
+        return (b ? y.add(b) : y).reshape([...lead, w.shape[1]]);
+      });
+    });
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    const ys = this.forwardChunks(x);
+    if (ys.length === 1) return ys[0];
+    return tf.tidy(() => tf.concat(ys, -1));
+  }
+}
+
+/** cos/sin tables [L, 1, dh] and the rotate-half matrix [dh, dh] for a sequence (spec §2.5). */
+export interface RotaryTables {
+  cos: tf.Tensor3D;
+  sin: tf.Tensor3D;
+  rotateHalf: tf.Tensor2D;
+}
+
+/**
+ * The block-wide rotary tables for positions 0…L−1: only the first `rot` channels of each head
+ * rotate (cos 1 / sin 0 on the rest). rotate_half (concat(−u2, u1) on those channels) is a signed
+ * permutation, applied as one small 2-D matmul (exact: ±1 products, the other terms are zero).
+ */
+export function rotaryTables(emb: RotaryEmbedding, length: number, dimHeads: number): RotaryTables {
+  return tf.tidy(() => {
+    const rot = emb.dim;
+    const freqs = emb.freqs(length); // [L, rot], fp32 as in the reference
+    const pad = (t: tf.Tensor2D, v: number) =>
+      rot === dimHeads ? t : tf.concat([t, tf.fill([length, dimHeads - rot], v)], 1);
+    const half = rot / 2;
+    const p = new Float32Array(dimHeads * dimHeads); // (u·P)[j] = −u[j+half] (j < half), u[j−half] (half ≤ j < rot)
+    for (let j = 0; j < half; j++) p[(j + half) * dimHeads + j] = -1;
+    for (let j = half; j < rot; j++) p[(j - half) * dimHeads + j] = 1;
+    return {
+      cos: pad(tf.cos(freqs), 1).expandDims(1) as tf.Tensor3D,
+      sin: pad(tf.sin(freqs), 0).expandDims(1) as tf.Tensor3D,
+      rotateHalf: tf.tensor2d(p, [dimHeads, dimHeads]),
+    };
+  });
+}
+
+/** x·cos + rotate_half(x)·sin on [B, L, H, dh] (reference `apply_rotary_pos_emb`, fp32). */
+export function applyRotary(x: tf.Tensor4D, r: RotaryTables): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [b, l, h, d] = x.shape;
+    const rotated = tf.matMul(x.reshape([b * l * h, d]), r.rotateHalf).reshape([b, l, h, d]);
+    return x.mul(r.cos).add(rotated.mul(r.sin)) as tf.Tensor4D;
+  });
+}
+
+/**
+ * softmax(q·kᵀ)·v per group: q [G, Lq, d] (already scaled), kT [G, d, Lk], v [G, Lk, d] → [G, Lq, d].
+ * No mask: none reaches the DiT attentions (quirk 2). `perGroup` (default on wasm) loops over the
+ * groups with 2-D products instead of one batched matmul.
+ */
+export function attendGroups(
+  q: tf.Tensor3D,
+  kT: tf.Tensor3D,
+  v: tf.Tensor3D,
+  perGroup = tf.getBackend() === 'wasm',
+): tf.Tensor3D {
+  return tf.tidy(() => {
+    if (!perGroup) return tf.matMul(tf.softmax(tf.matMul(q, kT)), v);
+    const [g, lq, d] = q.shape;
+    const lk = kT.shape[2];
+    const qs = tf.split(q, g, 0);
+    const ks = tf.split(kT, g, 0);
+    const vs = tf.split(v, g, 0);
+    const outs = qs.map((qi, i) => {
+      const scores = tf.matMul(qi.reshape([lq, d]), ks[i].reshape([d, lk]));
+      return tf.matMul(tf.softmax(scores), vs[i].reshape([lk, d]));
+    });
+    return tf.stack(outs) as tf.Tensor3D;
+  });
+}
+
+/** Reference `Attention` (qk_norm 'none', no flash/natten paths). */
+export class Attention extends Module {
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly toQkv: TransposedLinear | null = null;
+  readonly toQ: TransposedLinear | null = null;
+  readonly toKv: TransposedLinear | null = null;
+  readonly toOut: TransposedLinear;
+  constructor(
+    readonly dim: number,
+    readonly dimHeads: number,
+    /** Width of the context tokens for cross-attention; absent for self-attention. */
+    readonly dimContext?: number,
+  ) {
+    super();
+    const dimKv = dimContext ?? dim;
+    this.heads = Math.floor(dim / dimHeads);
+    this.kvHeads = Math.floor(dimKv / dimHeads);
+    if (this.heads * dimHeads !== dim || this.kvHeads < 1 || this.heads % this.kvHeads !== 0) {
+      throw new Error(
+        `Attention: dim ${dim} / context ${dimKv} do not split into heads of ${dimHeads} with query heads a multiple of kv heads`,
+      );
+    }
+    if (dimContext !== undefined) {
+      this.toQ = this.module('to_q', new TransposedLinear(dim, dim, { bias: false }));
+      this.toKv = this.module('to_kv', new TransposedLinear(dimKv, dimKv * 2, { bias: false, chunks: 2 }));
+    } else {
+      this.toQkv = this.module('to_qkv', new TransposedLinear(dim, dim * 3, { bias: false, chunks: 3 }));
+    }
+    this.toOut = this.module('to_out', new TransposedLinear(dim, dim, { bias: false }));
+  }
+
+  /**
+   * x [B, L, dim] → [B, L, dim]. With `context` [B, S, dimContext] this is cross-attention (no
+   * rotary); otherwise self-attention with rotary on q and k. Query head i reads kv head
+   * ⌊i / (heads / kvHeads)⌋ (repeat_interleave, quirk 4).
+   */
+  forward(x: tf.Tensor3D, opts: { context?: tf.Tensor3D; rotary?: RotaryTables } = {}): tf.Tensor3D {
+    return tf.tidy(() => {
+      const [b, l] = x.shape;
+      const { heads: h, kvHeads: hkv, dimHeads: d } = this;
+      let q: tf.Tensor4D;
+      let k: tf.Tensor4D;
+      let v: tf.Tensor4D;
+      let s = l;
+      if (opts.context) {
+        if (!this.toQ || !this.toKv) throw new Error(`${this.path}: self-attention module given a context`);
+        s = opts.context.shape[1];
+        q = this.toQ.forward(x).reshape([b, l, h, d]) as tf.Tensor4D;
+        const [kk, vv] = this.toKv.forwardChunks(opts.context);
+        k = kk.reshape([b, s, hkv, d]) as tf.Tensor4D;
+        v = vv.reshape([b, s, hkv, d]) as tf.Tensor4D;
+      } else {
+        if (!this.toQkv) throw new Error(`${this.path}: cross-attention module called without a context`);
+        const [qq, kk, vv] = this.toQkv.forwardChunks(x);
+        q = qq.reshape([b, l, h, d]) as tf.Tensor4D;
+        k = kk.reshape([b, l, h, d]) as tf.Tensor4D;
+        v = vv.reshape([b, l, h, d]) as tf.Tensor4D;
+        if (opts.rotary) {
+          q = applyRotary(q, opts.rotary);
+          k = applyRotary(k, opts.rotary);
+        }
+      }
+      const r = h / hkv;
+      // Consecutive query heads share a kv head, so [B, H, L, d] regroups to [B·Hkv, r·L, d].
+      const qg = q.mul(1 / Math.sqrt(d)).transpose([0, 2, 1, 3]).reshape([b * hkv, r * l, d]) as tf.Tensor3D;
+      const kT = k.transpose([0, 2, 3, 1]).reshape([b * hkv, d, s]) as tf.Tensor3D;
+      const vg = v.transpose([0, 2, 1, 3]).reshape([b * hkv, s, d]) as tf.Tensor3D;
+      const out = attendGroups(qg, kT, vg).reshape([b, h, l, d]).transpose([0, 2, 1, 3]).reshape([b, l, h * d]);
+      return this.toOut.forward(out) as tf.Tensor3D;
+    });
+  }
+}
+
+/** `GLU(dim, inner, SiLU)`: proj → (value, gate) halves → value · SiLU(gate). */
+export class GLU extends Module {
+  readonly proj: TransposedLinear;
+  constructor(dimIn: number, dimOut: number) {
+    super();
+    this.proj = this.module('proj', new TransposedLinear(dimIn, dimOut * 2, { chunks: 2 }));
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const [value, gate] = this.proj.forwardChunks(x);
+      return value.mul(gate.mul(tf.sigmoid(gate)));
+    });
+  }
+}
+
+/** SwiGLU feed-forward (mult 4); keys `ff.0.proj.*`, `ff.2.*` (indices 1 and 3 are Identity). */
+export class FeedForward extends Module {
+  readonly ff: Sequential;
+  constructor(dim: number, mult = 4) {
+    super();
+    const inner = dim * mult;
+    this.ff = this.module(
+      'ff',
+      new Sequential(new GLU(dim, inner), new Activation('identity'), new TransposedLinear(inner, dim), new Activation('identity')),
+    );
+  }
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => this.ff.items[2].forward(this.ff.items[0].forward(x)));
+  }
+}
+
+export interface BlockInputs {
+  context?: tf.Tensor3D;
+  rotary?: RotaryTables;
+  /** [B, globalCondDim] for the adaLN variant. */
+  globalCond?: tf.Tensor;
+}
+
+/** Reference `TransformerBlock` (no conformer, norms kept). */
+export class TransformerBlock extends Module {
+  readonly preNorm: LayerNorm;
+  readonly selfAttn: Attention;
+  readonly crossAttendNorm: LayerNorm | null = null;
+  readonly crossAttn: Attention | null = null;
+  readonly ffNorm: LayerNorm;
+  readonly ff: FeedForward;
+  readonly toScaleShiftGate: Sequential | null = null;
+  constructor(
+    readonly dim: number,
+    opts: { dimHeads: number; crossAttend?: boolean; dimContext?: number; globalCondDim?: number },
+  ) {
+    super();
+    // Bias-free LayerNorm: learnable `gamma`, zero `beta` buffer (saved), eps 1e-5.
+    const norm = () => new LayerNorm(dim, { bias: 'beta-buffer', weightName: 'gamma' });
+    this.preNorm = this.module('pre_norm', norm());
+    this.selfAttn = this.module('self_attn', new Attention(dim, opts.dimHeads));
+    if (opts.crossAttend) {
+      this.crossAttendNorm = this.module('cross_attend_norm', norm());
+      this.crossAttn = this.module('cross_attn', new Attention(dim, opts.dimHeads, opts.dimContext ?? dim));
+    }
+    this.ffNorm = this.module('ff_norm', norm());
+    this.ff = this.module('ff', new FeedForward(dim));
+    if (opts.globalCondDim) {
+      this.toScaleShiftGate = this.module(
+        'to_scale_shift_gate',
+        new Sequential(new Activation('silu'), new TransposedLinear(opts.globalCondDim, dim * 6, { bias: false })),
+      );
+    }
+  }
+
+  /** x [B, L, D] → [B, L, D]. */
+  forward(x: tf.Tensor3D, inputs: BlockInputs = {}): tf.Tensor3D {
+    return tf.tidy(() => {
+      const { context, rotary, globalCond } = inputs;
+      const crossAttend = (h: tf.Tensor3D): tf.Tensor3D =>
+        context && this.crossAttn
+          ? h.add(this.crossAttn.forward(this.crossAttendNorm!.forward(h) as tf.Tensor3D, { context }))
+          : h;
+      if (this.toScaleShiftGate && globalCond) {
+        // adaLN (spec §2.8, unused by the released configs); note the reference's σ(1 − gate).
+        const [scaleSelf, shiftSelf, gateSelf, scaleFf, shiftFf, gateFf] = tf.split(
+          this.toScaleShiftGate.forward(globalCond).expandDims(1),
+          6,
+          -1,
+        );
+        const mod = (h: tf.Tensor, scale: tf.Tensor, shift: tf.Tensor) => h.mul(scale.add(1)).add(shift);
+        const gate = (h: tf.Tensor, g: tf.Tensor) => h.mul(tf.sigmoid(tf.scalar(1).sub(g)));
+        let h = x.add(gate(this.selfAttn.forward(mod(this.preNorm.forward(x), scaleSelf, shiftSelf) as tf.Tensor3D, { rotary }), gateSelf)) as tf.Tensor3D;
+        h = crossAttend(h);
+        return h.add(gate(this.ff.forward(mod(this.ffNorm.forward(h), scaleFf, shiftFf)), gateFf)) as tf.Tensor3D;
+      }
+      let h = x.add(this.selfAttn.forward(this.preNorm.forward(x) as tf.Tensor3D, { rotary })) as tf.Tensor3D;
+      h = crossAttend(h);
+      return h.add(this.ff.forward(this.ffNorm.forward(h))) as tf.Tensor3D;
+    });
+  }
+}
+
+export interface ContinuousTransformerOptions {
+  dim: number;
+  depth: number;
+  dimIn?: number;
+  dimOut?: number;
+  dimHeads?: number;
+  crossAttend?: boolean;
+  /** Context width (the reference's `cond_token_dim`, i.e. the DiT's cond_embed_dim). */
+  condTokenDim?: number;
+  /** adaLN conditioning width (the DiT passes embed_dim only for global_cond_type "adaLN"). */
+  globalCondDim?: number;
+  rotaryPosEmb?: boolean;
+}
+
+export interface TransformerInputs {
+  /** [B, P, dim] tokens placed before the sequence (they take rotary positions 0…P−1). */
+  prepend?: tf.Tensor3D;
+  /** [B, S, condTokenDim] cross-attention context. */
+  context?: tf.Tensor3D;
+  /** [B, globalCondDim] for adaLN blocks. */
+  globalCond?: tf.Tensor;
+}
+
+/** Reference `ContinuousTransformer` (no causal / conformer / absolute or sinusoidal positions). */
+export class ContinuousTransformer extends Module {
+  readonly projectIn: TransposedLinear | null;
+  readonly projectOut: TransposedLinear | null;
+  readonly rotaryPosEmb: RotaryEmbedding | null;
+  readonly layers: TransformerBlock[];
+  readonly dimHeads: number;
+  constructor(readonly opts: ContinuousTransformerOptions) {
+    super();
+    const { dim, depth } = opts;
+    this.dimHeads = opts.dimHeads ?? 64;
+    this.projectIn = opts.dimIn !== undefined ? this.module('project_in', new TransposedLinear(opts.dimIn, dim, { bias: false })) : null;
+    this.projectOut = opts.dimOut !== undefined ? this.module('project_out', new TransposedLinear(dim, opts.dimOut, { bias: false })) : null;
+    if (opts.rotaryPosEmb ?? true) {
+      const rot = Math.max(Math.floor(this.dimHeads / 2), 32);
+      if (rot > this.dimHeads) throw new Error(`ContinuousTransformer: head dim ${this.dimHeads} < rotary dim ${rot} (the reference fails too)`);
+      // inv_freq is deterministic; a checkpoint without it recomputes it (quirk 18).
+      this.rotaryPosEmb = this.module('rotary_pos_emb', new RotaryEmbedding(rot, 10000, { bufferOptional: true }));
+    } else {
+      this.rotaryPosEmb = null;
+    }
+    const blocks = Array.from(
+      { length: depth },
+      () =>
+        new TransformerBlock(dim, {
+          dimHeads: this.dimHeads,
+          crossAttend: opts.crossAttend,
+          dimContext: opts.condTokenDim,
+          globalCondDim: opts.globalCondDim,
+        }),
+    );
+    this.layers = this.module('layers', new ModuleList(blocks)).items;
+  }
+
+  /** x [B, T, dimIn] → [B, P + T, dimOut]. */
+  forward(x: tf.Tensor3D, inputs: TransformerInputs = {}): tf.Tensor3D {
+    return tf.tidy(() => {
+      let h = (this.projectIn ? this.projectIn.forward(x) : x) as tf.Tensor3D;
+      if (inputs.prepend) {
+        if (inputs.prepend.shape[2] !== h.shape[2] || inputs.prepend.shape[0] !== h.shape[0]) {
+          throw new Error(`ContinuousTransformer: prepend [${inputs.prepend.shape}] does not match the sequence [${h.shape}]`);
+        }
+        h = tf.concat([inputs.prepend, h], 1);
+      }
+      // The reference builds a (prepend ∪ all-ones) mask here but never passes it to the blocks.
+      const rotary = this.rotaryPosEmb ? rotaryTables(this.rotaryPosEmb, h.shape[1], this.dimHeads) : undefined;
+      for (const layer of this.layers) h = layer.forward(h, { context: inputs.context, rotary, globalCond: inputs.globalCond });
+      return (this.projectOut ? this.projectOut.forward(h) : h) as tf.Tensor3D;
+    });
+  }
+}
