@@ -64,6 +64,8 @@ export interface GenerateOptions {
   signal?: AbortSignal;
   /** Precomputed conditioner outputs by conditioner id; those conditioners are not run. */
   conditioningTensors?: Record<string, CondTensors>;
+  /** Inputs of number conditioners by id (default: seconds_start / seconds_total from the options above). */
+  numberConditioning?: Record<string, number>;
   /** Injected random draws per stream (parity, research). */
   noise?: Partial<Record<NoiseStream, tf.Tensor | tf.Tensor[]>>;
   /** false: return the raw decoded audio (no peak normalisation). */

@@ -21,6 +21,8 @@ export interface AudioMelConditionerConfig {
   mask_ratio_start?: number;
   mask_ratio_end?: number;
   project_out?: boolean;
+  /** Project extension for tiny models (e.g. the demo): the hard-coded 768 width. */
+  _dim?: number;
 }
 
 export interface MelForwardOptions {
@@ -125,7 +127,7 @@ export class AudioMelConditioner extends Module {
     this.maskRatioEnd = config.mask_ratio_end ?? 1;
     if (this.nFft % 2 !== 0) throw new Error(`AudioMelConditioner: n_fft must be even, got ${this.nFft}`);
     if (this.winLength > this.nFft) throw new Error(`AudioMelConditioner: win_length ${this.winLength} > n_fft ${this.nFft}`);
-    const dim = AudioMelConditioner.DIM;
+    const dim = config._dim ?? AudioMelConditioner.DIM;
     this.proj_out = dim !== config.output_dim || config.project_out ? this.module('proj_out', new Linear(dim, config.output_dim)) : null;
     this.proj_features = this.module('proj_features', new Linear(this.nMels, dim));
   }

@@ -1,0 +1,332 @@
+// generate(): the one path every generation runs through (CLI, web UI, parity): conditioning →
+// (MAF) → the shared sampler → VAE decode → trim → peak normalisation (spec §7.1, §7.9).
+import * as tf from '@tensorflow/tfjs';
+import { readAudio } from '../io/audio.ts';
+import type { CondTensor } from '../models/conditioning.ts';
+import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../models/conditioners/clip.ts';
+import { conditionerKind, type ConditionerInput } from '../models/conditioners/multi.ts';
+import type { DiffusionCond } from '../models/diffusion-types.ts';
+import type { AudioXModel } from '../models/load.ts';
+import { InjectedNoise, SeededNoise, type NoiseSource } from '../sampling/noise.ts';
+import { SAMPLERS } from '../sampling/samplers.ts';
+import { sampleK, sampleKSigmas, sampleRf, sampleRfTimesteps } from '../sampling/sample.ts';
+import { CONDITIONING_SECONDS, audioPrompt, stereoTensor, syncFeatures, videoFrames, type MediaOptions } from './media.ts';
+import type { GenerateOptions, GenerateResult, SamplerName } from './types.ts';
+
+/** Defaults of the original AudioX README example (spec §7.8). */
+export const GENERATE_DEFAULTS = {
+  steps: 250,
+  cfgScale: 7,
+  cfgRescale: 0,
+  sampler: 'dpmpp-3m-sde' as SamplerName,
+  sigmaMin: 0.3,
+  sigmaMax: 500,
+  rho: 1,
+  secondsStart: 0,
+  secondsTotal: 10,
+  batchSize: 1,
+  initNoiseLevel: 1,
+};
+
+export const SAMPLER_NAMES: string[] = [...Object.keys(SAMPLERS), 'rf-euler'];
+
+export class GenerateError extends Error {}
+
+function check(cond: boolean, msg: string): void {
+  if (!cond) throw new GenerateError(msg);
+}
+
+export interface ResolvedParams {
+  prompt: string;
+  negativePrompt: string | null;
+  video: string | null;
+  image: string | null;
+  audio: string | null;
+  secondsStart: number;
+  secondsTotal: number;
+  steps: number;
+  cfgScale: number;
+  cfgRescale: number;
+  sampler: string;
+  sigmaMin: number;
+  sigmaMax: number;
+  rho: number;
+  seed: number;
+  initAudio: string | null;
+  initNoiseLevel: number | null;
+  batchSize: number;
+  referenceQuirks: boolean;
+  model: string;
+}
+
+export function resolveParams(model: AudioXModel, o: GenerateOptions): ResolvedParams {
+  const d = GENERATE_DEFAULTS;
+  const seed = o.seed === undefined || o.seed === -1 ? Math.floor(Math.random() * 0xffffffff) : o.seed;
+  const p: ResolvedParams = {
+    prompt: o.prompt ?? '',
+    negativePrompt: o.negativePrompt ?? null,
+    video: o.video ?? null,
+    image: o.image ?? null,
+    audio: typeof o.audio === 'string' ? o.audio : null,
+    secondsStart: o.secondsStart ?? d.secondsStart,
+    secondsTotal: o.secondsTotal ?? Math.min(d.secondsTotal, model.maxSeconds),
+    steps: o.steps ?? d.steps,
+    cfgScale: o.cfgScale ?? d.cfgScale,
+    cfgRescale: o.cfgRescale ?? d.cfgRescale,
+    sampler: o.sampler ?? d.sampler,
+    sigmaMin: o.sigmaMin ?? d.sigmaMin,
+    sigmaMax: o.sigmaMax ?? d.sigmaMax,
+    rho: o.rho ?? d.rho,
+    seed,
+    initAudio: typeof o.initAudio === 'string' ? o.initAudio : null,
+    initNoiseLevel: o.initAudio ? (o.initNoiseLevel ?? d.initNoiseLevel) : null,
+    batchSize: o.batchSize ?? d.batchSize,
+    referenceQuirks: o.referenceQuirks ?? false,
+    model: model.name,
+  };
+  check(Number.isInteger(p.steps) && p.steps >= 1 && p.steps <= 10000, `steps must be an integer in [1, 10000], got ${p.steps}`);
+  check(Number.isFinite(p.cfgScale) && p.cfgScale >= 0, `cfg scale must be ≥ 0, got ${p.cfgScale}`);
+  check(Number.isFinite(p.cfgRescale) && p.cfgRescale >= 0 && p.cfgRescale <= 1, `cfg rescale must be in [0, 1], got ${p.cfgRescale}`);
+  check(SAMPLER_NAMES.includes(p.sampler), `unknown sampler "${p.sampler}"; valid: ${SAMPLER_NAMES.join(', ')}`);
+  check(p.sigmaMin > 0 && p.sigmaMax > p.sigmaMin, `need 0 < sigma-min < sigma-max, got ${p.sigmaMin} and ${p.sigmaMax}`);
+  check(
+    Number.isFinite(p.secondsTotal) && p.secondsTotal > 0 && p.secondsTotal <= model.maxSeconds + 1e-9,
+    `seconds must be in (0, ${model.maxSeconds.toFixed(2)}] for this model (sample_size / sample_rate), got ${p.secondsTotal}`,
+  );
+  check(Number.isFinite(p.secondsStart) && p.secondsStart >= 0, `seconds start must be ≥ 0, got ${p.secondsStart}`);
+  check(Number.isInteger(p.batchSize) && p.batchSize >= 1 && p.batchSize <= 64, `batch size must be an integer in [1, 64], got ${p.batchSize}`);
+  check(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, `seed must be an integer in [0, 2^32) or -1, got ${o.seed}`);
+  check(p.initNoiseLevel === null || p.initNoiseLevel > 0, `init noise level must be > 0, got ${p.initNoiseLevel}`);
+  check(!(o.video && o.image), 'give either a video or an image, not both');
+  return p;
+}
+
+function repeatBatch(t: tf.Tensor, b: number): tf.Tensor {
+  if (b === 1) return t;
+  const r = tf.concat(Array.from({ length: b }, () => t), 0);
+  t.dispose();
+  return r;
+}
+
+/** Builds each conditioner's input from the options (skipping precomputed ids). Tensors are owned by the caller. */
+async function conditionerInputs(
+  model: AudioXModel,
+  p: ResolvedParams,
+  o: GenerateOptions,
+  media: MediaOptions,
+  skip: Set<string>,
+): Promise<Record<string, ConditionerInput>> {
+  const inputs: Record<string, ConditionerInput> = {};
+  const b = p.batchSize;
+  try {
+    for (const id of model.wrapper.conditioner.ids) {
+      if (skip.has(id)) continue;
+      const c = model.wrapper.conditioner.get(id);
+      switch (conditionerKind(c)) {
+        case 'video': {
+          const vc = c as CLIPConditioner | CLIPWithSyncWithEmptyFeatureConditioner;
+          const video = repeatBatch(await videoFrames(model, vc, { video: o.video, image: o.image }, media), b);
+          inputs[id] = { video };
+          if (vc instanceof CLIPWithSyncWithEmptyFeatureConditioner) {
+            inputs[id] = { video, syncFeatures: repeatBatch(await syncFeatures(model, vc, o.video, media), b) };
+          }
+          break;
+        }
+        case 'text':
+          inputs[id] = Array.from({ length: b }, () => p.prompt);
+          break;
+        case 'audio':
+          inputs[id] = repeatBatch(await audioPrompt(model, o.audio, media), b);
+          break;
+        case 'number': {
+          const v = o.numberConditioning?.[id] ?? (id === 'seconds_start' ? p.secondsStart : id === 'seconds_total' ? p.secondsTotal : NaN);
+          check(!Number.isNaN(v), `number conditioner "${id}" has no input (known: seconds_start, seconds_total)`);
+          inputs[id] = Array.from({ length: b }, () => v);
+          break;
+        }
+      }
+    }
+  } catch (e) {
+    disposeInputs(inputs);
+    throw e;
+  }
+  return inputs;
+}
+
+function disposeInputs(inputs: Record<string, ConditionerInput>): void {
+  for (const v of Object.values(inputs)) {
+    if (v instanceof tf.Tensor) v.dispose();
+    else if (v && typeof v === 'object' && 'video' in v) tf.dispose([v.video, ...(v.syncFeatures ? [v.syncFeatures] : [])]);
+  }
+}
+
+/** Init audio for variations: a file or samples → [B, 2, sample_size] at the model rate (cropped / zero-padded). */
+async function initAudioTensor(model: AudioXModel, src: string | Float32Array[], b: number, signal?: AbortSignal): Promise<tf.Tensor> {
+  let channels: Float32Array[];
+  if (typeof src === 'string') channels = (await readAudio(src, { sampleRate: model.sampleRate, channels: 2, signal })).data;
+  else channels = src;
+  const n = model.sampleSize;
+  const fitted = (channels.length === 1 ? [channels[0], channels[0]] : channels.slice(0, 2)).map((c) => {
+    const out = new Float32Array(n);
+    out.set(c.subarray(0, n));
+    return out;
+  });
+  return repeatBatch(stereoTensor(fitted), b);
+}
+
+function throwIfAborted(signal?: AbortSignal): void {
+  if (signal?.aborted) {
+    const e = new Error('generation cancelled');
+    e.name = 'AbortError';
+    throw e;
+  }
+}
+
+/**
+ * Generates audio. Every tensor it makes is disposed before it returns (except `latents` when asked),
+ * also on errors and cancellation.
+ */
+export async function generate(model: AudioXModel, o: GenerateOptions = {}): Promise<GenerateResult> {
+  const t0 = performance.now();
+  const p = resolveParams(model, o);
+  const w = model.wrapper;
+  const noise: NoiseSource = o.noise ? new InjectedNoise(o.noise, new SeededNoise(p.seed)) : new SeededNoise(p.seed);
+  const media: MediaOptions = { seekTime: p.secondsStart, referenceQuirks: p.referenceQuirks, signal: o.signal };
+  const owned: tf.Tensor[] = [];
+  let cond: Record<string, CondTensor> = {};
+  let negCond: Record<string, CondTensor> = {};
+  try {
+    // 1. Conditioning (the reference draws the initial noise first, then conditions).
+    const T = w.latentLength(model.sampleSize);
+    const x0 = noise.randn('initial', [p.batchSize, w.ioChannels, T]);
+    owned.push(x0);
+    const pre = o.conditioningTensors ?? {};
+    const known = new Set([...w.conditioner.ids, ...w.crossAttnCondIds, ...w.globalCondIds]);
+    for (const id of Object.keys(pre)) check(known.has(id), `conditioningTensors: the model uses no conditioning id "${id}"`);
+    const inputs = await conditionerInputs(model, p, o, media, new Set(Object.keys(pre)));
+    throwIfAborted(o.signal);
+    try {
+      cond = w.condition(inputs, { noise }, pre);
+      // Ids the model has no conditioner for (their tensors must be given precomputed).
+      for (const [id, c] of Object.entries(pre)) {
+        if (!cond[id]) cond[id] = { embedding: c.embedding.clone(), mask: c.mask.clone() };
+      }
+    } finally {
+      disposeInputs(inputs);
+    }
+    const ci = w.conditioningInputs(cond);
+    for (const t of Object.values(ci)) if (t) owned.push(t);
+    const dc: DiffusionCond = { ...ci, cfgScale: p.cfgScale, scalePhi: p.cfgRescale, batchCfg: true, rescaleCfg: true };
+    if (p.negativePrompt !== null) {
+      // Only the text changes; the other conditioners' outputs are reused (no second VAE draw).
+      const textIds = w.conditioner.ids.filter((id) => conditionerKind(w.conditioner.get(id)) === 'text');
+      const reuse = Object.fromEntries(Object.entries(cond).filter(([id]) => !textIds.includes(id)));
+      const negInputs = Object.fromEntries(textIds.map((id) => [id, Array.from({ length: p.batchSize }, () => p.negativePrompt!)]));
+      negCond = w.condition(negInputs, { noise }, reuse);
+      const neg = w.conditioningInputs(negCond);
+      for (const t of Object.values(neg)) if (t) owned.push(t);
+      dc.negativeCrossAttnCond = neg.crossAttnCond;
+      // The mask is applied by the model; pass it only when it lines up with the tokens (quirk 20:
+      // the audio-autoencoder conditioner's mask has the wrong axis, which crashes the reference).
+      if (neg.crossAttnMask && neg.crossAttnCond && neg.crossAttnMask.shape[1] === neg.crossAttnCond.shape[1]) {
+        dc.negativeCrossAttnMask = neg.crossAttnMask;
+      }
+      dc.negativeGlobalCond = neg.globalCond;
+    }
+    const tCond = performance.now();
+
+    // 2. Init audio (variation).
+    let initData: tf.Tensor | undefined;
+    if (o.initAudio) {
+      const audio = await initAudioTensor(model, o.initAudio, p.batchSize, o.signal);
+      initData = w.pretransform.encode(audio as tf.Tensor3D, { noise });
+      audio.dispose();
+      owned.push(initData);
+    }
+    let mask: tf.Tensor | undefined;
+    if (o.inpaint) {
+      check(!!initData, 'inpainting needs init audio');
+      const ratio = model.sampleRate / w.pretransform.downsamplingRatio;
+      const a = Math.max(0, Math.floor(o.inpaint.maskStart * ratio));
+      const e = Math.min(T, Math.ceil(o.inpaint.maskEnd * ratio));
+      check(e > a, `inpaint range [${o.inpaint.maskStart}, ${o.inpaint.maskEnd}] s is empty`);
+      mask = tf.tensor1d(Float32Array.from({ length: T }, (_, i) => (i >= a && i < e ? 0 : 1)));
+      owned.push(mask);
+    }
+
+    // 3. Sampling with the one shared sampler module.
+    const onProgress = o.onProgress
+      ? (s: { step: number; steps: number; sigma: number; denoised: tf.Tensor }) =>
+          o.onProgress!({ ...s, elapsedMs: performance.now() - t0 })
+      : undefined;
+    let latents: tf.Tensor;
+    let sigmas: number[];
+    if (w.diffusionObjective === 'rectified_flow' || p.sampler === 'rf-euler') {
+      const rf = { model: w.model, noise: x0, initData, steps: p.steps, sigmaMax: p.sigmaMax, initNoiseLevel: p.initNoiseLevel ?? undefined, cond: dc, onProgress, signal: o.signal };
+      sigmas = sampleRfTimesteps(rf);
+      latents = await sampleRf(rf);
+    } else {
+      const k = {
+        model: w.model,
+        noise: x0,
+        initData,
+        mask,
+        steps: p.steps,
+        samplerType: p.sampler,
+        sigmaMin: p.sigmaMin,
+        sigmaMax: p.sigmaMax,
+        rho: p.rho,
+        initNoiseLevel: p.initNoiseLevel ?? undefined,
+        cond: dc,
+        noiseSource: noise,
+        onProgress,
+        signal: o.signal,
+      };
+      sigmas = sampleKSigmas(k);
+      latents = await sampleK(k);
+    }
+    const tSample = performance.now();
+
+    // 4. Decode, trim to the requested length, normalise.
+    let audioT: tf.Tensor;
+    try {
+      throwIfAborted(o.signal);
+      audioT = w.pretransform.decode(latents as tf.Tensor3D);
+    } catch (e) {
+      latents.dispose();
+      throw e;
+    }
+    const keepLatents = o.returnLatents ? latents : null;
+    if (!keepLatents) latents.dispose();
+    const [B, C, N] = audioT.shape;
+    const n = Math.min(N, Math.round(p.secondsTotal * model.sampleRate));
+    const data = (await audioT.data()) as Float32Array;
+    audioT.dispose();
+    let audio: Float32Array[][] = Array.from({ length: B }, (_, b) =>
+      Array.from({ length: C }, (_, c) => data.slice((b * C + c) * N, (b * C + c) * N + n)),
+    );
+    if (o.normalize !== false) audio = peakNormalizeBatch(audio);
+    const tEnd = performance.now();
+    return {
+      audio,
+      sampleRate: model.sampleRate,
+      seed: p.seed,
+      latents: keepLatents ?? undefined,
+      sigmas,
+      params: { ...p, conditioningSeconds: CONDITIONING_SECONDS },
+      timings: { conditioningMs: tCond - t0, samplingMs: tSample - tCond, decodeMs: tEnd - tSample, totalMs: tEnd - t0 },
+    };
+  } finally {
+    w.disposeCond(cond);
+    w.disposeCond(negCond);
+    tf.dispose(owned);
+  }
+}
+
+/** The reference's peak normalisation: divide by the global max |x| over batch and channels (silence stays silence). */
+export function peakNormalizeBatch(audio: Float32Array[][]): Float32Array[][] {
+  let peak = 0;
+  for (const item of audio) for (const ch of item) for (let i = 0; i < ch.length; i++) peak = Math.max(peak, Math.abs(ch[i]));
+  if (peak === 0) return audio;
+  return audio.map((item) => item.map((ch) => ch.map((v) => Math.max(-1, Math.min(1, v / peak)))));
+}

@@ -1,0 +1,124 @@
+// Media → conditioner inputs, always brought to the fixed 10 s conditioning window of the released
+// models (spec §8; quirks 13–15 reproduced only with `referenceQuirks`).
+import * as tf from '@tensorflow/tfjs';
+import { loadAudioWindow } from '../io/audio.ts';
+import { isImagePath, readImageFrames, readVideoFrames } from '../io/video.ts';
+import type { AudioXModel } from '../models/load.ts';
+import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../models/conditioners/clip.ts';
+import { encodeVideoWithSync, prepareSyncFrames, SYNC_FPS, SYNC_SIZE } from '../models/synchformer/features.ts';
+
+/** The conditioning window of the released models: 10 s (50 CLIP frames at 5 fps, 240 sync tokens). */
+export const CONDITIONING_SECONDS = 10;
+
+export interface MediaOptions {
+  seekTime: number;
+  referenceQuirks: boolean;
+  signal?: AbortSignal;
+}
+
+type VideoConditionerModule = CLIPConditioner | CLIPWithSyncWithEmptyFeatureConditioner;
+
+/**
+ * Frames for a video conditioner: [1, T, 3, S, S] in uint8 value range (the conditioner divides by 255).
+ * No video and no image → zeros (the conditioner then substitutes its learned empty feature).
+ */
+export async function videoFrames(
+  model: AudioXModel,
+  cond: VideoConditionerModule,
+  source: { video?: string; image?: string },
+  opts: MediaOptions,
+): Promise<tf.Tensor> {
+  const fps = model.videoFps;
+  const T = cond.sizes.frames;
+  const size = cond.sizes.clip_vision?.image_size ?? 224;
+  const file = source.video ?? source.image;
+  if (!file) return tf.zeros([1, T, 3, size, size]);
+  if (source.image || isImagePath(file)) {
+    const { frames } = await readImageFrames(file, { T, size, signal: opts.signal });
+    const t = tf.tensor(Float32Array.from(frames), [1, T, 3, size, size]);
+    if (!opts.referenceQuirks) return t;
+    // Quirk 13: the reference feeds ToTensor()'s [0, 1] floats to a conditioner that divides by 255 again.
+    const q = t.div(255);
+    t.dispose();
+    return q;
+  }
+  const { frames } = await readVideoFrames(file, {
+    fps,
+    seekTime: opts.seekTime,
+    duration: T / fps,
+    size,
+    mode: 'squash',
+    referenceQuirks: opts.referenceQuirks,
+    signal: opts.signal,
+  });
+  return tf.tensor(Float32Array.from(frames), [1, T, 3, size, size]);
+}
+
+/**
+ * Synchformer features [1, tokens, D] for the sync variant: 25 fps frames through the Synchformer, or
+ * zeros when there is no video or no Synchformer (what the reference UI does).
+ */
+export async function syncFeatures(
+  model: AudioXModel,
+  cond: CLIPWithSyncWithEmptyFeatureConditioner,
+  video: string | undefined,
+  opts: MediaOptions,
+): Promise<tf.Tensor> {
+  const tokens = cond.sizes.sync_tokens;
+  const dim = cond.sizes.temporal_dim;
+  if (!video || !model.synchformer || isImagePath(video)) return tf.zeros([1, tokens, dim]);
+  const { frames, T } = await readVideoFrames(video, {
+    fps: SYNC_FPS,
+    seekTime: opts.seekTime,
+    duration: CONDITIONING_SECONDS,
+    size: SYNC_SIZE,
+    mode: opts.referenceQuirks ? 'squash' : 'sync',
+    referenceQuirks: opts.referenceQuirks,
+    signal: opts.signal,
+  });
+  const raw = tf.tensor(Int32Array.from(frames), [1, T, 3, SYNC_SIZE, SYNC_SIZE], 'int32');
+  const x = prepareSyncFrames(raw);
+  raw.dispose();
+  try {
+    const f = encodeVideoWithSync(model.synchformer, x);
+    if (f.shape[1] !== tokens || f.shape[2] !== dim) {
+      f.dispose();
+      throw new Error(`Synchformer gave [${f.shape}], the video conditioner expects [1, ${tokens}, ${dim}]`);
+    }
+    return f;
+  } finally {
+    x.dispose();
+  }
+}
+
+/** Audio prompt [1, 2, sr·10]: a file brought to the window, given samples as they are, or silence. */
+export async function audioPrompt(
+  model: AudioXModel,
+  source: string | Float32Array[] | undefined,
+  opts: MediaOptions,
+): Promise<tf.Tensor> {
+  const n = Math.floor(model.sampleRate * CONDITIONING_SECONDS);
+  // Quirk (reference UI): the audio-prompt widgets are hidden, so the prompt is always zeros.
+  if (source === undefined || (opts.referenceQuirks && typeof source === 'string')) return tf.zeros([1, 2, n]);
+  if (typeof source !== 'string') return stereoTensor(source);
+  const { data } = await loadAudioWindow(source, {
+    duration: CONDITIONING_SECONDS,
+    sampleRate: model.sampleRate,
+    seekTime: opts.seekTime,
+    referenceQuirks: opts.referenceQuirks,
+    signal: opts.signal,
+  });
+  return stereoTensor(data);
+}
+
+/** [channels][samples] → [1, 2, N] (mono duplicated). */
+export function stereoTensor(channels: Float32Array[]): tf.Tensor {
+  if (!channels.length || !channels[0].length) throw new Error('audio has no samples');
+  const n = channels[0].length;
+  if (channels.some((c) => c.length !== n)) throw new Error('audio channels have different lengths');
+  const two = channels.length === 1 ? [channels[0], channels[0]] : channels.slice(0, 2);
+  const buf = new Float32Array(2 * n);
+  buf.set(two[0], 0);
+  buf.set(two[1], n);
+  return tf.tensor(buf, [1, 2, n]);
+}
