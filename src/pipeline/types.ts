@@ -41,7 +41,8 @@ export interface GenerateOptions {
   /** Paths of conditioning media. */
   video?: string;
   image?: string;
-  audio?: string;
+  /** Audio prompt: a path (brought to the 10 s window) or stereo samples at the model rate (used as given). */
+  audio?: string | Float32Array[];
   secondsStart?: number;
   /** Length of the generated audio in seconds (default 10, at most sample_size / sample_rate). */
   secondsTotal?: number;

@@ -31,7 +31,7 @@ async function run(fx: Fixture) {
     wrapper.loadStateDict(fx.params);
     const a = fx.args as Record<string, number | string>;
     // Conditioner outputs given as inputs/<id> + inputs/<id>_mask for ids the model has no conditioner for.
-    const pre: CondTensors = {};
+    const pre: Record<string, CondTensors> = {};
     for (const name of fx.names('inputs')) {
       if (name.endsWith('_mask') || !fx.has(`inputs/${name}_mask`) || wrapper.conditioner.ids.includes(name)) continue;
       pre[name] = { embedding: read(`inputs/${name}`), mask: read(`inputs/${name}_mask`) };
