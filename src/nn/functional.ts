@@ -1,12 +1,18 @@
 // Stateless ops in PyTorch conventions (shapes [B, C, T] for 1-D signals, weights in torch layout).
 import * as tf from '@tensorflow/tfjs';
+import { blasActive } from '../backend/blas.ts';
 
 /** y = x·Wᵀ + b with W [out, in] (torch.nn.Linear). Works on any leading shape. */
 export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null): tf.Tensor {
   return tf.tidy(() => {
     const inF = x.shape[x.rank - 1];
     const lead = x.shape.slice(0, -1);
-    const y2 = tf.matMul(x.reshape([-1, inF]), weight, false, true);
+    const x2 = x.reshape([-1, inF]);
+    // wasm's MatMul has a fast (XNNPACK) path only for untransposed operands: with transposeB it is 10–20×
+    // slower (e.g. [1569,768]·[768,2304]: 1.7 s vs 0.16 s), far more than transposing W per call costs.
+    // (The native BLAS kernels, when on, take transposeB for free.)
+    const y2 =
+      tf.getBackend() === 'wasm' && !blasActive() ? tf.matMul(x2, weight.transpose()) : tf.matMul(x2, weight, false, true);
     const y = bias ? y2.add(bias) : y2;
     return y.reshape([...lead, weight.shape[0]]);
   });

@@ -1,0 +1,103 @@
+// Synchformer video features for the AudioX-MAF sync branch (FeaturesUtils.encode_video_with_sync and the
+// input preparation of data/utils.py::encode_video_with_synchformer; ARCHITECTURE.md §6.1–6.2):
+// 25 fps frames, 224 × 224, ToDtype(scale) + Normalize(0.5, 0.5), overlapping 16-frame segments every 8 frames,
+// 8 features per segment ⇒ 10 s (250 frames) → 30 segments → [B, 240, 768].
+import * as tf from '@tensorflow/tfjs';
+import { checkMemoryPlan } from '../../backend/index.ts';
+import type { Synchformer } from './synchformer.ts';
+import type { MotionFormerConfig } from './motionformer.ts';
+
+export const SYNC_FPS = 25;
+export const SYNC_SIZE = 224;
+export const SEGMENT_SIZE = 16;
+export const STEP_SIZE = 8;
+
+/**
+ * Frames [T, 3, 224, 224] or [B, T, 3, 224, 224] → normalised [B, T, 3, 224, 224] in [−1, 1].
+ * As torchvision's ToDtype(float32, scale=True): an int32 tensor holds uint8 values and is divided by 255;
+ * a float tensor is taken to be in [0, 1] already. Resizing is not done here (the video reader delivers 224 px).
+ */
+export function prepareSyncFrames(frames: tf.Tensor): tf.Tensor5D {
+  const x = frames.rank === 4 ? frames.expandDims(0) : frames;
+  try {
+    if (x.rank !== 5 || x.shape[2] !== 3 || x.shape[3] !== SYNC_SIZE || x.shape[4] !== SYNC_SIZE) {
+      throw new Error(`Synchformer input: expected frames [B?, T, 3, ${SYNC_SIZE}, ${SYNC_SIZE}], got [${frames.shape}]`);
+    }
+    return tf.tidy(() => {
+      const unit = x.dtype === 'int32' ? x.toFloat().div(255) : x.toFloat();
+      return unit.sub(0.5).div(0.5) as tf.Tensor5D;
+    });
+  } finally {
+    if (x !== frames) x.dispose();
+  }
+}
+
+/** S = (T − 16) // 8 + 1 segments (30 for 250 frames). */
+export function syncSegmentCount(frames: number, segmentSize = SEGMENT_SIZE, stepSize = STEP_SIZE): number {
+  return frames < segmentSize ? 0 : Math.floor((frames - segmentSize) / stepSize) + 1;
+}
+
+/** Rough peak bytes of one segment through MotionFormer (activations of one block, attention scores, input). */
+export function segmentWorkingBytes(c: MotionFormerConfig, segmentFrames = SEGMENT_SIZE): number {
+  const p = (c.img_size / c.patch_size) ** 2;
+  const f = c.temporal_resolution;
+  const l = 1 + f * p;
+  const d = c.embed_dim;
+  const acts = l * d * 12 + l * d * c.mlp_ratio * 2;
+  const scores = 2 * c.num_heads * f * p * (p + 1) + 2 * c.num_heads * p * f * (f + 1);
+  const input = segmentFrames * c.channels * c.img_size * c.img_size * 2;
+  return 4 * (acts + scores + input);
+}
+
+export interface EncodeVideoWithSyncOptions {
+  /** Segments per Synchformer call; < 0 = B segments (the reference's default). */
+  batchSize?: number;
+  segmentSize?: number;
+  stepSize?: number;
+  /** Called after each chunk with (segments done, total). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+/**
+ * FeaturesUtils.encode_video_with_sync: x [B, T, 3, 224, 224] (already normalised, see prepareSyncFrames)
+ * → [B, S·8, D], segment-major.
+ */
+export function encodeVideoWithSync(model: Synchformer, x: tf.Tensor, opts: EncodeVideoWithSyncOptions = {}): tf.Tensor3D {
+  const segmentSize = opts.segmentSize ?? SEGMENT_SIZE;
+  const stepSize = opts.stepSize ?? STEP_SIZE;
+  if (x.rank !== 5 || x.shape[2] !== 3 || x.shape[3] !== SYNC_SIZE || x.shape[4] !== SYNC_SIZE) {
+    throw new Error(`encodeVideoWithSync: expected video [B, T, 3, ${SYNC_SIZE}, ${SYNC_SIZE}], got [${x.shape}]`);
+  }
+  const [b, t] = x.shape;
+  const segments = syncSegmentCount(t, segmentSize, stepSize);
+  if (segments < 1) throw new Error(`encodeVideoWithSync: ${t} frames is fewer than one ${segmentSize}-frame segment`);
+  const total = b * segments;
+  const batch = Math.min(opts.batchSize === undefined || opts.batchSize < 0 ? b : opts.batchSize, total);
+  if (!(batch >= 1) || !Number.isInteger(batch)) throw new Error(`encodeVideoWithSync: batchSize must be a positive integer or -1, got ${opts.batchSize}`);
+  checkMemoryPlan(batch * segmentWorkingBytes(model.vfeat_extractor.config, segmentSize), `Synchformer (${batch} segment(s) per call)`);
+
+  const [, , c, h, w] = x.shape;
+  const outputs: tf.Tensor[] = [];
+  try {
+    for (let i = 0; i < total; i += batch) {
+      const n = Math.min(batch, total - i);
+      // Segments in '(b s)' order: item ⌊j/S⌋, frames [8·(j mod S), 8·(j mod S) + 16).
+      const feats = tf.tidy(() => {
+        const segs = Array.from({ length: n }, (_, k) => {
+          const j = i + k;
+          return x.slice([Math.floor(j / segments), (j % segments) * stepSize, 0, 0, 0], [1, segmentSize, c, h, w]);
+        });
+        return model.forward(tf.concat(segs, 0).reshape([n, 1, segmentSize, c, h, w])); // [n, 1, 8, D]
+      });
+      outputs.push(feats);
+      opts.onProgress?.(i + n, total);
+    }
+    return tf.tidy(() => {
+      const all = tf.concat(outputs, 0); // [(B·S), 1, 8, D]
+      const [, , tt, d] = all.shape;
+      return all.reshape([b, segments * tt, d]) as tf.Tensor3D;
+    });
+  } finally {
+    outputs.forEach((o) => o.dispose());
+  }
+}
