@@ -26,7 +26,7 @@ export function demoWeight(key: string, p: Parameter): tf.Tensor {
   const shape = p.shape;
   const n = shape.reduce((a, b) => a * b, 1);
   if (name === 'inv_freq') return tf.tensor1d(RotaryEmbedding.invFreqValues(shape[0] * 2));
-  if (name === 'position_ids') return tf.range(0, n, 1, 'int32').reshape(shape);
+  if (name === 'position_ids') return tf.tidy(() => tf.range(0, n, 1, 'int32').reshape(shape));
   if (p.dtype === 'int32') return tf.zeros(shape, 'int32');
   if (/^bypass_gate/.test(name)) return tf.fill(shape, -2);
   if (name === 'bias' || name === 'beta' || name === 'alpha') return tf.zeros(shape);

@@ -2,15 +2,19 @@
 // the checkpoint: the T5 encoder and tokenizer, the Synchformer), with strict key checks and a memory plan.
 import fs from 'node:fs';
 import path from 'node:path';
-import { activeBackend, formatBytes, initBackend } from '../backend/index.ts';
-import { SafetensorsFile } from '../io/safetensors.ts';
+import * as tf from '@tensorflow/tfjs';
+import { activeBackend, initBackend } from '../backend/index.ts';
+import { SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
+import type { Module, Parameter } from '../nn/module.ts';
+import { loadStateDictStreamed, offloadToHost, releaseStreamed, type HostDType } from '../nn/streaming.ts';
 import { modelDir, MODELS } from '../hub/models.ts';
 import { readConfig, type AudioXConfig } from './config.ts';
 import { CLIPWithSyncWithEmptyFeatureConditioner } from './conditioners/clip.ts';
 import { T5Conditioner, loadT5Pretrained } from './conditioners/t5.ts';
-import { DEMO_DIR, initDemoWeights } from './demo.ts';
+import { DEMO_DIR, demoWeight, initDemoWeights } from './demo.ts';
+import { chooseMemoryPlan, describePlan, type MemoryPlan, type WeightMode } from './memory.ts';
 import { Synchformer } from './synchformer/synchformer.ts';
-import { T5EncoderModel, type T5Config } from './t5.ts';
+import { T5_BASE_CONFIG, T5EncoderModel, type T5Config } from './t5.ts';
 import { TextTokenizer } from './tokenizer.ts';
 import { ConditionedDiffusionModelWrapper, createModelFromConfig } from './wrapper.ts';
 
@@ -38,6 +42,8 @@ export class AudioXModel {
     readonly wrapper: ConditionedDiffusionModelWrapper,
     readonly synchformer: Synchformer | null,
     readonly demo: boolean,
+    /** How the weights are held (README "Memory"); null for models built without a plan. */
+    readonly memoryPlan: MemoryPlan | null = null,
   ) {}
 
   get sampleRate(): number {
@@ -75,7 +81,9 @@ export class AudioXModel {
 
   dispose(): void {
     this.wrapper.dispose();
+    releaseStreamed(this.wrapper);
     this.synchformer?.dispose();
+    if (this.synchformer) releaseStreamed(this.synchformer);
   }
 }
 
@@ -104,6 +112,63 @@ export interface LoadModelOptions {
   /** Directory of the t5-base snapshot (default: the download cache's t5-base). */
   t5Dir?: string;
   backend?: string;
+  /**
+   * Keep the big modules' weights in host memory and upload them per forward (true), keep
+   * everything resident (false), or decide from the memory plan ('auto', the default;
+   * env AUDIOX_STREAM_WEIGHTS=1|0 overrides 'auto').
+   */
+  streamWeights?: boolean | 'auto';
+  /** Precision of the streamed host copies (default 'keep'; env AUDIOX_STREAM_FP16=1 → 'float16'). */
+  hostDType?: HostDType;
+  /** Backend bytes to plan against instead of the active backend's budget. */
+  memoryBudget?: number;
+}
+
+function weightMode(opt: boolean | 'auto' | undefined): WeightMode | 'auto' {
+  if (opt === true) return 'streamed';
+  if (opt === false) return 'resident';
+  const env = process.env.AUDIOX_STREAM_WEIGHTS;
+  if (env === '1' || env === 'true') return 'streamed';
+  if (env === '0' || env === 'false') return 'resident';
+  return 'auto';
+}
+
+/**
+ * What loadModel loads besides the checkpoint (built, not loaded: shapes only), for the memory
+ * plan, with the parts streamed in streamed mode: T5's encoder stack, the Synchformer's extractor.
+ */
+function extraModels(w: ConditionedDiffusionModelWrapper, t5Dir: string, syncFile: string | null): { module: Module; streamable: Module[] }[] {
+  const out: { module: Module; streamable: Module[] }[] = [];
+  if (hasT5(w)) {
+    const cfgFile = path.join(t5Dir, 'config.json');
+    const t5 = T5EncoderModel.fromConfig(fs.existsSync(cfgFile) ? (JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as T5Config) : T5_BASE_CONFIG);
+    out.push({ module: t5, streamable: [t5.encoder] });
+  }
+  if (syncFile && fs.existsSync(syncFile)) {
+    const s = new Synchformer();
+    out.push({ module: s, streamable: [s.vfeat_extractor] });
+  }
+  return out;
+}
+
+/** The demo weights as a tensor source (for loading the demo model through the streaming loader). */
+class DemoSource implements TensorSource {
+  private readonly params: Map<string, Parameter>;
+  constructor(m: Module) {
+    this.params = new Map(m.namedTensors());
+  }
+  keys(): string[] {
+    return [...this.params.keys()];
+  }
+  has(key: string): boolean {
+    return this.params.has(key);
+  }
+  shape(key: string): number[] {
+    return this.params.get(key)!.shape;
+  }
+  read(key: string): tf.Tensor {
+    return demoWeight(key, this.params.get(key)!);
+  }
 }
 
 export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}): Promise<AudioXModel> {
@@ -115,21 +180,31 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
   const config = readConfig(requireFile(dir, 'config.json', name, download));
   const wrapper = createModelFromConfig(config);
   let synchformer: Synchformer | null = null;
+  let file: SafetensorsFile | null = null;
   try {
-    const plan = wrapper.parameterBytes();
-    const budget = activeBackend().memoryBudget;
-    if (plan > budget * 0.8) {
-      throw new Error(
-        `model "${name}" needs ${formatBytes(plan)} of weights, more than 80% of the ${activeBackend().name} backend's ` +
-          `budget (${formatBytes(budget)}); the rest is needed for activations. Use a backend with more memory ` +
-          '(tensorflow / tensorflow-gpu), see README "Memory".',
-      );
-    }
     const needsSync = [...wrapper.conditioner.conditioners.entries.values()].some(
       (c) => c instanceof CLIPWithSyncWithEmptyFeatureConditioner,
     );
+    const t5Dir = opts.t5Dir ?? modelDir('t5-base');
+    const syncFile = needsSync && !demo ? path.join(dir, 'synchformer.safetensors') : null;
+    file = demo ? null : SafetensorsFile.open(requireFile(dir, 'model.safetensors', name, download));
+    const backend = activeBackend();
+    const budget = opts.memoryBudget ?? backend.memoryBudget;
+    const hostDType = opts.hostDType ?? (process.env.AUDIOX_STREAM_FP16 === '1' ? 'float16' : 'keep');
+    const plan = chooseMemoryPlan(wrapper, name, {
+      backend: backend.name,
+      budget,
+      extra: demo ? [] : extraModels(wrapper, t5Dir, syncFile),
+      source: file ?? undefined,
+      hostDType,
+      mode: weightMode(opts.streamWeights),
+    });
+    if (process.env.AUDIOX_VERBOSE) console.error(`memory plan for "${name}":\n${describePlan(plan)}`);
+    // Tensor by tensor; aborts (disposing what was loaded) before the backend passes its budget.
+    const load = (source: TensorSource) => loadStateDictStreamed(wrapper, source, plan.units, { hostDType, maxBackendBytes: budget });
     if (demo) {
-      initDemoWeights(wrapper);
+      if (plan.units.length) load(new DemoSource(wrapper));
+      else initDemoWeights(wrapper);
       const extra = config.audiox_ts ?? {};
       const tokenizer = TextTokenizer.fromFile(path.join(dir, extra.tokenizer ?? 'tokenizer.json'));
       const t5 = T5EncoderModel.fromConfig(extra.t5 as unknown as T5Config);
@@ -141,35 +216,33 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
         initDemoWeights(synchformer);
       }
     } else {
-      const file = SafetensorsFile.open(requireFile(dir, 'model.safetensors', name, download));
-      try {
-        wrapper.loadStateDict(file);
-      } finally {
-        file.close();
-      }
+      load(file!);
+      file!.close();
       if (hasT5(wrapper)) {
-        const t5Dir = opts.t5Dir ?? modelDir('t5-base');
         requireFile(t5Dir, 'model.safetensors', 't5-base', 'Run `audiox download t5-base` first.');
         const { encoder, tokenizer } = loadT5Pretrained(t5Dir);
         attachT5(wrapper, encoder, tokenizer);
+        if (plan.mode === 'streamed') offloadToHost([encoder.encoder], hostDType);
       }
-      if (needsSync) {
-        const p = path.join(dir, 'synchformer.safetensors');
+      if (syncFile) {
         // Like the reference UI: without the Synchformer weights the sync features are zeros.
-        if (fs.existsSync(p)) {
+        if (fs.existsSync(syncFile)) {
           synchformer = new Synchformer();
-          const sf = SafetensorsFile.open(p);
+          const sf = SafetensorsFile.open(syncFile);
           try {
             synchformer.load(sf);
           } finally {
             sf.close();
           }
+          if (plan.mode === 'streamed') offloadToHost([synchformer.vfeat_extractor], hostDType);
         }
       }
     }
-    return new AudioXModel(name, dir, config, wrapper, synchformer, demo);
+    return new AudioXModel(name, dir, config, wrapper, synchformer, demo, plan);
   } catch (e) {
+    file?.close();
     wrapper.dispose();
+    releaseStreamed(wrapper);
     synchformer?.dispose();
     throw e;
   }

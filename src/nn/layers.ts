@@ -231,7 +231,8 @@ export class RotaryEmbedding extends Module {
     opts: { bufferOptional?: boolean } = {},
   ) {
     super();
-    this.invFreq = this.buffer('inv_freq', [dim / 2], 'float32', opts.bufferOptional ?? false);
+    // Persisted by the reference even where a checkpoint may lack it (quirk 18).
+    this.invFreq = this.buffer('inv_freq', [dim / 2], 'float32', opts.bufferOptional ?? false, true);
   }
   /** The reference's inv_freq: base^(−2k/dim), computed in float64 then rounded to float32. */
   static invFreqValues(dim: number, base = 10000): Float32Array {

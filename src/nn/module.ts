@@ -16,6 +16,12 @@ export class Parameter {
     readonly dtype: ParamDType = 'float32',
     /** Buffers that PyTorch does not persist (or that the reference may omit) may be missing. */
     readonly optional = false,
+    /**
+     * Whether the reference's state dict holds this tensor. An optional buffer is by default one
+     * that torch does not persist (HF `position_ids`); a persisted buffer that older checkpoints
+     * may lack (rotary `inv_freq`, quirk 18) sets this to true.
+     */
+    readonly persistent = !optional,
   ) {}
 
   get loaded(): boolean {
@@ -128,7 +134,7 @@ export abstract class Module {
     if (typeof f === 'function' && !Object.prototype.hasOwnProperty.call(m, 'forward')) {
       Object.defineProperty(m, 'forward', {
         value: (...args: unknown[]) => {
-          const out = f.apply(m, args);
+          const out = m.forwardHook ? m.forwardHook(() => f.apply(m, args)) : f.apply(m, args);
           if (captureCtx) captureOutput(m.path, out);
           return out;
         },
@@ -143,8 +149,8 @@ export abstract class Module {
     return this.addTensor(name, new Parameter(shape, 'parameter', dtype));
   }
 
-  protected buffer(name: string, shape: Shape, dtype: ParamDType = 'float32', optional = false): Parameter {
-    return this.addTensor(name, new Parameter(shape, 'buffer', dtype, optional));
+  protected buffer(name: string, shape: Shape, dtype: ParamDType = 'float32', optional = false, persistent = !optional): Parameter {
+    return this.addTensor(name, new Parameter(shape, 'buffer', dtype, optional, persistent));
   }
 
   private addTensor(name: string, p: Parameter): Parameter {
@@ -152,6 +158,13 @@ export abstract class Module {
     this._params.set(name, p);
     return p;
   }
+
+  /**
+   * Wraps every call of this module's `forward` while it is a registered child (null: called
+   * directly). Weight streaming (src/nn/streaming.ts) uses it to make a block's weights resident
+   * for the duration of its forward.
+   */
+  forwardHook: (<T>(call: () => T) => T) | null = null;
 
   /** Full dotted path from the root (empty for the root). */
   get path(): string {
@@ -184,12 +197,17 @@ export abstract class Module {
     return m;
   }
 
-  /** `{key: shape}` of every parameter and buffer, without allocating anything. */
-  parameterManifest(opts: { buffers?: boolean; optional?: boolean } = {}): Record<string, Shape> {
+  /**
+   * `{key: shape}` of every parameter and buffer, without allocating anything. `optional: false`
+   * drops every optional buffer; `persistent: true` drops only those the reference does not save
+   * (the keys of a released checkpoint).
+   */
+  parameterManifest(opts: { buffers?: boolean; optional?: boolean; persistent?: boolean } = {}): Record<string, Shape> {
     const out: Record<string, Shape> = {};
     for (const [k, p] of this.namedTensors()) {
       if (p.kind === 'buffer' && opts.buffers === false) continue;
       if (p.optional && opts.optional === false) continue;
+      if (!p.persistent && opts.persistent === true) continue;
       out[k] = [...p.shape];
     }
     return out;
@@ -207,6 +225,25 @@ export abstract class Module {
    * the prefix and shape mismatch is reported in one error; nothing is silently skipped.
    */
   loadStateDict(source: TensorSource, opts: LoadOptions = {}): LoadReport {
+    const { prefix = '' } = opts;
+    const report = this.checkStateDict(source, opts);
+    const expected = new Map(this.namedTensors());
+    const bad = new Set(report.mismatched.map((m) => m.key));
+    for (const [k, p] of expected) {
+      const key = prefix + k;
+      if (!source.has(key) || bad.has(key)) continue;
+      p.set(source.read(key));
+      report.loaded.push(key);
+    }
+    this.finishLoad();
+    return report;
+  }
+
+  /**
+   * The key check of `loadStateDict` without reading any tensor: missing / unexpected keys and
+   * shape mismatches (`loaded` stays empty). Strict by default: throws one error listing them all.
+   */
+  checkStateDict(source: TensorSource, opts: LoadOptions = {}): LoadReport {
     const { strict = true, prefix = '', ignorePrefixes = [] } = opts;
     const report: LoadReport = { loaded: [], missing: [], unexpected: [], mismatched: [] };
     const expected = new Map(this.namedTensors());
@@ -226,21 +263,23 @@ export abstract class Module {
     if (strict && (report.missing.length || report.unexpected.length || report.mismatched.length)) {
       throw new StateDictError(report, this.constructor.name);
     }
-    const bad = new Set(report.mismatched.map((m) => m.key));
-    for (const [k, p] of expected) {
-      const key = prefix + k;
-      if (!source.has(key) || bad.has(key)) continue;
-      p.set(source.read(key));
-      report.loaded.push(key);
-    }
-    for (const [, m] of this.namedModules()) m.onLoad();
     return report;
+  }
+
+  /**
+   * Runs `onLoad` of this module and its descendants (parents first), as loading does once every
+   * tensor is set; the subtrees rooted at the modules in `skip` are left out.
+   */
+  finishLoad(skip?: ReadonlySet<Module>): void {
+    if (skip?.has(this)) return;
+    this.onLoad();
+    for (const c of this._children.values()) c.finishLoad(skip);
   }
 
   /** Fills every parameter from a generator (synthetic / random weights). */
   initWeights(init: (key: string, p: Parameter) => tf.Tensor): void {
     for (const [k, p] of this.namedTensors()) p.set(init(k, p));
-    for (const [, m] of this.namedModules()) m.onLoad();
+    this.finishLoad();
   }
 
   /** Called after loading: layers fold derived weights here (e.g. weight norm). */

@@ -25,8 +25,7 @@ describe('parity fixtures', () => {
       const r = await runFixture(c.file, FIXTURES);
       expect(r, 'fixture result').not.toBeNull();
       console.log(`${r!.status.toUpperCase()} ${r!.path} max_abs=${r!.max_abs} max_rel=${r!.max_rel}`);
-      expect(r!.message).toBe('');
-      expect(r!.status).toBe('pass');
+      expect(r!.status, r!.message).toBe('pass');
     });
   }
 });

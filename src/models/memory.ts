@@ -1,0 +1,272 @@
+// The memory plan of a generation: which weights stay on the backend, which are streamed from host
+// memory (src/nn/streaming.ts), and the peak backend bytes of each phase, checked against the
+// backend's budget before a single weight is read (README "Memory").
+//
+// Phases (one at a time; their activations never coexist):
+//   conditioning — CLIP tower over the video frames, VAE encoder over the audio prompt;
+//   sampling     — one diffusion-transformer step with CFG (batch 2) at the config's sample_size;
+//   decoding     — the VAE decoder over the latents (chunked when one pass does not fit).
+// Activation estimates are upper bounds calibrated on the wasm backend (`tf.profile` peak of a
+// full-size block: DiT ≈ 40, MMDiT ≈ 71 [B, L, D] activations alive at once besides its weights).
+import os from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import { formatBytes, type BackendName } from '../backend/index.ts';
+import { DTYPE_SIZE, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
+import { Module } from '../nn/module.ts';
+import type { HostDType } from '../nn/streaming.ts';
+import { CLIPVisionTransformer } from './clip.ts';
+import { latentLength } from './config.ts';
+import { ChannelLastConv1d } from './mmdit-blocks.ts';
+import { TransposedLinear } from './transformer.ts';
+import { OobleckDecoder, OobleckEncoder } from './vae/oobleck.ts';
+import { decodeMemoryEstimate, encodeMemoryEstimate } from './vae/pretransform.ts';
+import type { ConditionedDiffusionModelWrapper } from './wrapper.ts';
+
+const F32 = 4;
+const GiB = 1024 ** 3;
+/** [B, L, D] activations a transformer block keeps alive at once (measured ≤ 71, see above). */
+const BLOCK_ACTIVATIONS = 96;
+/** Upper bound on the cross-attention tokens of a DiT (released configs: video + text + audio ≤ 1024). */
+const MAX_CONTEXT_TOKENS = 1024;
+/** Windows of the chunked VAE decode (AutoencoderPretransform.decode's default chunk size). */
+const DECODE_CHUNK = 128;
+
+export type WeightMode = 'resident' | 'streamed';
+
+export interface MemoryPhase {
+  name: 'conditioning' | 'sampling' | 'decoding';
+  /** Peak backend bytes of the phase on top of the resident weights. */
+  bytes: number;
+  detail: string;
+}
+
+export interface MemoryPlan {
+  mode: WeightMode;
+  backend: string;
+  budget: number;
+  /** Backend bytes already in use before loading. */
+  inUse: number;
+  /** Weights on the backend for the whole session (incl. load-time derived copies and `extraResident`). */
+  residentBytes: number;
+  /** Host copies of the streamed modules' weights. */
+  hostBytes: number;
+  hostBudget: number;
+  phases: MemoryPhase[];
+  /** inUse + residentBytes + the largest phase. */
+  peak: number;
+  fits: boolean;
+  /** The modules whose weights are streamed (empty when resident). */
+  units: Module[];
+}
+
+export interface PlanOptions {
+  backend: BackendName | string;
+  budget: number;
+  inUse?: number;
+  /**
+   * Models loaded besides the checkpoint (T5 encoder, Synchformer; built, not loaded), with the
+   * submodules streamed in 'streamed' mode (run once per generation, at conditioning).
+   */
+  extra?: { module: Module; streamable: Module[] }[];
+  /** Gives the stored dtype of each tensor (host copies keep it). */
+  source?: TensorSource;
+  hostDType?: HostDType;
+  /** Host memory available for streamed weights (default: see `defaultHostBudget`). */
+  hostBudget?: number;
+}
+
+export class MemoryPlanError extends Error {
+  constructor(
+    message: string,
+    readonly plans: MemoryPlan[],
+  ) {
+    super(message);
+  }
+}
+
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/** Layers whose onLoad replaces their torch-layout tensors by the derived ones (held once). */
+const RELEASING = [TransposedLinear, ChannelLastConv1d];
+const baseOnLoad = (Module.prototype as unknown as { onLoad: unknown }).onLoad;
+
+/**
+ * Backend bytes of `m`'s weights once loaded: every tensor as float32/int32, plus one derived copy
+ * of the own tensors of each layer that overrides onLoad and keeps its originals (Conv1d's tf
+ * filter, weight-norm folds, Snake folds, CLIP's patch matrix — a reshape is a copy on wasm).
+ */
+export function residentWeightBytes(m: Module): number {
+  let n = m.parameterBytes();
+  for (const [, c] of m.namedModules()) {
+    if ((c as unknown as { onLoad: unknown }).onLoad === baseOnLoad || RELEASING.some((k) => c instanceof k)) continue;
+    for (const [k, p] of c.namedTensors()) if (!k.includes('.')) n += numel(p.shape) * F32;
+  }
+  return n;
+}
+
+/** Backend peak while a streamed unit is resident: its weights and one transient re-layout copy. */
+function unitPeakBytes(m: Module): number {
+  let largest = 0;
+  for (const [, p] of m.namedTensors()) largest = Math.max(largest, numel(p.shape) * F32);
+  return residentWeightBytes(m) + largest;
+}
+
+/**
+ * The modules that can be streamed: every block of the diffusion transformer (uploaded once per
+ * sampling step; the bulk of the weights) and the towers run once per generation (CLIP vision
+ * transformer, VAE encoders/decoders, incl. the audio conditioner's copy). Each is entered only
+ * through its `forward`, which is what streaming hooks.
+ */
+export function streamableUnits(w: ConditionedDiffusionModelWrapper): { perStep: Module[]; perGeneration: Module[] } {
+  const perStep = [...w.getSubmodule('model.model.transformer.layers').children.values()];
+  const perGeneration: Module[] = [];
+  for (const [, m] of w.namedModules()) {
+    if (m instanceof CLIPVisionTransformer || m instanceof OobleckEncoder || m instanceof OobleckDecoder) perGeneration.push(m);
+  }
+  return { perStep, perGeneration };
+}
+
+/** Host memory for streamed weights: ¾ of RAM, less what the backend itself may take from it. */
+export function defaultHostBudget(backend: string, backendPeak: number): number {
+  const host = Math.floor(os.totalmem() * 0.75);
+  if (backend === 'wasm') return host - 4 * GiB; // the wasm heap can grow to 4 GiB
+  if (backend === 'cpu' || backend === 'tensorflow') return host - backendPeak; // tensors live in host RAM too
+  return host;
+}
+
+function hostTensorBytes(key: string, shape: number[], dtype: string, source: TensorSource | undefined, hostDType: HostDType): number {
+  const n = numel(shape);
+  if (dtype === 'int32') return n * 4;
+  if (hostDType === 'float16') return n * 2;
+  if (source instanceof SafetensorsFile && source.has(key)) {
+    const d = source.entry(key).dtype;
+    return n * (d === 'F16' || d === 'BF16' ? 2 : Math.min(DTYPE_SIZE[d], 4));
+  }
+  return n * F32;
+}
+
+/** Activations of one sampling step: CFG batch 2 over the latent tokens of sample_size. */
+function samplingActivations(w: ConditionedDiffusionModelWrapper): { bytes: number; detail: string } {
+  const c = w.config.model.diffusion.config as { embed_dim?: number; depth?: number; num_heads?: number; _latent_seq_len?: number };
+  const d = c.embed_dim ?? 768;
+  const depth = c.depth ?? 12;
+  const mmdit = w.config.model.diffusion.type === 'mmdit';
+  // MMDiT: the timestep token + the latents it was trained on; its head count is embed_dim / num_heads (quirk 6).
+  const L = mmdit ? (c._latent_seq_len ?? 237) : latentLength(w.config) + 1;
+  const heads = mmdit ? Math.floor(d / (c.num_heads ?? 8)) : (c.num_heads ?? 8);
+  const S = mmdit ? L : Math.max(L, MAX_CONTEXT_TOKENS);
+  const B = w.crossAttnCondIds.length ? 2 : 1;
+  // Block outputs stay alive until the end of the transformer's tidy (depth), plus one block's temporaries and scores.
+  const bytes = F32 * (B * L * d * (depth + BLOCK_ACTIVATIONS) + B * heads * L * S);
+  return { bytes, detail: `one step, batch ${B} × ${L} tokens × ${d}` };
+}
+
+function clipActivations(m: CLIPVisionTransformer, frames: number): number {
+  const [tokens, hidden] = m.getSubmodule('embeddings.position_embedding').parameterManifest().weight;
+  const layers = m.getSubmodule('encoder.layers').children.size;
+  return F32 * frames * tokens * hidden * (layers + 32);
+}
+
+/** The plan for one mode (see `chooseMemoryPlan`). */
+export function planMemory(w: ConditionedDiffusionModelWrapper, mode: WeightMode, opts: PlanOptions): MemoryPlan {
+  const { perStep, perGeneration } = streamableUnits(w);
+  const extra = opts.extra ?? [];
+  const units = mode === 'streamed' ? [...perStep, ...perGeneration] : [];
+  const extraUnits = mode === 'streamed' ? extra.flatMap((e) => e.streamable) : [];
+  const streamed = new Set([...units, ...extraUnits]);
+  const inUse = opts.inUse ?? tf.memory().numBytes;
+  let hostBytes = 0;
+  for (const u of units) {
+    for (const [k, p] of u.namedTensors()) hostBytes += hostTensorBytes(`${u.path}.${k}`, p.shape, p.dtype, opts.source, opts.hostDType ?? 'keep');
+  }
+  for (const u of extraUnits) {
+    for (const [, p] of u.namedTensors()) hostBytes += hostTensorBytes('', p.shape, p.dtype, undefined, opts.hostDType ?? 'keep');
+  }
+  const modules = [w, ...extra.map((e) => e.module)];
+  const residentBytes =
+    modules.reduce((n, m) => n + residentWeightBytes(m), 0) - [...streamed].reduce((n, u) => n + residentWeightBytes(u), 0);
+  const upload = (m: Module) => (streamed.has(m) ? unitPeakBytes(m) : 0);
+
+  const samplesCfg = w.config.sample_size;
+  const frames = Math.ceil(((w.config.video_fps ?? 5) * samplesCfg) / w.config.sample_rate);
+  const cond: { bytes: number; detail: string }[] = [{ bytes: 0, detail: 'nothing to encode' }];
+  // Activations of T5 (≤ 128 tokens) are negligible; the Synchformer's are not estimated.
+  for (const u of extraUnits) cond.push({ bytes: unitPeakBytes(u), detail: `streamed ${u.constructor.name}` });
+  for (const m of perGeneration) {
+    if (m instanceof CLIPVisionTransformer) cond.push({ bytes: upload(m) + clipActivations(m, frames), detail: `CLIP over ${frames} frames` });
+    if (m instanceof OobleckEncoder) cond.push({ bytes: upload(m) + encodeMemoryEstimate(m, samplesCfg), detail: `VAE encode of ${samplesCfg} samples` });
+  }
+  const conditioning = cond.reduce((a, b) => (b.bytes > a.bytes ? b : a));
+
+  const act = samplingActivations(w);
+  const block = Math.max(0, ...perStep.map(upload));
+  const sampling = { bytes: block + act.bytes, detail: act.detail + (block ? `, + ${formatBytes(block)} for one streamed block` : '') };
+
+  const decoder = w.pretransform.model.decoder;
+  const T = w.latentLength(samplesCfg);
+  const avail = opts.budget - inUse - residentBytes - upload(decoder);
+  const full = decodeMemoryEstimate(decoder, T);
+  const chunked = full > avail && T > DECODE_CHUNK;
+  const decoding = {
+    bytes: upload(decoder) + (chunked ? decodeMemoryEstimate(decoder, DECODE_CHUNK) : full),
+    detail: chunked ? `VAE decode in ${DECODE_CHUNK}-latent windows` : `VAE decode of ${T} latents`,
+  };
+
+  const phases: MemoryPhase[] = [
+    { name: 'conditioning', ...conditioning },
+    { name: 'sampling', ...sampling },
+    { name: 'decoding', ...decoding },
+  ];
+  const peak = inUse + residentBytes + Math.max(...phases.map((p) => p.bytes));
+  const hostBudget = opts.hostBudget ?? defaultHostBudget(opts.backend, peak);
+  return {
+    mode,
+    backend: opts.backend,
+    budget: opts.budget,
+    inUse,
+    residentBytes,
+    hostBytes,
+    hostBudget,
+    phases,
+    peak,
+    fits: peak <= opts.budget && hostBytes <= hostBudget,
+    units,
+  };
+}
+
+export function describePlan(p: MemoryPlan): string {
+  const lines = [
+    `${p.mode}: peak ${formatBytes(p.peak)} of the ${p.backend} budget ${formatBytes(p.budget)}` +
+      ` (${formatBytes(p.residentBytes)} resident weights${p.inUse ? `, ${formatBytes(p.inUse)} already in use` : ''})`,
+    ...p.phases.map((ph) => `  ${ph.name}: + ${formatBytes(ph.bytes)} (${ph.detail})`),
+  ];
+  if (p.mode === 'streamed') lines.push(`  host copies of ${p.units.length} streamed modules: ${formatBytes(p.hostBytes)} of ${formatBytes(p.hostBudget)} host memory`);
+  return lines.join('\n');
+}
+
+/**
+ * Resident when it fits, streamed otherwise (or the forced mode); throws a MemoryPlanError naming
+ * the numbers and the alternatives when nothing fits.
+ */
+export function chooseMemoryPlan(
+  w: ConditionedDiffusionModelWrapper,
+  what: string,
+  opts: PlanOptions & { mode?: WeightMode | 'auto' },
+): MemoryPlan {
+  const modes: WeightMode[] = !opts.mode || opts.mode === 'auto' ? ['resident', 'streamed'] : [opts.mode];
+  const plans = modes.map((m) => planMemory(w, m, opts));
+  const ok = plans.find((p) => p.fits);
+  if (ok) return ok;
+  const hints = [
+    modes.length === 1 && modes[0] === 'resident' ? 'weight streaming (AUDIOX_STREAM_WEIGHTS=1 or loadModel({ streamWeights: true }))' : '',
+    plans.some((p) => p.mode === 'streamed' && p.peak <= p.budget && p.hostBytes > p.hostBudget)
+      ? 'half-precision host copies (AUDIOX_STREAM_FP16=1 / hostDType "float16"; lossy for float32 checkpoints) or more RAM'
+      : '',
+    'a backend with more memory (tensorflow: ¾ of host RAM; tensorflow-gpu: set AUDIOX_GPU_MEMORY_GB)',
+    'freeing other models first',
+  ].filter(Boolean);
+  throw new MemoryPlanError(
+    `model "${what}" does not fit in memory:\n${plans.map(describePlan).join('\n')}\nAlternatives: ${hints.join('; ')}. See README "Memory".`,
+    plans,
+  );
+}

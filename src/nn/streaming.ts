@@ -1,0 +1,223 @@
+// Weight streaming: some submodules ("units", e.g. the transformer blocks of the diffusion model)
+// keep their weights as host arrays and are made resident on the backend only while their
+// `forward` runs: upload the unit's torch-layout tensors → its `onLoad` derivations (transposes,
+// folds) → forward → dispose all of it. Everything else stays resident as usual. Numerically
+// identical to resident execution (same tensors, same ops); the cost is one upload per call.
+import * as tf from '@tensorflow/tfjs';
+import { bf16ToF32, decodeBytes, f16ToF32, f32ToF16, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
+import type { LoadOptions, LoadReport, Module, Parameter } from './module.ts';
+
+/** How host copies are kept: 'keep' = the checkpoint's precision (f16/bf16 stay 2 bytes, lossless); 'float16' = rounded to f16 (lossy, half of f32). */
+export type HostDType = 'keep' | 'float16';
+
+/** One tensor kept on the host. `f16`/`bf16` are raw half-precision bits, widened at upload. */
+interface HostTensor {
+  shape: number[];
+  encoding: 'f32' | 'f16' | 'bf16' | 'i32';
+  data: Float32Array | Uint16Array | Int32Array;
+}
+
+interface Unit {
+  tensors: Map<Parameter, HostTensor>;
+  /** > 0 while resident (re-entrant calls, e.g. a unit inside a unit, upload once). */
+  depth: number;
+}
+
+const units = new WeakMap<Module, Unit>();
+
+/** Counters of the streamed forwards since the last reset (tests, benchmarks, `--verbose`). */
+export const streamStats = {
+  uploads: 0,
+  uploadedBytes: 0,
+  uploadMs: 0,
+  /** Highest `tf.memory().numBytes` seen while a unit was resident (sampled after upload and after its forward). */
+  peakBytes: 0,
+  reset(): void {
+    this.uploads = this.uploadedBytes = this.uploadMs = this.peakBytes = 0;
+  },
+};
+
+export function isStreamed(m: Module): boolean {
+  return units.has(m);
+}
+
+/** Bytes the streamed units of `root` hold on the host. */
+export function hostBytes(root: Module): number {
+  let n = 0;
+  for (const [, m] of root.namedModules()) {
+    for (const h of units.get(m)?.tensors.values() ?? []) n += h.data.byteLength;
+  }
+  return n;
+}
+
+function sample(): void {
+  streamStats.peakBytes = Math.max(streamStats.peakBytes, tf.memory().numBytes);
+}
+
+function upload(h: HostTensor): tf.Tensor {
+  switch (h.encoding) {
+    case 'f32':
+      return tf.tensor(h.data as Float32Array, h.shape, 'float32');
+    case 'f16':
+      return tf.tensor(f16ToF32(h.data as Uint16Array), h.shape, 'float32');
+    case 'bf16':
+      return tf.tensor(bf16ToF32(h.data as Uint16Array), h.shape, 'float32');
+    case 'i32':
+      return tf.tensor(h.data as Int32Array, h.shape, 'int32');
+  }
+}
+
+/**
+ * Runs `fn` with the weights of `unit` resident. For a module that is not streamed (or already
+ * resident) this is just `fn()`. The unit's tensors and everything its `onLoad` derived are
+ * disposed afterwards, also when `fn` throws.
+ */
+export function withResident<T>(unit: Module, fn: () => T): T {
+  const u = units.get(unit);
+  if (!u || u.depth > 0) return fn();
+  const t0 = performance.now();
+  try {
+    for (const [p, h] of u.tensors) {
+      p.set(upload(h));
+      streamStats.uploadedBytes += h.data.byteLength;
+    }
+    unit.finishLoad();
+  } catch (e) {
+    unit.dispose();
+    throw e;
+  }
+  streamStats.uploads++;
+  streamStats.uploadMs += performance.now() - t0;
+  sample();
+  u.depth++;
+  try {
+    const out = fn();
+    sample();
+    return out;
+  } finally {
+    u.depth--;
+    unit.dispose(); // its parameters and, through onDispose, what onLoad derived from them
+  }
+}
+
+/** Reads one tensor into host memory; a safetensors file is read as raw bytes (no backend tensor). */
+function readHost(source: TensorSource, key: string, hostDType: HostDType): HostTensor {
+  let h: HostTensor;
+  if (source instanceof SafetensorsFile) {
+    const { dtype, shape } = source.entry(key);
+    const bytes = source.readBytes(key); // a fresh, aligned buffer
+    if (dtype === 'F32') h = { shape, encoding: 'f32', data: new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4) };
+    else if (dtype === 'F16' || dtype === 'BF16') {
+      h = { shape, encoding: dtype === 'F16' ? 'f16' : 'bf16', data: new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) };
+    } else {
+      const data = decodeBytes(bytes, dtype, `${source.file}: tensor "${key}"`);
+      h = { shape, encoding: data instanceof Float32Array ? 'f32' : 'i32', data };
+    }
+  } else {
+    const t = source.read(key);
+    try {
+      const data = t.dataSync();
+      h = { shape: t.shape, encoding: t.dtype === 'float32' ? 'f32' : 'i32', data: data as Float32Array | Int32Array };
+    } finally {
+      t.dispose();
+    }
+  }
+  if (hostDType === 'float16' && h.encoding === 'f32') h = { ...h, encoding: 'f16', data: f32ToF16(h.data as Float32Array) };
+  return h;
+}
+
+export interface StreamedLoadOptions extends LoadOptions {
+  /** Precision of the host copies of streamed weights (default 'keep'). */
+  hostDType?: HostDType;
+  /**
+   * Abort (dispose what was loaded, throw) as soon as the backend holds more than this many bytes
+   * (`tf.memory().numBytes`): a last line of defence behind the memory plan.
+   */
+  maxBackendBytes?: number;
+}
+
+/**
+ * `root.loadStateDict(source)` where the tensors of `streamedUnits` (descendants of `root`) go to
+ * host memory instead of the backend and those units are marked streamed: their `forward` then
+ * runs under `withResident`. Same strict key check; tensors are read one by one.
+ */
+export function loadStateDictStreamed(
+  root: Module,
+  source: TensorSource,
+  streamedUnits: readonly Module[],
+  opts: StreamedLoadOptions = {},
+): LoadReport {
+  const { prefix = '', hostDType = 'keep', maxBackendBytes = Infinity } = opts;
+  const owner = new Map<Parameter, Unit>();
+  const fresh: [Module, Unit][] = [];
+  const inside = new Set([...root.namedModules()].map(([, m]) => m));
+  for (const m of streamedUnits) {
+    if (!inside.has(m) || m === root) throw new Error(`streamed unit "${m.path}" is not a submodule of the loaded module`);
+    if (units.has(m)) throw new Error(`${m.path}: already streamed`);
+    const u: Unit = { tensors: new Map(), depth: 0 };
+    for (const [, p] of m.namedTensors()) {
+      if (owner.has(p)) throw new Error(`streamed units overlap at "${m.path}"`);
+      owner.set(p, u);
+    }
+    fresh.push([m, u]);
+  }
+  const report = root.checkStateDict(source, opts);
+  const bad = new Set(report.mismatched.map((x) => x.key));
+  try {
+    for (const [k, p] of root.namedTensors()) {
+      const key = prefix + k;
+      if (!source.has(key) || bad.has(key)) continue;
+      const u = owner.get(p);
+      if (u) u.tensors.set(p, readHost(source, key, hostDType));
+      else p.set(source.read(key));
+      report.loaded.push(key);
+      const used = tf.memory().numBytes;
+      if (used > maxBackendBytes) {
+        throw new Error(`loading "${key}" brought the backend to ${used} bytes, over the planned maximum of ${maxBackendBytes}`);
+      }
+    }
+    root.finishLoad(new Set(streamedUnits));
+  } catch (e) {
+    root.dispose();
+    throw e;
+  }
+  for (const [m, u] of fresh) {
+    units.set(m, u);
+    m.forwardHook = (call) => withResident(m, call);
+  }
+  return report;
+}
+
+/**
+ * Moves already loaded modules to host memory and marks them streamed. Only for modules whose
+ * `onLoad` keeps every tensor loaded (e.g. T5, the Synchformer); one that released its
+ * torch-layout tensors (TransposedLinear) must be loaded with `loadStateDictStreamed` instead.
+ */
+export function offloadToHost(streamedUnits: readonly Module[], hostDType: HostDType = 'keep'): void {
+  for (const m of streamedUnits) {
+    if (units.has(m)) throw new Error(`${m.path}: already streamed`);
+    const tensors: [string, Parameter][] = [...m.namedTensors()].filter(([, p]) => p.loaded || !p.optional);
+    const released = tensors.filter(([, p]) => !p.loaded).map(([k]) => k);
+    if (released.length) {
+      throw new Error(`cannot offload ${m.constructor.name} "${m.path}": ${released.slice(0, 3).join(', ')} not loaded (released by onLoad?)`);
+    }
+    const u: Unit = { tensors: new Map(), depth: 0 };
+    for (const [, p] of tensors) {
+      const t = p.value;
+      let h: HostTensor = { shape: t.shape, encoding: t.dtype === 'float32' ? 'f32' : 'i32', data: t.dataSync() as Float32Array | Int32Array };
+      if (hostDType === 'float16' && h.encoding === 'f32') h = { ...h, encoding: 'f16', data: f32ToF16(h.data as Float32Array) };
+      u.tensors.set(p, h);
+    }
+    m.dispose();
+    units.set(m, u);
+    m.forwardHook = (call) => withResident(m, call);
+  }
+}
+
+/** Drops the host copies of the streamed units under `root` (after `root.dispose()`). */
+export function releaseStreamed(root: Module): void {
+  for (const [, m] of root.namedModules()) {
+    if (!units.delete(m)) continue;
+    m.forwardHook = null;
+  }
+}

@@ -1,0 +1,140 @@
+// Request parameters of POST /api/generate: one table gives each field's type, range and default (the reference
+// Gradio UI's defaults, ARCHITECTURE.md §7.8), used both to validate requests and to build the page's form.
+import { randomInt } from 'node:crypto';
+import type { SamplerName } from '../pipeline/types.ts';
+
+export const SAMPLERS: readonly SamplerName[] = [
+  'dpmpp-3m-sde',
+  'dpmpp-2m-sde',
+  'k-heun',
+  'k-lms',
+  'k-dpm-2',
+  'k-euler',
+  'k-euler-ancestral',
+  'dpmpp-2m',
+  'rf-euler',
+];
+
+export interface JobParams {
+  prompt: string;
+  negativePrompt: string;
+  secondsStart: number;
+  secondsTotal: number;
+  steps: number;
+  cfgScale: number;
+  cfgRescale: number;
+  sampler: SamplerName;
+  sigmaMin: number;
+  sigmaMax: number;
+  /** Resolved seed (a request's −1 / "random" is replaced by a random uint32 at submit time). */
+  seed: number;
+  initNoiseLevel: number;
+  batchSize: number;
+  /** Preview the denoised estimate every k steps (0: never). */
+  previewEvery: number;
+}
+
+type NumberField = { kind: 'int' | 'number'; min: number; max: number; default: number; exclusiveMin?: boolean };
+type Field = NumberField | { kind: 'string'; maxLength: number; default: string } | { kind: 'sampler'; default: SamplerName };
+
+/** Field table (exported to the page by GET /api/info). */
+export const PARAM_FIELDS: Record<Exclude<keyof JobParams, 'seed'>, Field> = {
+  prompt: { kind: 'string', maxLength: 2000, default: '' },
+  negativePrompt: { kind: 'string', maxLength: 2000, default: '' },
+  secondsStart: { kind: 'number', min: 0, max: 100_000, default: 0 },
+  secondsTotal: { kind: 'number', min: 0, max: 600, default: 10, exclusiveMin: true },
+  steps: { kind: 'int', min: 1, max: 1000, default: 100 },
+  cfgScale: { kind: 'number', min: 0, max: 100, default: 7 },
+  cfgRescale: { kind: 'number', min: 0, max: 1, default: 0 },
+  sampler: { kind: 'sampler', default: 'dpmpp-3m-sde' },
+  sigmaMin: { kind: 'number', min: 0, max: 1000, default: 0.03, exclusiveMin: true },
+  sigmaMax: { kind: 'number', min: 0, max: 10_000, default: 500, exclusiveMin: true },
+  initNoiseLevel: { kind: 'number', min: 0, max: 1000, default: 0.1, exclusiveMin: true },
+  batchSize: { kind: 'int', min: 1, max: 16, default: 1 },
+  previewEvery: { kind: 'int', min: 0, max: 1000, default: 0 },
+};
+
+export const MAX_SEED = 2 ** 32 - 1;
+
+/** A request the client got wrong (→ HTTP 400). */
+export class BadRequestError extends Error {
+  readonly statusCode = 400;
+  constructor(message: string) {
+    super(message);
+    this.name = 'BadRequestError';
+  }
+}
+
+function parseNumber(name: string, raw: unknown, f: NumberField): number {
+  const v = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
+  if (!Number.isFinite(v)) throw new BadRequestError(`"${name}" must be a number, got ${JSON.stringify(raw)}.`);
+  if (f.kind === 'int' && !Number.isInteger(v)) throw new BadRequestError(`"${name}" must be an integer, got ${v}.`);
+  const tooLow = f.exclusiveMin ? v <= f.min : v < f.min;
+  if (tooLow || v > f.max) {
+    throw new BadRequestError(`"${name}" must be ${f.exclusiveMin ? '>' : '≥'} ${f.min} and ≤ ${f.max}, got ${v}.`);
+  }
+  return v;
+}
+
+/** Seed: absent, "", "random" or −1 → a random uint32; otherwise an integer in [0, 2^32 − 1]. */
+export function parseSeed(raw: unknown): number {
+  if (raw === undefined || raw === null || raw === '' || raw === 'random' || raw === -1 || raw === '-1') {
+    return randomInt(0, MAX_SEED);
+  }
+  const v = typeof raw === 'number' ? raw : typeof raw === 'string' ? Number(raw.trim()) : NaN;
+  if (!Number.isInteger(v) || v < 0 || v > MAX_SEED) {
+    throw new BadRequestError(`"seed" must be an integer in [0, ${MAX_SEED}], −1 or "random", got ${JSON.stringify(raw)}.`);
+  }
+  return v;
+}
+
+/** Validates request fields (strings from a form or JSON values), fills in defaults and resolves the seed. */
+export function parseJobParams(body: Record<string, unknown>): JobParams {
+  const known = new Set([...Object.keys(PARAM_FIELDS), 'seed', 'model']);
+  const unknown = Object.keys(body).filter((k) => !known.has(k));
+  if (unknown.length > 0) throw new BadRequestError(`Unknown parameter(s): ${unknown.join(', ')}.`);
+  const out: Record<string, unknown> = {};
+  for (const [name, f] of Object.entries(PARAM_FIELDS)) {
+    const raw = body[name];
+    const absent = raw === undefined || raw === null || raw === '';
+    if (f.kind === 'string') {
+      const s = absent ? f.default : raw;
+      if (typeof s !== 'string') throw new BadRequestError(`"${name}" must be a string.`);
+      if (s.length > f.maxLength) throw new BadRequestError(`"${name}" is longer than ${f.maxLength} characters.`);
+      out[name] = s;
+    } else if (f.kind === 'sampler') {
+      const s = absent ? f.default : raw;
+      if (typeof s !== 'string' || !(SAMPLERS as readonly string[]).includes(s)) {
+        throw new BadRequestError(`"sampler" must be one of ${SAMPLERS.join(', ')}, got ${JSON.stringify(raw)}.`);
+      }
+      out[name] = s;
+    } else {
+      out[name] = absent ? f.default : parseNumber(name, raw, f);
+    }
+  }
+  const p = out as unknown as JobParams;
+  if (p.sigmaMax <= p.sigmaMin) {
+    throw new BadRequestError(`"sigmaMax" (${p.sigmaMax}) must be greater than "sigmaMin" (${p.sigmaMin}).`);
+  }
+  p.seed = parseSeed(body.seed);
+  return p;
+}
+
+export interface TaskExample {
+  task: 'T2A' | 'T2M' | 'V2A' | 'V2M' | 'TV2A' | 'TV2M';
+  title: string;
+  prompt: string;
+  /** Uses the server's sample video (GET /api/examples/video). */
+  video: boolean;
+  seed: number;
+}
+
+/** The task table of the reference README (one example per task; seeds fixed so a click is repeatable). */
+export const EXAMPLES: readonly TaskExample[] = [
+  { task: 'T2A', title: 'Text-to-Audio', prompt: 'Typing on a keyboard', video: false, seed: 1225575558 },
+  { task: 'T2M', title: 'Text-to-Music', prompt: 'A music with piano and violin', video: false, seed: 1561898939 },
+  { task: 'V2A', title: 'Video-to-Audio', prompt: 'Generate general audio for the video', video: true, seed: 3737819478 },
+  { task: 'V2M', title: 'Video-to-Music', prompt: 'Generate music for the video', video: true, seed: 3498087420 },
+  { task: 'TV2A', title: 'Text+Video-to-Audio', prompt: 'Ocean waves crashing with people laughing', video: true, seed: 1900718499 },
+  { task: 'TV2M', title: 'Text+Video-to-Music', prompt: 'Generate music with piano instrument', video: true, seed: 3753837734 },
+];

@@ -1,0 +1,240 @@
+// Weight streaming (src/nn/streaming.ts) and the memory plan of loadModel (src/models/memory.ts).
+import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MapSource, saveTensors } from '../../src/io/safetensors.ts';
+import { Linear } from '../../src/nn/layers.ts';
+import { Module, StateDictError } from '../../src/nn/module.ts';
+import { hostBytes, isStreamed, loadStateDictStreamed, offloadToHost, streamStats, withResident } from '../../src/nn/streaming.ts';
+import { DEMO_DIR, demoWeight } from '../../src/models/demo.ts';
+import { DiTWrapper } from '../../src/models/dit.ts';
+import { loadModel } from '../../src/models/load.ts';
+import { MemoryPlanError, residentWeightBytes } from '../../src/models/memory.ts';
+import { MMDiTWrapper } from '../../src/models/mmdit.ts';
+import { T5EncoderModel, type T5Config } from '../../src/models/t5.ts';
+import { createModelFromConfig } from '../../src/models/wrapper.ts';
+import type { DiffusionModel } from '../../src/models/diffusion-types.ts';
+
+/** Random weights for every tensor of `m` (incl. optional buffers), owned by the caller. */
+function randomWeights(m: Module, seed: number): Record<string, tf.Tensor> {
+  const out: Record<string, tf.Tensor> = {};
+  for (const [k, p] of m.namedTensors()) {
+    out[k] = p.dtype === 'int32' ? tf.zeros(p.shape, 'int32') : tf.randomNormal(p.shape, 0, 0.2, 'float32', seed++);
+  }
+  return out;
+}
+
+const blocksOf = (w: Module) => [...w.getSubmodule('model.transformer.layers').children.values()];
+
+const T = 6;
+const CASES: { name: string; build: () => DiTWrapper | MMDiTWrapper; cond: () => tf.Tensor3D }[] = [
+  {
+    name: 'DiT',
+    build: () =>
+      DiTWrapper.fromConfig({
+        io_channels: 4, embed_dim: 64, depth: 3, num_heads: 2, cond_token_dim: 8, project_cond_tokens: true,
+        transformer_type: 'continuous_transformer',
+      }),
+    cond: () => tf.randomNormal([1, 5, 8], 0, 1, 'float32', 1) as tf.Tensor3D,
+  },
+  {
+    name: 'MMDiT',
+    build: () =>
+      MMDiTWrapper.fromConfig({
+        io_channels: 4, embed_dim: 16, depth: 3, num_heads: 4, cond_token_dim: 8, project_cond_tokens: false,
+        transformer_type: 'continuous_transformer', _latent_seq_len: T + 1,
+      }),
+    cond: () => tf.randomNormal([1, 384, 768], 0, 1, 'float32', 2) as tf.Tensor3D,
+  },
+];
+
+describe.each(CASES)('streamed $name', ({ build, cond }) => {
+  it('gives exactly the resident output, leaks nothing and peaks lower on the backend', async () => {
+    const x = tf.randomNormal([1, 4, T], 0, 1, 'float32', 3);
+    const t = tf.tensor1d([0.4]);
+    const c = cond();
+    const weights = randomWeights(build(), 10);
+    const src = new MapSource(weights);
+    // Loads, runs one CFG forward (batch 2) → output, backend bytes after loading and the forward's peak (both above `m0`).
+    const measure = async (streamBlocks: boolean) => {
+      const m0 = tf.memory().numBytes;
+      const m = build();
+      const blocks = blocksOf(m);
+      if (streamBlocks) {
+        const report = loadStateDictStreamed(m, src, blocks);
+        expect(report.loaded.length).toBe(Object.keys(weights).length);
+        expect(blocks.every(isStreamed)).toBe(true);
+        expect(hostBytes(m)).toBe(blocks.reduce((n, b) => n + b.parameterBytes(), 0));
+      } else m.loadStateDict(src);
+      const loaded = tf.memory().numBytes - m0;
+      const n0 = tf.memory().numTensors;
+      streamStats.reset();
+      let y: tf.Tensor | null = null;
+      const prof = await tf.profile(() => (y = (m as DiffusionModel).forward(x, t, { crossAttnCond: c, cfgScale: 3 })));
+      expect(tf.memory().numTensors).toBe(n0 + 1);
+      expect(streamStats.uploads).toBe(streamBlocks ? blocks.length : 0);
+      const out = Array.from(await y!.data());
+      y!.dispose();
+      m.dispose();
+      return { out, loaded, peak: prof.peakBytes - m0, sampledPeak: streamStats.peakBytes - m0 };
+    };
+    const n0 = tf.memory().numTensors;
+    const resident = await measure(false);
+    const streamed = await measure(true);
+    expect(tf.memory().numTensors).toBe(n0);
+    tf.dispose([...Object.values(weights), x, t, c]);
+    expect(streamed.out).toEqual(resident.out);
+    expect(streamed.loaded).toBeLessThan(resident.loaded / 2);
+    expect(streamed.peak).toBeLessThan(resident.peak);
+    // Sampled while a block was resident: the other weights + one block + live activations.
+    expect(streamed.sampledPeak).toBeGreaterThan(streamed.loaded);
+    expect(streamed.sampledPeak).toBeLessThanOrEqual(streamed.peak);
+  });
+});
+
+class TwoLinear extends Module {
+  readonly a = this.module('a', new Linear(3, 4));
+  readonly b = this.module('b', new Linear(4, 2));
+  forward(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => this.b.forward(this.a.forward(x)));
+  }
+}
+class Root extends Module {
+  readonly inner = this.module('inner', new TwoLinear());
+}
+
+describe('streaming primitives', () => {
+  it('offloadToHost keeps the results, and withResident releases everything even when the forward throws', async () => {
+    const r = new Root();
+    const w = randomWeights(r, 1);
+    r.loadStateDict(new MapSource(w));
+    tf.dispose(Object.values(w));
+    const x = tf.randomNormal([2, 3], 0, 1, 'float32', 5);
+    const want = r.inner.forward(x);
+    const n0 = tf.memory().numTensors;
+    offloadToHost([r.inner]);
+    expect(tf.memory().numTensors).toBe(n0 - 4);
+    const got = r.inner.forward(x);
+    expect(Array.from(await got.data())).toEqual(Array.from(await want.data()));
+    expect(tf.memory().numTensors).toBe(n0 - 4 + 1);
+    expect(() => withResident(r.inner, () => { throw new Error('boom'); })).toThrow('boom');
+    expect(tf.memory().numTensors).toBe(n0 - 4 + 1);
+    expect(() => offloadToHost([r.inner])).toThrow(/already streamed/);
+    tf.dispose([x, want, got]);
+  });
+
+  it('refuses to offload a module whose onLoad released its torch-layout tensors', () => {
+    const m = CASES[0].build();
+    const w = randomWeights(m, 1);
+    m.loadStateDict(new MapSource(w));
+    tf.dispose(Object.values(w));
+    expect(() => offloadToHost([blocksOf(m)[0]])).toThrow(/not loaded \(released by onLoad\?\)/);
+    m.dispose();
+  });
+
+  it('keeps the strict key check, and aborts over the byte limit without leaking', () => {
+    const m = CASES[0].build();
+    const w = randomWeights(m, 1);
+    const n0 = tf.memory().numTensors;
+    const { 'model.preprocess_conv.weight': _dropped, ...rest } = w;
+    expect(() => loadStateDictStreamed(m, new MapSource(rest), blocksOf(m))).toThrow(StateDictError);
+    expect(() => loadStateDictStreamed(m, new MapSource(w), blocksOf(m), { maxBackendBytes: tf.memory().numBytes + 1000 })).toThrow(
+      /over the planned maximum/,
+    );
+    expect(tf.memory().numTensors).toBe(n0);
+    expect(blocksOf(m).some(isStreamed)).toBe(false);
+    tf.dispose(Object.values(w));
+  });
+});
+
+describe('loadModel memory plan', () => {
+  let dir: string;
+  let t5Dir: string;
+  beforeAll(async () => {
+    // A converted-model directory (config.json + model.safetensors) and a T5 snapshot, from the demo config.
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'audiox-stream-'));
+    dir = path.join(tmp, 'tiny');
+    t5Dir = path.join(tmp, 't5');
+    fs.mkdirSync(dir);
+    fs.mkdirSync(t5Dir);
+    const { audiox_ts: extra, ...config } = JSON.parse(fs.readFileSync(path.join(DEMO_DIR, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+    const w = createModelFromConfig(config);
+    const tensors = Object.fromEntries([...w.namedTensors()].map(([k, p]) => [k, demoWeight(k, p)]));
+    await saveTensors(path.join(dir, 'model.safetensors'), tensors);
+    tf.dispose(Object.values(tensors));
+    fs.writeFileSync(path.join(t5Dir, 'config.json'), JSON.stringify(extra.t5));
+    fs.copyFileSync(path.join(DEMO_DIR, 'tokenizer.json'), path.join(t5Dir, 'tokenizer.json'));
+    const t5 = T5EncoderModel.fromConfig(extra.t5 as T5Config);
+    const t5w = Object.fromEntries([...t5.namedTensors()].map(([k, p]) => [k, demoWeight(k, p)]));
+    await saveTensors(path.join(t5Dir, 'model.safetensors'), t5w);
+    tf.dispose(Object.values(t5w));
+  });
+  afterAll(() => fs.rmSync(path.dirname(dir), { recursive: true, force: true }));
+
+  const forward = async (m: Awaited<ReturnType<typeof loadModel>>) => {
+    const x = tf.randomNormal([1, 8, 5], 0, 1, 'float32', 7);
+    const t = tf.tensor1d([0.3]);
+    const c = tf.randomNormal([1, 4, 32], 0, 1, 'float32', 8);
+    const y = m.wrapper.model.forward(x, t, { crossAttnCond: c, cfgScale: 2 });
+    const out = Array.from(await y.data());
+    tf.dispose([x, t, c, y]);
+    return out;
+  };
+
+  it('keeps a model that fits resident, streams it under a small budget, with the same output', async () => {
+    const b0 = tf.memory().numBytes;
+    const resident = await loadModel(dir, { t5Dir });
+    expect(resident.memoryPlan?.mode).toBe('resident');
+    // The plan's weight bytes (incl. derived copies and T5) against what loading really allocated.
+    const allocated = tf.memory().numBytes - b0;
+    expect(resident.memoryPlan!.residentBytes).toBeGreaterThanOrEqual(allocated);
+    expect(resident.memoryPlan!.residentBytes).toBeLessThan(allocated * 1.1);
+    const want = await forward(resident);
+    expect(residentWeightBytes(resident.wrapper)).toBeGreaterThan(resident.wrapper.parameterBytes()); // Conv1d filters counted
+    resident.dispose();
+
+    const forced = await loadModel(dir, { t5Dir, streamWeights: true });
+    const streamedPeak = forced.memoryPlan!.peak;
+    forced.dispose();
+    expect(streamedPeak).toBeLessThan(resident.memoryPlan!.peak);
+    const budget = Math.floor((streamedPeak + resident.memoryPlan!.peak) / 2);
+    const streamed = await loadModel(dir, { t5Dir, memoryBudget: budget });
+    expect(streamed.memoryPlan?.mode).toBe('streamed');
+    expect(streamed.memoryPlan!.peak).toBeLessThanOrEqual(budget);
+    expect(isStreamed(streamed.wrapper.pretransform.model.decoder)).toBe(true);
+    expect(await forward(streamed)).toEqual(want);
+    streamed.dispose();
+  });
+
+  it('refuses an impossible budget with the numbers and the alternatives, leaking nothing', async () => {
+    const before = tf.memory().numTensors;
+    const err = await loadModel(dir, { t5Dir, memoryBudget: 1024 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MemoryPlanError);
+    const msg = (err as Error).message;
+    expect(msg).toMatch(/does not fit in memory/);
+    expect(msg).toMatch(/resident: peak .* of the \w+ budget 1024 B/);
+    expect(msg).toMatch(/streamed: peak/);
+    expect(msg).toMatch(/Alternatives: .*backend with more memory/);
+    expect(tf.memory().numTensors).toBe(before);
+    const forced = await loadModel(dir, { t5Dir, streamWeights: false, memoryBudget: tf.memory().numBytes + 1000 }).catch((e: unknown) => e);
+    expect((forced as Error).message).toMatch(/Alternatives: weight streaming \(AUDIOX_STREAM_WEIGHTS=1/);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('the demo model loads resident by default and streamed on request, with the same output', async () => {
+    const demo = await loadModel('demo');
+    expect(demo.memoryPlan?.mode).toBe('resident');
+    expect(demo.info().parameters).toBeGreaterThan(0);
+    const want = await forward(demo);
+    demo.dispose();
+    const before = tf.memory().numTensors;
+    const streamed = await loadModel('demo', { streamWeights: true });
+    expect(streamed.memoryPlan?.mode).toBe('streamed');
+    expect(await forward(streamed)).toEqual(want);
+    streamed.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
