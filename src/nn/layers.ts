@@ -51,24 +51,21 @@ export interface ConvOptions {
   weightNorm?: boolean;
 }
 
-/** torch.nn.Conv1d on [B, Cin, T]; the filter is transposed to the tf layout once at load time. */
-export class Conv1d extends Module {
+/**
+ * The weight (or weight_g / weight_v, folded at load time: weight norm over every axis but 0) and bias
+ * of a 1-D convolution; subclasses derive their tf-layout filter from the effective torch weight once.
+ */
+abstract class ConvBase<Filter extends tf.Tensor> extends Module {
   readonly weight: Parameter | null;
   readonly weightG: Parameter | null;
   readonly weightV: Parameter | null;
   readonly bias: Parameter | null;
-  private filter: tf.Tensor3D | null = null;
-  constructor(
-    readonly inChannels: number,
-    readonly outChannels: number,
-    readonly kernelSize: number,
-    readonly opts: ConvOptions = {},
-  ) {
+  private filter: Filter | null = null;
+  constructor(shape: number[], outChannels: number, opts: { bias?: boolean; weightNorm?: boolean }) {
     super();
-    const shape = [outChannels, inChannels, kernelSize];
     if (opts.weightNorm) {
       this.weight = null;
-      this.weightG = this.param('weight_g', [outChannels, 1, 1]);
+      this.weightG = this.param('weight_g', [shape[0], 1, 1]);
       this.weightV = this.param('weight_v', shape);
     } else {
       this.weight = this.param('weight', shape);
@@ -76,22 +73,23 @@ export class Conv1d extends Module {
     }
     this.bias = opts.bias === false ? null : this.param('bias', [outChannels]);
   }
+  /** torch-layout weight → tf filter. */
+  protected abstract toTfFilter(w: tf.Tensor): Filter;
   protected override onLoad(): void {
     this.filter?.dispose();
     this.filter = tf.keep(
-      tf.tidy(() => {
-        const w = this.weight ? this.weight.value : F.foldWeightNorm(this.weightG!.value, this.weightV!.value);
-        return w.transpose([2, 1, 0]) as tf.Tensor3D;
-      }),
+      tf.tidy(() =>
+        this.toTfFilter(this.weight ? this.weight.value : F.foldWeightNorm(this.weightG!.value, this.weightV!.value)),
+      ),
     );
   }
   protected override onDispose(): void {
     this.filter?.dispose();
     this.filter = null;
   }
-  /** The effective filter in tf layout [k, Cin, Cout]. */
-  get tfFilter(): tf.Tensor3D {
-    if (!this.filter) throw new Error(`${this.path || 'Conv1d'}: weights not loaded`);
+  /** The effective filter in tf layout. */
+  get tfFilter(): Filter {
+    if (!this.filter) throw new Error(`${this.path || this.constructor.name}: weights not loaded`);
     return this.filter;
   }
   /** [B, Cin, T] → [B, Cout, T'] */
@@ -99,55 +97,39 @@ export class Conv1d extends Module {
     return tf.tidy(() => this.forwardNWC(x.transpose([0, 2, 1])).transpose([0, 2, 1]));
   }
   /** Channels-last variant: [B, T, Cin] → [B, T', Cout]. */
+  abstract forwardNWC(x: tf.Tensor3D): tf.Tensor3D;
+}
+
+/** torch.nn.Conv1d on [B, Cin, T] (weight [Cout, Cin, k]; tf filter [k, Cin, Cout]). */
+export class Conv1d extends ConvBase<tf.Tensor3D> {
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    readonly opts: ConvOptions = {},
+  ) {
+    super([outChannels, inChannels, kernelSize], outChannels, opts);
+  }
+  protected toTfFilter(w: tf.Tensor): tf.Tensor3D {
+    return w.transpose([2, 1, 0]) as tf.Tensor3D;
+  }
   forwardNWC(x: tf.Tensor3D): tf.Tensor3D {
     return F.conv1dNWC(x, this.tfFilter, this.bias?.value ?? null, this.opts);
   }
 }
 
-/** torch.nn.ConvTranspose1d on [B, Cin, T] (weight [Cin, Cout, k]). */
-export class ConvTranspose1d extends Module {
-  readonly weight: Parameter | null;
-  readonly weightG: Parameter | null;
-  readonly weightV: Parameter | null;
-  readonly bias: Parameter | null;
-  private filter: tf.Tensor4D | null = null;
+/** torch.nn.ConvTranspose1d on [B, Cin, T] (weight [Cin, Cout, k]; weight norm per input channel). */
+export class ConvTranspose1d extends ConvBase<tf.Tensor4D> {
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,
     readonly kernelSize: number,
     readonly opts: { stride?: number; padding?: number; outputPadding?: number; bias?: boolean; weightNorm?: boolean } = {},
   ) {
-    super();
-    const shape = [inChannels, outChannels, kernelSize];
-    if (opts.weightNorm) {
-      this.weight = null;
-      this.weightG = this.param('weight_g', [inChannels, 1, 1]);
-      this.weightV = this.param('weight_v', shape);
-    } else {
-      this.weight = this.param('weight', shape);
-      this.weightG = this.weightV = null;
-    }
-    this.bias = opts.bias === false ? null : this.param('bias', [outChannels]);
+    super([inChannels, outChannels, kernelSize], outChannels, opts);
   }
-  protected override onLoad(): void {
-    this.filter?.dispose();
-    this.filter = tf.keep(
-      tf.tidy(() => {
-        const w = this.weight ? this.weight.value : F.foldWeightNorm(this.weightG!.value, this.weightV!.value);
-        return w.transpose([2, 1, 0]).expandDims(0) as tf.Tensor4D;
-      }),
-    );
-  }
-  protected override onDispose(): void {
-    this.filter?.dispose();
-    this.filter = null;
-  }
-  get tfFilter(): tf.Tensor4D {
-    if (!this.filter) throw new Error(`${this.path || 'ConvTranspose1d'}: weights not loaded`);
-    return this.filter;
-  }
-  forward(x: tf.Tensor3D): tf.Tensor3D {
-    return tf.tidy(() => this.forwardNWC(x.transpose([0, 2, 1])).transpose([0, 2, 1]));
+  protected toTfFilter(w: tf.Tensor): tf.Tensor4D {
+    return w.transpose([2, 1, 0]).expandDims(0) as tf.Tensor4D; // [1, k, Cout, Cin]
   }
   forwardNWC(x: tf.Tensor3D): tf.Tensor3D {
     return F.convTranspose1dNWC(x, this.tfFilter, this.bias?.value ?? null, this.opts);
