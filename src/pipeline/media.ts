@@ -1,7 +1,8 @@
 // Media → conditioner inputs, always brought to the fixed 10 s conditioning window of the released
 // models (spec §8; quirks 13–15 reproduced only with `referenceQuirks`).
 import * as tf from '@tensorflow/tfjs';
-import { loadAudioWindow } from '../io/audio.ts';
+import { loadAudioWindow, readAudio } from '../io/audio.ts';
+import { MediaError, probeMedia } from '../io/ffmpeg.ts';
 import { isImagePath, readImageFrames, readVideoFrames } from '../io/video.ts';
 import type { AudioXModel } from '../models/load.ts';
 import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../models/conditioners/clip.ts';
@@ -91,15 +92,20 @@ export async function syncFeatures(
   }
 }
 
-/** Audio prompt [1, 2, sr·10]: a file brought to the window, given samples as they are, or silence. */
+/**
+ * Audio prompt [1, 2, sr·10]: a file brought to the window, given samples as they are, or silence.
+ * Default: resampled to the model rate, right-padded with silence. With `referenceQuirks` a file is read like
+ * the reference's `load_and_process_audio` (quirk 15: native rate kept, cut by model-rate sample indices,
+ * left-padded). (The reference UI hides its audio-prompt widgets, so it always sends silence: that is what
+ * giving no audio prompt reproduces.)
+ */
 export async function audioPrompt(
   model: AudioXModel,
   source: string | Float32Array[] | undefined,
   opts: MediaOptions,
 ): Promise<tf.Tensor> {
   const n = Math.floor(model.sampleRate * CONDITIONING_SECONDS);
-  // Quirk (reference UI): the audio-prompt widgets are hidden, so the prompt is always zeros.
-  if (source === undefined || (opts.referenceQuirks && typeof source === 'string')) return tf.zeros([1, 2, n]);
+  if (source === undefined) return tf.zeros([1, 2, n]);
   if (typeof source !== 'string') return stereoTensor(source);
   const { data } = await loadAudioWindow(source, {
     duration: CONDITIONING_SECONDS,
@@ -109,6 +115,85 @@ export async function audioPrompt(
     signal: opts.signal,
   });
   return stereoTensor(data);
+}
+
+/** The media inputs of a generation, and how to name them in errors (e.g. the CLI flags). */
+export interface MediaSources {
+  video?: string;
+  image?: string;
+  audio?: string | Float32Array[];
+  initAudio?: string | Float32Array[];
+}
+
+export const MEDIA_LABELS: Record<keyof MediaSources, string> = {
+  video: 'video',
+  image: 'image',
+  audio: 'audio prompt',
+  initAudio: 'init audio',
+};
+
+function relabel(label: string, e: unknown): never {
+  if (e instanceof MediaError) throw new MediaError(e.code, `${label}: ${e.message}`);
+  throw e;
+}
+
+/**
+ * Checks every media input before any model work: the file exists, is readable and non-empty, ffmpeg can
+ * open it, it has the right kind of stream (a video or still image for `video`, a still image for `image`,
+ * sound for `audio`/`initAudio`), and it yields at least one frame/sample in the conditioning window that
+ * starts at `seekTime` (zero-length media and seeks past the end fail here). Throws a MediaError whose
+ * message starts with the input's label.
+ */
+export async function checkMediaInputs(
+  src: MediaSources,
+  opts: { seekTime?: number; signal?: AbortSignal; labels?: Partial<Record<keyof MediaSources, string>> } = {},
+): Promise<void> {
+  const label = { ...MEDIA_LABELS, ...opts.labels };
+  const seekTime = opts.seekTime ?? 0;
+  const signal = opts.signal;
+  if (src.video !== undefined && src.image !== undefined) {
+    throw new MediaError('INVALID_ARGUMENT', `give either a ${label.video} or an ${label.image}, not both`);
+  }
+  if (src.video !== undefined) {
+    try {
+      const info = await probeMedia(src.video, { signal });
+      if (!info.video) {
+        const hint = info.audio ? ` It has only sound: pass it as the ${label.audio} instead.` : '';
+        throw new MediaError('NO_VIDEO_STREAM', `"${src.video}" has no video stream.${hint}`);
+      }
+      // A cheap decode of the window (1 fps, 8 px): proves there are frames where the window starts.
+      if (!info.isStillImage) await readVideoFrames(src.video, { fps: 1, seekTime, duration: CONDITIONING_SECONDS, size: 8, signal });
+    } catch (e) {
+      relabel(label.video, e);
+    }
+  }
+  if (src.image !== undefined) {
+    try {
+      const info = await probeMedia(src.image, { signal });
+      if (!info.video) throw new MediaError('NO_VIDEO_STREAM', `"${src.image}" is not an image (ffmpeg found no picture in it).`);
+      if (!info.isStillImage) {
+        throw new MediaError('INVALID_ARGUMENT', `"${src.image}" is a video, not a still image: pass it as the ${label.video} instead.`);
+      }
+      await readImageFrames(src.image, { T: 1, size: 8, signal });
+    } catch (e) {
+      relabel(label.image, e);
+    }
+  }
+  for (const key of ['audio', 'initAudio'] as const) {
+    const a = src[key];
+    if (a === undefined) continue;
+    try {
+      if (typeof a === 'string') {
+        // Decoding the window at a low rate is cheap and catches files with a header but no samples.
+        await readAudio(a, { sampleRate: 8000, channels: 1, seekTime: key === 'audio' ? seekTime : 0, duration: CONDITIONING_SECONDS, signal });
+      } else {
+        if (!a.length || !a[0].length) throw new MediaError('INVALID_ARGUMENT', 'the given samples are empty');
+        if (a.some((c) => c.length !== a[0].length)) throw new MediaError('INVALID_ARGUMENT', 'channels have different lengths');
+      }
+    } catch (e) {
+      relabel(label[key], e);
+    }
+  }
 }
 
 /** [channels][samples] → [1, 2, N] (mono duplicated). */

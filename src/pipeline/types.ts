@@ -72,7 +72,12 @@ export interface GenerateOptions {
   /** false: return the raw decoded audio (no peak normalisation). */
   normalize?: boolean;
   returnLatents?: boolean;
-  /** Reproduce the reference demo's bugs (image /255 twice, no audio resampling, left padding, zero audio prompt). */
+  /**
+   * Reproduce the reference demo's preprocessing bugs: still images divided by 255 twice (quirk 13), video
+   * frames picked every ⌈fps/5⌉-th (quirk 14), an audio-prompt file read like `load_and_process_audio`
+   * (not resampled, left-padded; quirk 15). Without an audio prompt the prompt is silence, which is what the
+   * reference UI always sends.
+   */
   referenceQuirks?: boolean;
 }
 

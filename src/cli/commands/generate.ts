@@ -1,16 +1,21 @@
+// `audiox generate`: every input is validated before the model is loaded, outputs are written atomically,
+// and a failure or Ctrl-C leaves no output behind.
 import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import fs from 'node:fs';
 import path from 'node:path';
 import { activeBackend } from '../../backend/index.ts';
-import { checkInputFile } from '../../io/ffmpeg.ts';
+import { checkOutputDir } from '../../io/ffmpeg.ts';
 import { muxVideoWithAudio } from '../../io/mux.ts';
 import { writeWav } from '../../io/wav.ts';
-import { loadModel } from '../../models/load.ts';
-import { GENERATE_DEFAULTS, generate } from '../../pipeline/generate.ts';
-import type { SamplerName } from '../../pipeline/types.ts';
+import { modelDir } from '../../hub/models.ts';
+import { readConfig, type AudioXConfig } from '../../models/config.ts';
+import { ModelNotFoundError, RELEASED_MODELS, loadModel, resolveModelDir } from '../../models/load.ts';
+import { GENERATE_DEFAULTS, SAMPLER_NAMES, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
+import { checkMediaInputs } from '../../pipeline/media.ts';
+import type { GenerateOptions, SamplerName } from '../../pipeline/types.ts';
 
-function num(name: string) {
+export function num(name: string) {
   return (v: string): number => {
     const n = Number(v);
     if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
@@ -18,15 +23,16 @@ function num(name: string) {
   };
 }
 
-function int(name: string) {
+export function int(name: string) {
   return (v: string): number => {
     const n = Number(v);
-    if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
+    if (v.trim() === '' || !Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
     return n;
   };
 }
 
-export interface GenerateCliOptions {
+/** Options shared by `generate` and `inspect` (as commander parses them). */
+export interface GenerationCliOptions {
   model: string;
   prompt?: string;
   negativePrompt?: string;
@@ -34,7 +40,8 @@ export interface GenerateCliOptions {
   image?: string;
   audio?: string;
   secondsStart: number;
-  seconds: number;
+  /** undefined: 10 s, or less when the model is shorter. */
+  seconds?: number;
   steps: number;
   cfg: number;
   cfgRescale: number;
@@ -45,9 +52,95 @@ export interface GenerateCliOptions {
   initAudio?: string;
   initNoiseLevel?: number;
   batch: number;
-  output: string;
   referenceQuirks?: boolean;
+}
+
+export interface GenerateCliOptions extends GenerationCliOptions {
+  output: string;
   progress: boolean;
+}
+
+/** The CLI flag of each media input, for error messages. */
+export const MEDIA_FLAGS = { video: '--video', image: '--image', audio: '--audio', initAudio: '--init-audio' };
+
+/** Adds the generation options to a command (`generate` and `inspect` share them). */
+export function addGenerationOptions(cmd: Command, defaults: { steps: number }): Command {
+  const d = GENERATE_DEFAULTS;
+  return cmd
+    .requiredOption('-m, --model <name|dir>', `${[...RELEASED_MODELS, 'demo'].join(', ')}, or a model directory`)
+    .option('-p, --prompt <text>', 'text prompt')
+    .option('--negative-prompt <text>', 'negative text prompt')
+    .option('--video <file>', 'conditioning video (also re-muxed with the result)')
+    .option('--image <file>', 'conditioning still image')
+    .option('--audio <file>', 'audio prompt')
+    .option('--seconds-start <s>', 'start of the 10 s conditioning window in the media', num('--seconds-start'), d.secondsStart)
+    .option('--seconds <s>', `length of the generated audio (default: ${d.secondsTotal}, at most sample_size / sample_rate)`, num('--seconds'))
+    .option('--steps <n>', 'sampling steps', int('--steps'), defaults.steps)
+    .option('--cfg <x>', 'classifier-free guidance scale', num('--cfg'), d.cfgScale)
+    .option('--cfg-rescale <x>', 'CFG rescale (scale_phi), 0…1', num('--cfg-rescale'), d.cfgRescale)
+    .option('--sampler <name>', `sampler: ${SAMPLER_NAMES.join(', ')}`, d.sampler)
+    .option('--sigma-min <x>', 'smallest noise level', num('--sigma-min'), d.sigmaMin)
+    .option('--sigma-max <x>', 'largest noise level', num('--sigma-max'), d.sigmaMax)
+    .option('--seed <n>', 'random seed (-1: random)', int('--seed'), -1)
+    .option('--init-audio <file>', 'audio to vary (variation)')
+    .option('--init-noise-level <x>', 'noise level for --init-audio (default 1)', num('--init-noise-level'))
+    .option('--batch <n>', 'number of outputs', int('--batch'), d.batchSize)
+    .option('--reference-quirks', "reproduce the reference demo's preprocessing bugs exactly (see README)");
+}
+
+/** The pipeline options the CLI flags stand for. */
+export function generateOptions(o: GenerationCliOptions): GenerateOptions {
+  return {
+    prompt: o.prompt,
+    negativePrompt: o.negativePrompt,
+    video: o.video,
+    image: o.image,
+    audio: o.audio,
+    secondsStart: o.secondsStart,
+    secondsTotal: o.seconds,
+    steps: o.steps,
+    cfgScale: o.cfg,
+    cfgRescale: o.cfgRescale,
+    sampler: o.sampler as SamplerName,
+    sigmaMin: o.sigmaMin,
+    sigmaMax: o.sigmaMax,
+    seed: o.seed,
+    initAudio: o.initAudio,
+    initNoiseLevel: o.initNoiseLevel,
+    batchSize: o.batch,
+    referenceQuirks: o.referenceQuirks,
+  };
+}
+
+export interface ModelPreflight extends ModelLimits {
+  dir: string;
+  demo: boolean;
+  config: AudioXConfig;
+}
+
+/**
+ * Finds a model's files without loading any weights: unknown names, a missing config or missing weights
+ * fail here with the command that fixes it (`audiox download …`).
+ */
+export function preflightModel(nameOrDir: string): ModelPreflight {
+  const { name, dir, demo } = resolveModelDir(nameOrDir);
+  const released = (RELEASED_MODELS as readonly string[]).includes(name);
+  const hint = released
+    ? `Run \`audiox download ${name}\` first.`
+    : 'Convert the checkpoint with `audiox convert model.ckpt model.safetensors`.';
+  const need = (d: string, file: string, what: string, fix: string) => {
+    const p = path.join(d, file);
+    if (!fs.existsSync(p)) throw new ModelNotFoundError(`model "${what}": ${p} is missing. ${fix}`);
+    return p;
+  };
+  const config = readConfig(need(dir, 'config.json', name, hint));
+  if (!demo) {
+    need(dir, 'model.safetensors', name, hint);
+    if (config.model.conditioning.configs.some((c) => c.type === 't5')) {
+      need(modelDir('t5-base'), 'model.safetensors', 't5-base', 'Run `audiox download t5-base` first.');
+    }
+  }
+  return { name, dir, demo, config, maxSeconds: config.sample_size / config.sample_rate };
 }
 
 /** Output paths for a batch: out.wav, or out_0.wav, out_1.wav … */
@@ -56,102 +149,113 @@ export function batchPaths(out: string, n: number, ext: string): string[] {
   return n === 1 ? [`${base}${ext}`] : Array.from({ length: n }, (_, i) => `${base}_${i}${ext}`);
 }
 
-export async function runGenerate(o: GenerateCliOptions): Promise<string[]> {
-  for (const [flag, f] of [['--video', o.video], ['--image', o.image], ['--audio', o.audio], ['--init-audio', o.initAudio]] as const) {
-    if (f) checkInputFile(f);
+/** Everything that can be checked without the weights: model files, parameters, outputs, media. */
+export async function preflight(o: GenerationCliOptions, outputs: string[], signal?: AbortSignal): Promise<ModelPreflight> {
+  const model = preflightModel(o.model);
+  const opts = generateOptions(o);
+  resolveParams(model, opts);
+  for (const out of outputs) checkOutputDir(out);
+  const inputs = [o.video, o.image, o.audio, o.initAudio].filter((f): f is string => !!f).map((f) => path.resolve(f));
+  for (const out of outputs) {
+    if (inputs.includes(path.resolve(out))) throw new Error(`the output ${out} would overwrite an input; choose another -o`);
   }
-  const outDir = path.dirname(path.resolve(o.output));
-  if (!fs.existsSync(outDir)) throw new Error(`output directory ${outDir} does not exist`);
+  await checkMediaInputs(opts, { seekTime: o.secondsStart, signal, labels: MEDIA_FLAGS });
+  return model;
+}
+
+function progressReporter(enabled: boolean, steps: number): { update: (step: number) => void; stop: () => void } {
+  if (!enabled) return { update: () => {}, stop: () => {} };
+  if (process.stderr.isTTY) {
+    const bar = new cliProgress.SingleBar(
+      { format: 'sampling [{bar}] {value}/{total} steps | {duration}s | ETA {eta}s', stream: process.stderr },
+      cliProgress.Presets.shades_classic,
+    );
+    bar.start(steps, 0);
+    return { update: (s) => bar.update(s + 1), stop: () => bar.stop() };
+  }
+  // Not a terminal (logs, CI): a line per step, at most about ten in all.
+  let shown = -1;
+  return {
+    update: (s) => {
+      const tenth = Math.floor(((s + 1) * 10) / steps);
+      if (tenth !== shown) console.error(`sampling: step ${s + 1}/${steps}`);
+      shown = tenth;
+    },
+    stop: () => {},
+  };
+}
+
+/** Runs one generation from CLI options and writes the outputs; returns the paths written. */
+export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): Promise<string[]> {
+  const batch = Number.isInteger(o.batch) && o.batch > 0 ? o.batch : 1;
+  const wavs = batchPaths(o.output, batch, '.wav');
+  const mp4s = o.video ? batchPaths(o.output, batch, '.mp4') : [];
+  const info = await preflight(o, [...wavs, ...mp4s], signal);
+  const log = (s: string) => o.progress && console.error(s);
+  if (info.demo) {
+    console.error('note: the demo model has untrained, synthetic weights: it shows the pipeline working, not AudioX quality.');
+  }
+  log(`loading model ${info.name}…`);
   const model = await loadModel(o.model);
+  const written: string[] = [];
   try {
-    if (model.demo) {
-      console.error('note: the demo model has untrained, synthetic weights — it shows the pipeline working, not AudioX quality.');
-    }
-    const bar = o.progress && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'sampling [{bar}] {value}/{total} steps | {duration}s | ETA {eta}s', stream: process.stderr }, cliProgress.Presets.shades_classic) : null;
-    let lastPct = -1;
-    bar?.start(o.steps, 0);
-    const result = await generate(model, {
-      prompt: o.prompt,
-      negativePrompt: o.negativePrompt,
-      video: o.video,
-      image: o.image,
-      audio: o.audio,
-      secondsStart: o.secondsStart,
-      secondsTotal: o.seconds,
-      steps: o.steps,
-      cfgScale: o.cfg,
-      cfgRescale: o.cfgRescale,
-      sampler: o.sampler as SamplerName,
-      sigmaMin: o.sigmaMin,
-      sigmaMax: o.sigmaMax,
-      seed: o.seed,
-      initAudio: o.initAudio,
-      initNoiseLevel: o.initNoiseLevel,
-      batchSize: o.batch,
-      referenceQuirks: o.referenceQuirks,
-      onProgress: ({ step, steps }) => {
-        if (bar) bar.update(step + 1);
-        else if (o.progress) {
-          const pct = Math.floor(((step + 1) / steps) * 10) * 10;
-          if (pct !== lastPct) console.error(`sampling: step ${step + 1}/${steps}`);
-          lastPct = pct;
-        }
-      },
-    });
-    bar?.stop();
-    const wavs = batchPaths(o.output, result.audio.length, '.wav');
-    const written: string[] = [];
+    log(`generating on the ${activeBackend().name} backend…`);
+    const progress = progressReporter(o.progress, o.steps);
+    const result = await generate(model, { ...generateOptions(o), signal, onProgress: ({ step }) => progress.update(step) }).finally(
+      () => progress.stop(),
+    );
     for (const [i, channels] of result.audio.entries()) {
       await writeWav(wavs[i], channels, result.sampleRate);
       written.push(wavs[i]);
       if (o.video) {
-        const mp4 = batchPaths(o.output, result.audio.length, '.mp4')[i];
-        await muxVideoWithAudio({ video: o.video, audioWav: wavs[i], out: mp4, start: o.secondsStart, duration: channels[0].length / result.sampleRate });
-        written.push(mp4);
+        const duration = channels[0].length / result.sampleRate;
+        await muxVideoWithAudio({ video: o.video, audioWav: wavs[i], out: mp4s[i], start: o.secondsStart, duration, signal });
+        written.push(mp4s[i]);
       }
     }
     const t = result.timings;
+    const p = result.params;
+    const seconds = result.audio[0][0].length / result.sampleRate;
     console.log(
       [
-        `model: ${model.name}${model.demo ? ' (untrained demo)' : ''}; backend: ${activeBackend().name}`,
-        `seed: ${result.seed}; sampler: ${o.sampler}, ${o.steps} steps, cfg ${o.cfg}`,
+        `model: ${model.name}${model.demo ? ' (untrained demo: synthetic weights, noise-like output)' : ''}; backend: ${activeBackend().name}`,
+        `seed: ${result.seed}; sampler: ${p.sampler}, ${p.steps} steps, cfg ${p.cfgScale}, sigma ${p.sigmaMin}–${p.sigmaMax}; ${seconds.toFixed(2)} s of audio at ${result.sampleRate} Hz`,
         `time: ${(t.totalMs / 1000).toFixed(1)} s (conditioning ${(t.conditioningMs / 1000).toFixed(1)} s, sampling ${(t.samplingMs / 1000).toFixed(1)} s, decode ${(t.decodeMs / 1000).toFixed(1)} s)`,
         ...written.map((f) => `wrote ${f}`),
       ].join('\n'),
     );
     return written;
+  } catch (e) {
+    // No partial output: what this run wrote goes (the atomic writers already removed their temp files).
+    for (const f of written) fs.rmSync(f, { force: true });
+    throw e;
   } finally {
     model.dispose();
   }
 }
 
+/** Runs `fn` with a signal that Ctrl-C aborts (exit code 130 after a clean stop). */
+export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ac = new AbortController();
+  const onSigint = () => {
+    console.error('\ninterrupted: stopping after the current step…');
+    process.exitCode = 130;
+    ac.abort();
+  };
+  process.once('SIGINT', onSigint);
+  try {
+    return await fn(ac.signal);
+  } finally {
+    process.off('SIGINT', onSigint);
+  }
+}
+
 export function register(program: Command): void {
-  const d = GENERATE_DEFAULTS;
-  program
-    .command('generate')
-    .description('generate audio from text, video, an image and/or an audio prompt')
-    .requiredOption('-m, --model <name|dir>', 'AudioX, AudioX-MAF, AudioX-MAF-MMDiT, demo, or a model directory')
-    .option('-p, --prompt <text>', 'text prompt')
-    .option('--negative-prompt <text>', 'negative text prompt')
-    .option('--video <file>', 'conditioning video (also re-muxed with the result)')
-    .option('--image <file>', 'conditioning still image')
-    .option('--audio <file>', 'audio prompt')
-    .option('--seconds-start <s>', 'start of the conditioning window in the media', num('--seconds-start'), d.secondsStart)
-    .option('--seconds <s>', 'length of the generated audio', num('--seconds'), d.secondsTotal)
-    .option('--steps <n>', 'sampling steps', int('--steps'), d.steps)
-    .option('--cfg <x>', 'classifier-free guidance scale', num('--cfg'), d.cfgScale)
-    .option('--cfg-rescale <x>', 'CFG rescale (scale_phi), 0…1', num('--cfg-rescale'), d.cfgRescale)
-    .option('--sampler <name>', 'sampler', d.sampler)
-    .option('--sigma-min <x>', 'smallest noise level', num('--sigma-min'), d.sigmaMin)
-    .option('--sigma-max <x>', 'largest noise level', num('--sigma-max'), d.sigmaMax)
-    .option('--seed <n>', 'random seed (-1: random)', int('--seed'), -1)
-    .option('--init-audio <file>', 'audio to vary (variation)')
-    .option('--init-noise-level <x>', 'noise level for --init-audio', num('--init-noise-level'))
-    .option('--batch <n>', 'number of outputs', int('--batch'), d.batchSize)
-    .option('-o, --output <file.wav>', 'output WAV (an mp4 with the same name is written when --video is given)', 'output.wav')
-    .option('--reference-quirks', "reproduce the reference demo's preprocessing bugs exactly")
+  const cmd = program.command('generate').description('generate audio from text, video, an image and/or an audio prompt');
+  addGenerationOptions(cmd, { steps: GENERATE_DEFAULTS.steps })
+    .option('-o, --output <file.wav>', 'output WAV (with --video also an mp4 of the same name)', 'output.wav')
     .option('--no-progress', 'no progress output')
     .action(async (opts: GenerateCliOptions) => {
-      await runGenerate(opts);
+      await withInterrupt((signal) => runGenerate(opts, signal));
     });
 }

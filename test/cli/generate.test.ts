@@ -1,0 +1,131 @@
+// End to end through the real CLI: `audiox generate --model demo …` writes a 16-bit stereo 44.1 kHz WAV of
+// the requested length, with --video also an mp4 with one video and one audio stream of that length;
+// bad input exits non-zero with a clear message and leaves nothing behind (nor does Ctrl-C).
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeStreams } from '../../src/io/mux.ts';
+import { readWavHeader } from '../../src/io/wav.ts';
+import { listDir, makeEmptyWav, makeImage, makeTone, makeVideo, tempDir } from '../pipeline/media-helpers.ts';
+import { runCli, startCli } from './run-cli.ts';
+
+let dir: string;
+const media: Record<string, string> = {};
+
+beforeAll(async () => {
+  dir = tempDir('cli');
+  fs.mkdirSync(path.join(dir, 'in'));
+  media.video = await makeVideo(path.join(dir, 'in/clip.mp4'), 3, { sound: true });
+  media.image = await makeImage(path.join(dir, 'in/still.png'));
+  media.tone = await makeTone(path.join(dir, 'in/tone.wav'), 2);
+  media.empty = await makeEmptyWav(path.join(dir, 'in/empty.wav'));
+  media.text = path.join(dir, 'in/readme.wav');
+  fs.writeFileSync(media.text, 'not audio at all\n'.repeat(50));
+});
+
+afterAll(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function outDir(name: string): string {
+  const d = path.join(dir, name);
+  fs.mkdirSync(d);
+  return d;
+}
+
+describe('audiox generate (demo model)', () => {
+  it('text → 16-bit stereo 44.1 kHz WAV of --seconds, with a summary', async () => {
+    const out = outDir('t2a');
+    const r = await runCli(['generate', '--model', 'demo', '--prompt', 'rain on a tin roof', '--seconds', '1.5', '--steps', '4', '--seed', '3', '-o', path.join(out, 'rain.wav')]);
+    expect(r.stderr).toMatch(/untrained/);
+    expect(r.code).toBe(0);
+    const h = readWavHeader(path.join(out, 'rain.wav'));
+    expect(h).toMatchObject({ sampleRate: 44100, channels: 2, bitsPerSample: 16, format: 'pcm', numFrames: 66150 });
+    expect(h.duration).toBeCloseTo(1.5, 6);
+    expect(r.stdout).toMatch(/backend: wasm/);
+    expect(r.stdout).toMatch(/seed: 3; sampler: dpmpp-3m-sde, 4 steps, cfg 7/);
+    expect(r.stdout).toMatch(/time: [\d.]+ s \(conditioning/);
+    expect(r.stdout).toContain(`wrote ${path.join(out, 'rain.wav')}`);
+    expect(r.stderr).toMatch(/sampling: step 4\/4/);
+    expect(listDir(out)).toEqual(['rain.wav']);
+  });
+
+  it('--video → WAV + mp4 (the video re-muxed with the generated audio, cut to the same length)', async () => {
+    const out = outDir('v2a');
+    const r = await runCli(['generate', '--model', 'demo', '--video', media.video, '--prompt', 'a ticking clock', '--seconds', '2', '--steps', '3', '--no-progress', '-o', path.join(out, 'clip.wav')]);
+    expect(r.code).toBe(0);
+    expect(listDir(out)).toEqual(['clip.mp4', 'clip.wav']);
+    expect(readWavHeader(path.join(out, 'clip.wav'))).toMatchObject({ sampleRate: 44100, channels: 2, numFrames: 88200 });
+    const s = await probeStreams(path.join(out, 'clip.mp4'));
+    expect(s.videoStreams).toBe(1);
+    expect(s.audioStreams).toBe(1);
+    expect(s.info.audio?.codec).toBe('aac');
+    expect(s.duration).toBeGreaterThan(1.9);
+    expect(s.duration).toBeLessThan(2.1);
+    expect(r.stdout).toContain(`wrote ${path.join(out, 'clip.mp4')}`);
+    expect(r.stderr).not.toMatch(/sampling:/); // --no-progress
+  });
+
+  it('help lists every option of the issue with the README defaults', async () => {
+    const r = await runCli(['generate', '--help']);
+    expect(r.code).toBe(0);
+    for (const flag of ['--model', '--prompt', '--negative-prompt', '--video', '--image', '--audio', '--seconds-start', '--seconds', '--steps', '--cfg', '--sampler', '--sigma-min', '--sigma-max', '--seed', '--init-audio', '--init-noise-level', '--batch', '--output', '--reference-quirks']) {
+      expect(r.stdout).toContain(flag);
+    }
+    expect(r.stdout).toMatch(/--steps <n>\s+sampling steps \(default: 250\)/);
+    expect(r.stdout).toMatch(/--cfg <x>[^\n]*\(default: 7\)/);
+    expect(r.stdout).toMatch(/\(default:\s+"dpmpp-3m-sde"\)/);
+    expect(r.stdout).toMatch(/--sigma-min <x>[^\n]*\(default: 0\.3\)/);
+    expect(r.stdout).toMatch(/--sigma-max <x>[^\n]*\(default: 500\)/);
+  });
+});
+
+describe('bad input: exit code 1, a clear message, no output', () => {
+  const cases: [string, string[], RegExp, Record<string, string>?][] = [
+    ['missing file', ['--video', 'in/nope.mp4'], /audiox: --video: The media file "in\/nope\.mp4" does not exist/],
+    ['not a regular file', ['--audio', 'in'], /audiox: --audio: .*is not a regular file/],
+    ['not media', ['--audio', 'in/readme.wav'], /audiox: --audio: .*not a readable audio\/video\/image file|could not open/],
+    ['zero-length audio', ['--audio', 'in/empty.wav'], /audiox: --audio: No audio samples decoded/],
+    ['video that is sound only', ['--video', 'in/tone.wav'], /audiox: --video: .*has no video stream\. It has only sound: pass it as the --audio/],
+    ['image that is a video', ['--image', 'in/clip.mp4'], /audiox: --image: .*is a video, not a still image/],
+    ['seek past the end', ['--video', 'in/clip.mp4', '--seconds-start', '8'], /audiox: --video: No video frames decoded/],
+    ['seconds out of range', ['--seconds', '11'], /audiox: seconds must be in \(0, 10\.00\] for this model/],
+    ['seconds not a number', ['--seconds', 'ten'], /--seconds must be a number, got "ten"/],
+    ['unknown sampler', ['--sampler', 'euler-x'], /audiox: unknown sampler "euler-x"; valid: .*dpmpp-3m-sde/],
+    ['unknown model', ['--model', 'AudioX-Ultra'], /audiox: unknown model "AudioX-Ultra": use one of demo, AudioX, AudioX-MAF, AudioX-MAF-MMDiT/],
+    ['weights absent', ['--model', 'AudioX-MAF'], /audiox: model "AudioX-MAF": .*config\.json is missing\. Run `audiox download AudioX-MAF` first\./, { AUDIOX_HOME: 'empty-home' }], // relative to the test directory
+    ['output directory missing', ['-o', 'no/such/dir/out.wav'], /Output directory .* does not exist/],
+  ];
+
+  it('each case', async () => {
+    // Relative paths resolve against the test directory (the CLI runs there).
+    const runs = cases.map(async ([name, args, re, env]) => {
+      const out = outDir(`bad-${name.replace(/\W+/g, '-')}`);
+      const full = ['generate', '--model', 'demo', '--prompt', 'x', '--steps', '2', '--seconds', '1', '-o', path.join(out, 'out.wav'), ...args];
+      return { name, r: await runCli(full, { cwd: dir, env }), re, out };
+    });
+    for (const { name, r, re, out } of await Promise.all(runs)) {
+      expect.soft(r.code, name).toBe(1);
+      expect.soft(r.stderr, name).toMatch(re);
+      expect.soft(listDir(out), name).toEqual([]);
+    }
+  });
+
+  it('Ctrl-C while sampling stops cleanly: exit 130, no output', async () => {
+    const out = outDir('interrupted');
+    const { child, done } = startCli(['generate', '--model', 'demo', '--prompt', 'x', '--steps', '400', '--seconds', '1', '-o', path.join(out, 'out.wav')]);
+    let sent = false;
+    child.stderr!.on('data', (s: string) => {
+      if (!sent && /sampling: step/.test(s)) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const r = await done;
+    expect(sent).toBe(true);
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/interrupted/);
+    expect(r.stderr).toMatch(/audiox: .*cancel|abort/i);
+    expect(listDir(out)).toEqual([]);
+  });
+});
