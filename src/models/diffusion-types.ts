@@ -3,6 +3,26 @@
 import type * as tf from '@tensorflow/tfjs';
 
 /**
+ * The `model.diffusion.config` keys both backbones (`dit`, `mmdit`) take from the reference's
+ * `DiffusionTransformer` / `MMDiffusionTransformer` constructors; each extends it with its own.
+ */
+export interface DiffusionBackboneConfig {
+  io_channels?: number;
+  patch_size?: number;
+  embed_dim?: number;
+  cond_token_dim?: number;
+  project_cond_tokens?: boolean;
+  global_cond_dim?: number;
+  project_global_cond?: boolean;
+  input_concat_dim?: number;
+  prepend_cond_dim?: number;
+  depth?: number;
+  num_heads?: number;
+  transformer_type?: string;
+  global_cond_type?: string;
+}
+
+/**
  * Conditioning of one denoiser call. Tensors are borrowed (never disposed by the model).
  * Classifier-free guidance runs inside the model (spec §2.3, quirk 3).
  */

@@ -10,7 +10,7 @@ import { FourierFeatures } from './dit.ts';
 import { TransposedLinear } from './transformer.ts';
 import { MMDitSingleBlock, computeRopeRotations, type RopeTables } from './mmdit-blocks.ts';
 import { cfgCondBatch, combineCfg, doubleBatch } from './cfg.ts';
-import type { DiffusionCond, DiffusionModel } from './diffusion-types.ts';
+import type { DiffusionBackboneConfig, DiffusionCond, DiffusionModel } from './diffusion-types.ts';
 
 /** Width of the multimodal tokens (hard-coded in the reference). */
 export const MM_TOKEN_DIM = 768;
@@ -18,31 +18,18 @@ export const MM_TOKEN_DIM = 768;
 export const MM_CONTEXT_LENGTH = 384;
 
 /** `model.diffusion.config` of an `mmdit` model (the reference's constructor kwargs). */
-export interface MMDiTConfig {
-  io_channels?: number;
-  patch_size?: number;
-  embed_dim?: number;
-  cond_token_dim?: number;
-  project_cond_tokens?: boolean;
-  global_cond_dim?: number;
-  project_global_cond?: boolean;
-  input_concat_dim?: number;
-  prepend_cond_dim?: number;
-  depth?: number;
+export interface MMDiTConfig extends DiffusionBackboneConfig {
   /** Unused by the reference. */
   fusion_depth?: number;
-  num_heads?: number;
-  transformer_type?: string;
-  global_cond_type?: string;
   _latent_seq_len?: number;
   mlp_ratio?: number;
   kernel_size?: number;
   [key: string]: unknown;
 }
 
-/** Linear(no bias) → SiLU → Linear(no bias), as to_cond_embed / to_global_embed. */
-function projection(inDim: number, outDim: number): Sequential {
-  return new Sequential(new TransposedLinear(inDim, outDim, { bias: false }), new Activation('silu'), new TransposedLinear(outDim, outDim, { bias: false }));
+/** Linear → SiLU → Linear (keys `0.*`, `2.*`): to_timestep_embed (with bias), to_cond_embed / to_global_embed (without). */
+function projection(inDim: number, outDim: number, bias = false): Sequential {
+  return new Sequential(new TransposedLinear(inDim, outDim, { bias }), new Activation('silu'), new TransposedLinear(outDim, outDim, { bias }));
 }
 
 export interface ContinuousMMDiTOptions {
@@ -154,7 +141,7 @@ export class MMDiffusionTransformer extends Module {
     this.latentSeqLen = cfg._latent_seq_len ?? 237;
 
     this.timestep_features = this.module('timestep_features', new FourierFeatures(256));
-    this.to_timestep_embed = this.module('to_timestep_embed', new Sequential(new TransposedLinear(256, d), new Activation('silu'), new TransposedLinear(d, d)));
+    this.to_timestep_embed = this.module('to_timestep_embed', projection(256, d, true));
     // to_cond_embed exists in the checkpoint but is never applied (quirk 8).
     const condEmbedDim = (cfg.project_cond_tokens ?? true) ? d : condTokenDim;
     this.to_cond_embed = condTokenDim > 0 ? this.module('to_cond_embed', projection(condTokenDim, condEmbedDim)) : null;
