@@ -189,26 +189,33 @@ function runNWC(layers: readonly OobleckLayer[], x: tf.Tensor3D): tf.Tensor3D {
   return h === x ? x.clone() : h;
 }
 
-/** x + layers(x): SnakeBeta → WNConv1d(k7, dilation d, pad 3d) → SnakeBeta → WNConv1d(k1). */
-export class ResidualUnit extends Module implements OobleckLayer {
+/** A `layers` ModuleList applied in order (channels-last inside): the shape of every Oobleck stack. */
+abstract class LayerStack extends Module implements OobleckLayer {
   readonly layers: ModuleList<OobleckLayer>;
-  constructor(channels: number, dilation: number, useSnake: boolean) {
+  constructor(layers: OobleckLayer[]) {
     super();
-    this.layers = this.module(
-      'layers',
-      new ModuleList<OobleckLayer>([
-        activation(useSnake, channels),
-        new WNConv1d(channels, channels, 7, { dilation, padding: 3 * dilation, weightNorm: true }),
-        activation(useSnake, channels),
-        new WNConv1d(channels, channels, 1, { weightNorm: true }),
-      ]),
-    );
+    this.layers = this.module('layers', new ModuleList(layers));
   }
   forward(x: tf.Tensor3D): tf.Tensor3D {
     return viaNWC(x, (h) => this.forwardNWC(h));
   }
   forwardNWC(x: tf.Tensor3D): tf.Tensor3D {
-    const f = runNWC(this.layers.items, x);
+    return runNWC(this.layers.items, x);
+  }
+}
+
+/** x + layers(x): SnakeBeta → WNConv1d(k7, dilation d, pad 3d) → SnakeBeta → WNConv1d(k1). */
+export class ResidualUnit extends LayerStack {
+  constructor(channels: number, dilation: number, useSnake: boolean) {
+    super([
+      activation(useSnake, channels),
+      new WNConv1d(channels, channels, 7, { dilation, padding: 3 * dilation, weightNorm: true }),
+      activation(useSnake, channels),
+      new WNConv1d(channels, channels, 1, { weightNorm: true }),
+    ]);
+  }
+  override forwardNWC(x: tf.Tensor3D): tf.Tensor3D {
+    const f = super.forwardNWC(x);
     const y = tf.add(x, f) as tf.Tensor3D;
     f.dispose();
     return y;
@@ -216,60 +223,39 @@ export class ResidualUnit extends Module implements OobleckLayer {
 }
 
 /** Three residual units (d = 1, 3, 9) → activation → strided WNConv1d(k = 2s, pad ⌈s/2⌉). */
-export class EncoderBlock extends Module implements OobleckLayer {
-  readonly layers: ModuleList<OobleckLayer>;
+export class EncoderBlock extends LayerStack {
   constructor(inChannels: number, outChannels: number, stride: number, useSnake: boolean) {
-    super();
-    this.layers = this.module(
-      'layers',
-      new ModuleList<OobleckLayer>([
-        new ResidualUnit(inChannels, 1, useSnake),
-        new ResidualUnit(inChannels, 3, useSnake),
-        new ResidualUnit(inChannels, 9, useSnake),
-        activation(useSnake, inChannels),
-        new WNConv1d(inChannels, outChannels, 2 * stride, { stride, padding: Math.ceil(stride / 2), weightNorm: true }),
-      ]),
-    );
-  }
-  forward(x: tf.Tensor3D): tf.Tensor3D {
-    return viaNWC(x, (h) => this.forwardNWC(h));
-  }
-  forwardNWC(x: tf.Tensor3D): tf.Tensor3D {
-    return runNWC(this.layers.items, x);
+    super([
+      new ResidualUnit(inChannels, 1, useSnake),
+      new ResidualUnit(inChannels, 3, useSnake),
+      new ResidualUnit(inChannels, 9, useSnake),
+      activation(useSnake, inChannels),
+      new WNConv1d(inChannels, outChannels, 2 * stride, { stride, padding: Math.ceil(stride / 2), weightNorm: true }),
+    ]);
   }
 }
 
 /** Activation → WNConvTranspose1d(k = 2s, stride s, pad ⌈s/2⌉) → three residual units (d = 1, 3, 9). */
-export class DecoderBlock extends Module implements OobleckLayer {
-  readonly layers: ModuleList<OobleckLayer>;
+export class DecoderBlock extends LayerStack {
   constructor(inChannels: number, outChannels: number, stride: number, useSnake: boolean) {
-    super();
-    this.layers = this.module(
-      'layers',
-      new ModuleList<OobleckLayer>([
-        activation(useSnake, inChannels),
-        new WNConvTranspose1d(inChannels, outChannels, 2 * stride, {
-          stride,
-          padding: Math.ceil(stride / 2),
-          weightNorm: true,
-        }),
-        new ResidualUnit(outChannels, 1, useSnake),
-        new ResidualUnit(outChannels, 3, useSnake),
-        new ResidualUnit(outChannels, 9, useSnake),
-      ]),
-    );
-  }
-  forward(x: tf.Tensor3D): tf.Tensor3D {
-    return viaNWC(x, (h) => this.forwardNWC(h));
-  }
-  forwardNWC(x: tf.Tensor3D): tf.Tensor3D {
-    return runNWC(this.layers.items, x);
+    super([
+      activation(useSnake, inChannels),
+      new WNConvTranspose1d(inChannels, outChannels, 2 * stride, { stride, padding: Math.ceil(stride / 2), weightNorm: true }),
+      new ResidualUnit(outChannels, 1, useSnake),
+      new ResidualUnit(outChannels, 3, useSnake),
+      new ResidualUnit(outChannels, 9, useSnake),
+    ]);
   }
 }
 
-function checkUnsupported(cfg: { antialias_activation?: boolean; use_nearest_upsample?: boolean }, what: string): void {
+/** The config keys the encoder and decoder share; widths c = channels·[1, …c_mults], one stride per c_mult. */
+function stackShape(cfg: OobleckEncoderConfig & OobleckDecoderConfig, what: string) {
   if (cfg.antialias_activation) throw new Error(`${what}: antialias_activation is not supported (not used by AudioX)`);
   if (cfg.use_nearest_upsample) throw new Error(`${what}: use_nearest_upsample is not supported (not used by AudioX)`);
+  const { channels = 128, latent_dim = 32, c_mults = [1, 2, 4, 8], strides = [2, 4, 8, 8] } = cfg;
+  if (strides.length < c_mults.length) throw new Error(`${what}: need one stride per c_mult`);
+  const widths = [1, ...c_mults].map((m) => m * channels);
+  return { latentDim: latent_dim, widths, strides: strides.slice(0, c_mults.length), useSnake: cfg.use_snake ?? false };
 }
 
 function checkInput(x: tf.Tensor, channels: number, what: string): void {
@@ -281,37 +267,31 @@ function checkInput(x: tf.Tensor, channels: number, what: string): void {
  * layers.0 = WNConv1d(in → c₀, k7, p3); layers.1..n = EncoderBlock(cᵢ → cᵢ₊₁, sᵢ);
  * layers.n+1 = activation(c_n); layers.n+2 = WNConv1d(c_n → latent_dim, k3, p1). c = channels·[1, …c_mults].
  */
-export class OobleckEncoder extends Module {
-  readonly layers: ModuleList<OobleckLayer>;
+export class OobleckEncoder extends LayerStack {
   readonly inChannels: number;
   readonly latentDim: number;
   /** Channel widths c₀…c_n and strides s₁…s_n (used by the memory estimate). */
   readonly widths: number[];
   readonly strides: number[];
   constructor(cfg: OobleckEncoderConfig = {}) {
-    super();
-    checkUnsupported(cfg, 'OobleckEncoder');
-    const { in_channels = 2, channels = 128, latent_dim = 32, c_mults = [1, 2, 4, 8], strides = [2, 4, 8, 8] } = cfg;
-    const useSnake = cfg.use_snake ?? false;
-    if (strides.length < c_mults.length) throw new Error('OobleckEncoder: need one stride per c_mult');
-    this.inChannels = in_channels;
-    this.latentDim = latent_dim;
-    this.strides = strides.slice(0, c_mults.length);
-    const c = [1, ...c_mults].map((m) => m * channels);
+    const { latentDim, widths: c, strides, useSnake } = stackShape(cfg, 'OobleckEncoder');
+    const inChannels = cfg.in_channels ?? 2;
+    const n = strides.length;
+    super([
+      new WNConv1d(inChannels, c[0], 7, { padding: 3, weightNorm: true }),
+      ...strides.map((s, i) => new EncoderBlock(c[i], c[i + 1], s, useSnake)),
+      activation(useSnake, c[n]),
+      new WNConv1d(c[n], latentDim, 3, { padding: 1, weightNorm: true }),
+    ]);
+    this.inChannels = inChannels;
+    this.latentDim = latentDim;
     this.widths = c;
-    const layers: OobleckLayer[] = [new WNConv1d(in_channels, c[0], 7, { padding: 3, weightNorm: true })];
-    for (let i = 0; i < c_mults.length; i++) layers.push(new EncoderBlock(c[i], c[i + 1], strides[i], useSnake));
-    layers.push(activation(useSnake, c[c.length - 1]));
-    layers.push(new WNConv1d(c[c.length - 1], latent_dim, 3, { padding: 1, weightNorm: true }));
-    this.layers = this.module('layers', new ModuleList(layers));
+    this.strides = strides;
   }
   /** [B, in_channels, N] → [B, latent_dim, L] with L = ⌊…⌊N/s₁⌋…/s_n⌋. */
-  forward(x: tf.Tensor3D): tf.Tensor3D {
+  override forward(x: tf.Tensor3D): tf.Tensor3D {
     checkInput(x, this.inChannels, 'OobleckEncoder');
-    return viaNWC(x, (h) => this.forwardNWC(h));
-  }
-  forwardNWC(x: tf.Tensor3D): tf.Tensor3D {
-    return runNWC(this.layers.items, x);
+    return super.forward(x);
   }
 }
 
@@ -320,39 +300,31 @@ export class OobleckEncoder extends Module {
  * i = n…1; layers.n+1 = activation(c₀); layers.n+2 = WNConv1d(c₀ → out, k7, p3, no bias);
  * layers.n+3 = Tanh (final_tanh) or Identity.
  */
-export class OobleckDecoder extends Module {
-  readonly layers: ModuleList<OobleckLayer>;
+export class OobleckDecoder extends LayerStack {
   readonly outChannels: number;
   readonly latentDim: number;
   /** Channel widths c₀…c_n and strides s₁…s_n (used by the memory estimate). */
   readonly widths: number[];
   readonly strides: number[];
   constructor(cfg: OobleckDecoderConfig = {}) {
-    super();
-    checkUnsupported(cfg, 'OobleckDecoder');
-    const { out_channels = 2, channels = 128, latent_dim = 32, c_mults = [1, 2, 4, 8], strides = [2, 4, 8, 8] } = cfg;
-    const useSnake = cfg.use_snake ?? false;
-    const finalTanh = cfg.final_tanh ?? true;
-    if (strides.length < c_mults.length) throw new Error('OobleckDecoder: need one stride per c_mult');
-    this.outChannels = out_channels;
-    this.latentDim = latent_dim;
-    const c = [1, ...c_mults].map((m) => m * channels);
+    const { latentDim, widths: c, strides, useSnake } = stackShape(cfg, 'OobleckDecoder');
+    const outChannels = cfg.out_channels ?? 2;
+    const n = strides.length;
+    super([
+      new WNConv1d(latentDim, c[n], 7, { padding: 3, weightNorm: true }),
+      ...[...strides.keys()].reverse().map((i) => new DecoderBlock(c[i + 1], c[i], strides[i], useSnake)),
+      activation(useSnake, c[0]),
+      new WNConv1d(c[0], outChannels, 7, { padding: 3, bias: false, weightNorm: true }),
+      new Pointwise((cfg.final_tanh ?? true) ? 'tanh' : 'identity'),
+    ]);
+    this.outChannels = outChannels;
+    this.latentDim = latentDim;
     this.widths = c;
-    this.strides = strides.slice(0, c_mults.length);
-    const n = c_mults.length;
-    const layers: OobleckLayer[] = [new WNConv1d(latent_dim, c[n], 7, { padding: 3, weightNorm: true })];
-    for (let i = n; i > 0; i--) layers.push(new DecoderBlock(c[i], c[i - 1], strides[i - 1], useSnake));
-    layers.push(activation(useSnake, c[0]));
-    layers.push(new WNConv1d(c[0], out_channels, 7, { padding: 3, bias: false, weightNorm: true }));
-    layers.push(new Pointwise(finalTanh ? 'tanh' : 'identity'));
-    this.layers = this.module('layers', new ModuleList(layers));
+    this.strides = strides;
   }
   /** [B, latent_dim, T] → [B, out_channels, T·∏s]. */
-  forward(z: tf.Tensor3D): tf.Tensor3D {
+  override forward(z: tf.Tensor3D): tf.Tensor3D {
     checkInput(z, this.latentDim, 'OobleckDecoder');
-    return viaNWC(z, (h) => this.forwardNWC(h));
-  }
-  forwardNWC(z: tf.Tensor3D): tf.Tensor3D {
-    return runNWC(this.layers.items, z);
+    return super.forward(z);
   }
 }
