@@ -110,7 +110,7 @@ export async function withDenoised(
  * Like `withDenoised` for the Karras-ODE samplers, which take d = (x − D)/σ_i from x *before* the
  * callback (an inpainting callback changes x, not d). d is freed afterwards.
  */
-export async function withDerivative(
+export function withDerivative(
   denoise: DenoiseFn,
   x: tf.Tensor,
   i: number,
@@ -118,16 +118,14 @@ export async function withDerivative(
   opts: SamplerOptions,
   update: (xc: tf.Tensor, d: tf.Tensor) => tf.Tensor | Promise<tf.Tensor>,
 ): Promise<tf.Tensor> {
-  const denoised = denoise(x, sigmas[i]);
-  const d = toD(x, sigmas[i], denoised);
-  let xc = x;
-  try {
-    xc = await report(opts, { i, x, sigma: sigmas[i], sigmaHat: sigmas[i], denoised });
-    return await update(xc, d);
-  } finally {
-    if (xc !== x) xc.dispose();
-    tf.dispose([denoised, d]);
-  }
+  return withDenoised(denoise, x, i, sigmas, opts, async (xc, denoised) => {
+    const d = toD(x, sigmas[i], denoised); // from the x the model saw, not the callback's
+    try {
+      return await update(xc, d);
+    } finally {
+      d.dispose();
+    }
+  });
 }
 
 export function needNoise(opts: SamplerOptions, name: string): NoiseSampler {

@@ -93,146 +93,138 @@ export const sampleLms: Sampler = makeSampleLms(4);
 // ------------------------------------------------------------------------------------------------
 // Ancestral samplers (η = 1; one noise draw per step with σ_next > 0)
 
+/** x + (σ_to − σ)·d with d = (x − D)/σ: an Euler step from σ to σ_to. */
+function eulerTo(x: tf.Tensor, sigma: number, denoised: tf.Tensor, sigmaTo: number): tf.Tensor {
+  return tf.tidy(() => x.add(toD(x, sigma, denoised).mul(sigmaTo - sigma)));
+}
+
+/** An ancestral sampler: `toDown` moves x from σ_i to σ_down, then σ_up of fresh noise is added. */
+function ancestral(
+  name: string,
+  toDown: (denoise: DenoiseFn, xc: tf.Tensor, denoised: tf.Tensor, sigma: number, sigmaDown: number) => tf.Tensor,
+): Sampler {
+  return async (denoise, x0, sigmas, opts = {}) => {
+    const noise = needNoise(opts, name);
+    return loop(x0, sigmas, opts, (x, i) =>
+      withDenoised(denoise, x, i, sigmas, opts, (xc, denoised) => {
+        const [s, sNext] = [sigmas[i], sigmas[i + 1]];
+        const { sigmaDown, sigmaUp } = ancestralStep(s, sNext);
+        const next = toDown(denoise, xc, denoised, s, sigmaDown);
+        return sNext > 0 ? addNoise(next, noise, s, sNext, sigmaUp) : next;
+      }),
+    );
+  };
+}
+
 /** Euler steps to σ_down, then σ_up of fresh noise. */
-export const sampleEulerAncestral: Sampler = async (denoise, x0, sigmas, opts = {}) => {
-  const noise = needNoise(opts, 'k-euler-ancestral');
-  return loop(x0, sigmas, opts, (x, i) =>
-    withDenoised(denoise, x, i, sigmas, opts, (xc, denoised) => {
-      const [s, sNext] = [sigmas[i], sigmas[i + 1]];
-      const { sigmaDown, sigmaUp } = ancestralStep(s, sNext);
-      const next = tf.tidy(() => xc.add(toD(xc, s, denoised).mul(sigmaDown - s)));
-      return sNext > 0 ? addNoise(next, noise, s, sNext, sigmaUp) : next;
-    }),
-  );
-};
+export const sampleEulerAncestral: Sampler = ancestral('k-euler-ancestral', (_, xc, denoised, s, sigmaDown) =>
+  eulerTo(xc, s, denoised, sigmaDown),
+);
 
 /** DPM-Solver++(2S) ancestral: a single-step second-order update to σ_down in log-σ time. */
-export const sampleDpmpp2sAncestral: Sampler = async (denoise, x0, sigmas, opts = {}) => {
-  const noise = needNoise(opts, 'k-dpmpp-2s-ancestral');
-  return loop(x0, sigmas, opts, (x, i) =>
-    withDenoised(denoise, x, i, sigmas, opts, (xc, denoised) => {
-      const [s, sNext] = [sigmas[i], sigmas[i + 1]];
-      const { sigmaDown, sigmaUp } = ancestralStep(s, sNext);
-      let next: tf.Tensor;
-      if (sigmaDown === 0) {
-        next = tf.tidy(() => xc.add(toD(xc, s, denoised).mul(sigmaDown - s)));
-      } else {
-        const h = Math.log(s) - Math.log(sigmaDown);
-        const sMid = Math.exp(Math.log(s) - h / 2);
-        const x2 = tf.tidy(() => xc.mul(sMid / s).sub(denoised.mul(Math.expm1(-h / 2))));
-        const denoised2 = denoise(x2, sMid);
-        next = tf.tidy(() => xc.mul(sigmaDown / s).sub(denoised2.mul(Math.expm1(-h))));
-        tf.dispose([x2, denoised2]);
-      }
-      return sNext > 0 ? addNoise(next, noise, s, sNext, sigmaUp) : next;
-    }),
-  );
-};
+export const sampleDpmpp2sAncestral: Sampler = ancestral('k-dpmpp-2s-ancestral', (denoise, xc, denoised, s, sigmaDown) => {
+  if (sigmaDown === 0) return eulerTo(xc, s, denoised, sigmaDown);
+  const h = Math.log(s) - Math.log(sigmaDown);
+  const sMid = Math.exp(Math.log(s) - h / 2);
+  const x2 = tf.tidy(() => xc.mul(sMid / s).sub(denoised.mul(Math.expm1(-h / 2))));
+  const denoised2 = denoise(x2, sMid);
+  const next = tf.tidy(() => xc.mul(sigmaDown / s).sub(denoised2.mul(Math.expm1(-h))));
+  tf.dispose([x2, denoised2]);
+  return next;
+});
 
 // ------------------------------------------------------------------------------------------------
 // DPM-Solver++ multistep samplers (h = ln σ_i − ln σ_{i+1}; the last step returns D)
 
-/** DPM-Solver++(2M), deterministic. */
-export const sampleDpmpp2m: Sampler = (denoise, x0, sigmas, opts = {}) => {
-  let old: tf.Tensor | null = null;
+/** The previous steps' denoised estimates and step sizes h, newest first. */
+interface History {
+  ds: tf.Tensor[];
+  hs: number[];
+}
+
+/**
+ * The multistep loop: keeps the last `depth` denoised estimates (and their h), returns D on the last
+ * step (σ_next = 0) and otherwise `update(x, D, σ_i, σ_{i+1}, h, history before this step)`.
+ */
+function multistep(
+  denoise: DenoiseFn,
+  x0: tf.Tensor,
+  sigmas: number[],
+  opts: SamplerOptions,
+  depth: number,
+  update: (xc: tf.Tensor, denoised: tf.Tensor, s: number, sNext: number, h: number, prev: History) => tf.Tensor,
+): Promise<tf.Tensor> {
+  const history: History = { ds: [], hs: [] };
   return loop(
     x0,
     sigmas,
     opts,
     (x, i) =>
       withDenoised(denoise, x, i, sigmas, opts, (xc, denoised) => {
-        const [s, sNext, prev] = [sigmas[i], sigmas[i + 1], old];
-        old = denoised.clone();
+        const [s, sNext] = [sigmas[i], sigmas[i + 1]];
+        const prev: History = { ds: history.ds.slice(), hs: history.hs.slice() };
+        history.ds.unshift(denoised.clone());
+        const dropped = history.ds.length > depth ? history.ds.pop() : undefined;
         try {
           if (sNext === 0) return denoised.clone();
           const h = Math.log(s) - Math.log(sNext);
-          return tf.tidy(() => {
-            let dD = denoised;
-            if (prev) {
-              const r = (Math.log(sigmas[i - 1]) - Math.log(s)) / h;
-              dD = denoised.mul(1 + 1 / (2 * r)).sub(prev.mul(1 / (2 * r)));
-            }
-            return xc.mul(sNext / s).sub(dD.mul(Math.expm1(-h)));
-          });
+          history.hs = [h, ...history.hs].slice(0, depth);
+          return update(xc, denoised, s, sNext, h, prev);
         } finally {
-          prev?.dispose();
+          dropped?.dispose();
         }
       }),
-    () => [old],
+    () => history.ds,
   );
-};
+}
+
+/** DPM-Solver++(2M), deterministic. */
+export const sampleDpmpp2m: Sampler = (denoise, x0, sigmas, opts = {}) =>
+  multistep(denoise, x0, sigmas, opts, 1, (xc, denoised, s, sNext, h, { ds: [p1], hs: [h1] }) =>
+    tf.tidy(() => {
+      let dD = denoised;
+      if (p1) {
+        const r = h1 / h;
+        dD = denoised.mul(1 + 1 / (2 * r)).sub(p1.mul(1 / (2 * r)));
+      }
+      return xc.mul(sNext / s).sub(dD.mul(Math.expm1(-h)));
+    }),
+  );
 
 /** DPM-Solver++(2M) SDE, η = 1, midpoint solver (spec §7.5). */
 export const sampleDpmpp2mSde: Sampler = async (denoise, x0, sigmas, opts = {}) => {
   const noise = needNoise(opts, 'dpmpp-2m-sde');
-  let old: tf.Tensor | null = null;
-  let hLast = 0;
-  return loop(
-    x0,
-    sigmas,
-    opts,
-    (x, i) =>
-      withDenoised(denoise, x, i, sigmas, opts, (xc, denoised) => {
-        const [s, sNext, prev] = [sigmas[i], sigmas[i + 1], old];
-        old = denoised.clone();
-        try {
-          if (sNext === 0) return denoised.clone();
-          const h = Math.log(s) - Math.log(sNext);
-          const oneMinusE2h = -Math.expm1(-2 * h); // 1 − e^{−2h} = −expm1(−h − ηh)
-          const r = hLast / h;
-          hLast = h;
-          const det = tf.tidy(() => {
-            const y = xc.mul((sNext / s) * Math.exp(-h)).add(denoised.mul(oneMinusE2h));
-            return prev ? y.add(denoised.sub(prev).mul((0.5 * oneMinusE2h) / r)) : y;
-          });
-          return addNoise(det, noise, s, sNext, sNext * Math.sqrt(oneMinusE2h));
-        } finally {
-          prev?.dispose();
-        }
-      }),
-    () => [old],
-  );
+  return multistep(denoise, x0, sigmas, opts, 1, (xc, denoised, s, sNext, h, { ds: [p1], hs: [h1] }) => {
+    const oneMinusE2h = -Math.expm1(-2 * h); // 1 − e^{−2h} = −expm1(−h − ηh)
+    const det = tf.tidy(() => {
+      const y = xc.mul((sNext / s) * Math.exp(-h)).add(denoised.mul(oneMinusE2h));
+      return p1 ? y.add(denoised.sub(p1).mul((0.5 * oneMinusE2h) / (h1 / h))) : y;
+    });
+    return addNoise(det, noise, s, sNext, sNext * Math.sqrt(oneMinusE2h));
+  });
 };
 
 /** DPM-Solver++(3M) SDE, η = 1 (spec §7.4) — the default sampler of the shipped front-ends. */
 export const sampleDpmpp3mSde: Sampler = async (denoise, x0, sigmas, opts = {}) => {
   const noise = needNoise(opts, 'dpmpp-3m-sde');
-  let [d1, d2]: (tf.Tensor | null)[] = [null, null]; // previous denoised, newest first
-  let [h1, h2] = [0, 0]; // their step sizes
-  return loop(
-    x0,
-    sigmas,
-    opts,
-    (x, i) =>
-      withDenoised(denoise, x, i, sigmas, opts, (xc, denoised) => {
-        const [s, sNext, p1, p2] = [sigmas[i], sigmas[i + 1], d1, d2];
-        [d1, d2] = [denoised.clone(), p1];
-        try {
-          if (sNext === 0) return denoised.clone();
-          const h = Math.log(s) - Math.log(sNext);
-          const [r0, r1] = [h1 / h, h2 / h];
-          [h1, h2] = [h, h1];
-          const hEta = 2 * h; // h·(η + 1)
-          const phi2 = Math.expm1(-hEta) / hEta + 1;
-          const phi3 = phi2 / hEta - 0.5;
-          const det = tf.tidy(() => {
-            const y = xc.mul(Math.exp(-hEta)).add(denoised.mul(-Math.expm1(-hEta)));
-            if (p1 && p2) {
-              const d10 = denoised.sub(p1).div(r0);
-              const d11 = p1.sub(p2).div(r1);
-              const D1 = d10.add(d10.sub(d11).mul(r0 / (r0 + r1)));
-              const D2 = d10.sub(d11).div(r0 + r1);
-              return y.add(D1.mul(phi2)).sub(D2.mul(phi3));
-            }
-            return p1 ? y.add(denoised.sub(p1).div(r0).mul(phi2)) : y;
-          });
-          return addNoise(det, noise, s, sNext, sNext * Math.sqrt(-Math.expm1(-2 * h)));
-        } finally {
-          p2?.dispose(); // dropped from the history
-        }
-      }),
-    () => [d1, d2],
-  );
+  return multistep(denoise, x0, sigmas, opts, 2, (xc, denoised, s, sNext, h, { ds: [p1, p2], hs: [h1, h2] }) => {
+    const hEta = 2 * h; // h·(η + 1)
+    const phi2 = Math.expm1(-hEta) / hEta + 1;
+    const phi3 = phi2 / hEta - 0.5;
+    const det = tf.tidy(() => {
+      const y = xc.mul(Math.exp(-hEta)).add(denoised.mul(-Math.expm1(-hEta)));
+      if (!p1) return y;
+      const r0 = h1 / h;
+      const d10 = denoised.sub(p1).div(r0);
+      if (!p2) return y.add(d10.mul(phi2));
+      const r1 = h2 / h;
+      const d11 = p1.sub(p2).div(r1);
+      const D1 = d10.add(d10.sub(d11).mul(r0 / (r0 + r1)));
+      const D2 = d10.sub(d11).div(r0 + r1);
+      return y.add(D1.mul(phi2)).sub(D2.mul(phi3));
+    });
+    return addNoise(det, noise, s, sNext, sNext * Math.sqrt(-Math.expm1(-2 * h)));
+  });
 };
 
 // ------------------------------------------------------------------------------------------------
