@@ -3,7 +3,7 @@
 // kernel = stride and no bias, so it is a reshape + matmul.
 import * as tf from '@tensorflow/tfjs';
 import { Module, ModuleList, type Parameter } from '../nn/module.ts';
-import { LayerNorm, Linear } from '../nn/layers.ts';
+import { Embedding, LayerNorm, Linear } from '../nn/layers.ts';
 import * as F from '../nn/functional.ts';
 
 /** The HF CLIPVisionConfig keys this tower needs (snake_case as in config.json). */
@@ -95,18 +95,10 @@ class PatchConv2d extends Module {
   }
 }
 
-/** nn.Embedding's weight table (only read whole here: positions 0..N−1). */
-class Embedding extends Module {
-  readonly weight: Parameter;
-  constructor(num: number, dim: number) {
-    super();
-    this.weight = this.param('weight', [num, dim]);
-  }
-}
-
 export class CLIPVisionEmbeddings extends Module {
   readonly class_embedding: Parameter;
   readonly patch_embedding: PatchConv2d;
+  /** Only its weight table is read (positions 0..N−1, whole). */
   readonly position_embedding: Embedding;
   readonly numPositions: number;
   constructor(readonly config: CLIPVisionConfig) {

@@ -11,7 +11,7 @@
 // (fp16 weights/matmuls and the ±65504 clamp after every sub-layer, which never triggers in fp32).
 import * as tf from '@tensorflow/tfjs';
 import { Module, ModuleList, type Parameter } from '../nn/module.ts';
-import { Linear } from '../nn/layers.ts';
+import { Embedding, Linear } from '../nn/layers.ts';
 import * as F from '../nn/functional.ts';
 import type { TensorSource } from '../io/safetensors.ts';
 
@@ -89,25 +89,6 @@ export function relativePositionBucket(delta: number, numBuckets: number, maxDis
   const logRatio = f(Math.log(f(n / maxExact)));
   const large = maxExact + Math.trunc(f(f(logRatio / f(Math.log(maxDistance / maxExact))) * (nb - maxExact)));
   return base + Math.min(large, nb - 1);
-}
-
-/** torch.nn.Embedding (weight [num, dim]). */
-export class Embedding extends Module {
-  readonly weight: Parameter;
-  constructor(
-    readonly num: number,
-    readonly dim: number,
-  ) {
-    super();
-    this.weight = this.param('weight', [num, dim]);
-  }
-  /** ids [...] int32 → [..., dim] */
-  forward(ids: tf.Tensor): tf.Tensor {
-    return tf.tidy(() => {
-      const flat = ids.reshape([-1]);
-      return tf.gather(this.weight.value, flat).reshape([...ids.shape, this.dim]);
-    });
-  }
 }
 
 /** T5LayerNorm: x · rsqrt(mean(x²) + eps) · w — no mean subtraction, no bias. */

@@ -230,3 +230,22 @@ export class RotaryEmbedding extends Module {
     });
   }
 }
+
+/** torch.nn.Embedding (weight [num, dim]). */
+export class Embedding extends Module {
+  readonly weight: Parameter;
+  constructor(
+    readonly num: number,
+    readonly dim: number,
+  ) {
+    super();
+    this.weight = this.param('weight', [num, dim]);
+  }
+  /** ids [...] int32 → [..., dim] */
+  forward(ids: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      const flat = ids.reshape([-1]);
+      return tf.gather(this.weight.value, flat).reshape([...ids.shape, this.dim]);
+    });
+  }
+}

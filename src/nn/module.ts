@@ -340,16 +340,6 @@ export class ModuleList<M extends Module> extends Module {
   }
 }
 
-/** A parameter-less function as a module, so it can sit in a Sequential at its PyTorch index. */
-export class Lambda extends Module {
-  constructor(private readonly fn: (x: tf.Tensor) => tf.Tensor) {
-    super();
-  }
-  forward(x: tf.Tensor): tf.Tensor {
-    return this.fn(x);
-  }
-}
-
 export interface UnaryModule extends Module {
   forward(x: tf.Tensor): tf.Tensor;
 }
