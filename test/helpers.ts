@@ -1,11 +1,33 @@
 import * as tf from '@tensorflow/tfjs';
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
+import { openFixture } from '../src/parity/harness.ts';
+import type { Fixture } from '../src/parity/types.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The shared reference fixtures (../shared/fixtures from the repo root). */
 export const FIXTURES = process.env.AUDIOX_FIXTURES ?? path.resolve(REPO, '../shared/fixtures');
+
+/** Opens a fixture by its path under FIXTURES (e.g. `vae/encode.safetensors`; the suffix may be left out). */
+export function fixture(rel: string): Fixture {
+  const file = path.join(FIXTURES, rel.endsWith('.safetensors') ? rel : `${rel}.safetensors`);
+  const fx = openFixture(file, FIXTURES);
+  if (!fx) throw new Error(`${file} is not a fixture (no "component" metadata)`);
+  return fx;
+}
+
+/** Parses a JSON file under FIXTURES (e.g. `manifests/audiox.json`). */
+export function fixtureJson<T = Record<string, number[]>>(rel: string): T {
+  return JSON.parse(fs.readFileSync(path.join(FIXTURES, rel), 'utf8')) as T;
+}
+
+/** An `initWeights` function drawing every parameter from N(0, std²) with seeds seed, seed + 1, … */
+export function seededNormal(seed: number, std: number): (key: string, p: { shape: number[] }) => tf.Tensor {
+  let s = seed;
+  return (_key, p) => tf.randomNormal(p.shape, 0, std, 'float32', s++);
+}
 
 /** Asserts |a − e| ≤ atol + rtol·|e| elementwise and returns the max abs error. */
 export async function expectClose(

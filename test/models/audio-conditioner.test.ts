@@ -1,6 +1,4 @@
 import * as tf from '@tensorflow/tfjs';
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { PrefixedSource } from '../../src/io/safetensors.ts';
 import {
@@ -11,28 +9,17 @@ import {
   type AudioConditionerEntry,
 } from '../../src/models/conditioners/audio.ts';
 import { AutoencoderPretransform } from '../../src/models/vae/pretransform.ts';
-import { openFixture } from '../../src/parity/harness.ts';
 import { runAudioAutoencoderCase } from '../../src/parity/runners/conditioners/audio.ts';
 import type { Fixture } from '../../src/parity/types.ts';
 import { InjectedNoise, SeededNoise } from '../../src/sampling/noise.ts';
-import { expectClose, expectNoLeak, FIXTURES } from '../helpers.ts';
+import { expectClose, expectNoLeak, fixture, fixtureJson } from '../helpers.ts';
 
 type Entry = AudioConditionerEntry<AudioAutoencoderConditionerV2Config>;
 const PREFIX = 'conditioner.conditioners.audio_prompt.';
 
-function readJson<T>(rel: string): T {
-  return JSON.parse(fs.readFileSync(path.join(FIXTURES, rel), 'utf8')) as T;
-}
-
 function audioEntry(configFile: string): Entry {
-  const cfg = readJson<{ model: { conditioning: { configs: Entry[] } } }>(`manifests/${configFile}`);
+  const cfg = fixtureJson<{ model: { conditioning: { configs: Entry[] } } }>(`manifests/${configFile}`);
   return cfg.model.conditioning.configs.find((c) => c.id === 'audio_prompt')!;
-}
-
-function fixture(name: string): Fixture {
-  const fx = openFixture(path.join(FIXTURES, 'conditioners', `${name}.safetensors`), FIXTURES);
-  if (!fx) throw new Error(`no fixture ${name}`);
-  return fx;
 }
 
 function fixtureEntry(fx: Fixture): { entry: AudioConditionerEntry<AudioAutoencoderConditionerConfig>; dim: number } {
@@ -54,7 +41,7 @@ function items(audio: tf.Tensor3D): tf.Tensor3D[] {
 describe('AudioAutoencoderConditioner (audio_autoencoder) parity', () => {
   for (const name of ['audio_autoencoder', 'audio_autoencoder_zero']) {
     it(`${name}: embedding, mask and intermediates`, async () => {
-      const fx = fixture(name);
+      const fx = fixture(`conditioners/${name}`);
       const cond = loadV1(fx);
       const audio = fx.tensor('inputs/audio') as tf.Tensor3D;
       const eps = fx.tensor('inputs/noise');
@@ -85,7 +72,7 @@ describe('AudioAutoencoderConditioner (audio_autoencoder) parity', () => {
 
   it('the parity runner passes both fixtures', async () => {
     for (const name of ['audio_autoencoder', 'audio_autoencoder_zero']) {
-      const fx = fixture(name);
+      const fx = fixture(`conditioners/${name}`);
       try {
         const r = await runAudioAutoencoderCase(fx);
         if (!('outputs' in r)) throw new Error('expected outputs');
@@ -98,7 +85,7 @@ describe('AudioAutoencoderConditioner (audio_autoencoder) parity', () => {
   });
 
   it('quirk 10: exactly-silent items get empty_audio_feat, nearly-silent ones do not; noise is drawn for all', async () => {
-    const fx = fixture('audio_autoencoder_zero');
+    const fx = fixture('conditioners/audio_autoencoder_zero');
     const cond = loadV1(fx);
     const audio = fx.tensor('inputs/audio') as tf.Tensor3D;
     const quiet = tf.fill([1, 2, 1720], 1e-30) as tf.Tensor3D;
@@ -123,7 +110,7 @@ describe('AudioAutoencoderConditioner (audio_autoencoder) parity', () => {
   });
 
   it('mono is duplicated and extra channels are dropped (set_audio_channels)', async () => {
-    const fx = fixture('audio_autoencoder');
+    const fx = fixture('conditioners/audio_autoencoder');
     const cond = loadV1(fx);
     const audio = fx.tensor('inputs/audio') as tf.Tensor3D;
     const left = audio.slice([0, 0, 0], [1, 1, 1720]) as tf.Tensor3D;
@@ -143,7 +130,7 @@ describe('AudioAutoencoderConditioner (audio_autoencoder) parity', () => {
   });
 
   it('leaves no tensors behind', async () => {
-    const fx = fixture('audio_autoencoder_zero');
+    const fx = fixture('conditioners/audio_autoencoder_zero');
     const cond = loadV1(fx);
     const audio = fx.tensor('inputs/audio') as tf.Tensor3D;
     try {
@@ -159,7 +146,7 @@ describe('AudioAutoencoderConditioner (audio_autoencoder) parity', () => {
   });
 
   it('bad input is a clear error', () => {
-    const fx = fixture('audio_autoencoder');
+    const fx = fixture('conditioners/audio_autoencoder');
     const cond = loadV1(fx);
     const flat = tf.zeros([2, 1720]);
     const short = tf.zeros([1, 2, 1600]) as tf.Tensor3D;
@@ -193,7 +180,7 @@ describe('full-size audio-prompt conditioners match the manifests', () => {
           ? AudioAutoencoderConditioner.fromConfig(entry, 768)
           : AudioAutoencoderConditionerV2.fromConfig(entry, 768);
       const ours = Object.fromEntries(Object.entries(cond.parameterManifest()).map(([k, v]) => [PREFIX + k, v]));
-      const manifest = readJson<Record<string, number[]>>(`manifests/${manifestFile}`);
+      const manifest = fixtureJson<Record<string, number[]>>(`manifests/${manifestFile}`);
       const want = Object.fromEntries(Object.entries(manifest).filter(([k]) => k.startsWith(PREFIX)));
       expect(ours).toEqual(want);
     });
@@ -223,7 +210,7 @@ describe('AudioAutoencoderConditionerV2 (audio_autoencoder_v2)', () => {
   }
 
   it('encodes, projects 215 → 128 along time, then 4 → 32 channels; mask [B, D]', async () => {
-    const fx = fixture('audio_autoencoder_zero');
+    const fx = fixture('conditioners/audio_autoencoder_zero');
     const v2 = buildV2(fx);
     const audio = fx.tensor('inputs/audio') as tf.Tensor3D;
     const eps = fx.tensor('inputs/noise');
@@ -251,7 +238,7 @@ describe('AudioAutoencoderConditionerV2 (audio_autoencoder_v2)', () => {
   });
 
   it('right-pads shorter items and applies random span masking with the injected draws', async () => {
-    const fx = fixture('audio_autoencoder');
+    const fx = fixture('conditioners/audio_autoencoder');
     const v2 = buildV2(fx);
     const masked = buildV2(fx, { mask_ratio_start: 0.25, mask_ratio_end: 0.75 });
     const audio = fx.tensor('inputs/audio') as tf.Tensor3D;
@@ -281,7 +268,7 @@ describe('AudioAutoencoderConditionerV2 (audio_autoencoder_v2)', () => {
   });
 
   it('leaves no tensors behind; wrong latent count and bad rank are clear errors', async () => {
-    const fx = fixture('audio_autoencoder');
+    const fx = fixture('conditioners/audio_autoencoder');
     const v2 = buildV2(fx);
     const audio = fx.tensor('inputs/audio') as tf.Tensor3D;
     const long = tf.zeros([1, 2, 2048]) as tf.Tensor3D;

@@ -1,9 +1,6 @@
 // CLIP vision tower, SA_Transformer and the CLIP video conditioners (clip / clip-with-sync-w-empty-feat).
 import * as tf from '@tensorflow/tfjs';
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openFixture } from '../../src/parity/harness.ts';
 import type { Fixture } from '../../src/parity/types.ts';
 import { CLIP_MEAN, CLIP_STD, CLIP_VIT_B32, CLIPVisionModelWithProjection, clipPixelValues, type CLIPVisionConfig } from '../../src/models/clip.ts';
 import {
@@ -15,17 +12,9 @@ import {
   type VideoConditionerSizes,
 } from '../../src/models/conditioners/clip.ts';
 import { SA_Transformer } from '../../src/models/temporal-transformer.ts';
-import { FIXTURES, expectClose, expectNoLeak } from '../helpers.ts';
+import { expectClose, expectNoLeak, fixture, fixtureJson, seededNormal } from '../helpers.ts';
+import { fixtureSizes } from '../../src/parity/runners/conditioners/clip.ts';
 
-const fixture = (rel: string): Fixture => openFixture(path.join(FIXTURES, rel), FIXTURES)!;
-
-function seeded(seed: number): (key: string, p: { shape: number[] }) => tf.Tensor {
-  let s = seed;
-  return (_k, p) => {
-    s += 1;
-    return tf.randomNormal(p.shape, 0, 0.3, 'float32', s);
-  };
-}
 
 /** Max |a − e| after asserting the fixture tolerance on an intermediate. */
 async function checkIntermediate(actual: tf.Tensor, expected: tf.Tensor, name: string, atol: number): Promise<number> {
@@ -88,7 +77,7 @@ describe('CLIPVisionModelWithProjection (clip/vision)', () => {
   });
 
   it('full size (ViT-B/32) has the HF keys and shapes of the AudioX manifest', () => {
-    const manifest = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'manifests/audiox.json'), 'utf8')) as Record<string, number[]>;
+    const manifest = fixtureJson('manifests/audiox.json');
     const prefix = 'conditioner.conditioners.video_prompt.visual_encoder_model.';
     const expected = Object.fromEntries(Object.entries(manifest).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
     const before = tf.memory().numTensors;
@@ -185,21 +174,6 @@ const CONDITIONER_CASES = [
   { rel: 'conditioners/clip_sync_tail.safetensors', cls: CLIPWithSyncWithEmptyFeatureConditioner, sync: true },
 ];
 
-function tinySizes(fx: Fixture): Partial<VideoConditionerSizes> {
-  const s = fx.config.shrunk as Record<string, number>;
-  return {
-    temporal_dim: s.D,
-    tokens: s.Q,
-    frames: s.T,
-    out_features: s.O,
-    sa_depth: s.depth,
-    num_heads: s.heads,
-    dim_head: s.dim_head,
-    mlp_dim: 4 * s.D,
-    clip_vision: null,
-  };
-}
-
 function entryOf(fx: Fixture): ConditionerEntry {
   return (fx.config.conditioning as { configs: ConditionerEntry[] }).configs[0];
 }
@@ -211,7 +185,7 @@ for (const c of CONDITIONER_CASES) {
     const inputs: Record<string, tf.Tensor> = {};
     beforeAll(() => {
       fx = fixture(c.rel);
-      m = videoConditionerFromConfig(entryOf(fx), 768, tinySizes(fx));
+      m = videoConditionerFromConfig(entryOf(fx), 768, fixtureSizes(fx));
       m.loadStateDict(fx.params);
       for (const n of fx.names('inputs')) inputs[n] = fx.tensor(`inputs/${n}`);
     });
@@ -299,7 +273,7 @@ describe('video conditioner with its CLIP tower (tiny, random weights)', () => {
 
   it('forward = CLIP(last_hidden_state) then the tail; zero video → empty feature; no leaks', async () => {
     const m = new CLIPWithSyncWithEmptyFeatureConditioner(768, {}, sizes);
-    m.initWeights(seeded(11));
+    m.initWeights(seededNormal(12, 0.3));
     expect(m.sizes.tokens).toBe(5);
     const video = tf.tidy(() => {
       const v = tf.randomUniform([2, 3, 3, 16, 16], 0, 256, 'int32', 3);
@@ -338,10 +312,10 @@ describe('full-size video conditioners vs the released manifests (no allocation)
   for (const c of cases) {
     it(`${c.manifest}: conditioner.conditioners.video_prompt.*`, () => {
       const before = tf.memory().numTensors;
-      const manifest = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'manifests', c.manifest), 'utf8')) as Record<string, number[]>;
-      const config = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'manifests', c.config), 'utf8')) as {
+      const manifest = fixtureJson(`manifests/${c.manifest}`);
+      const config = fixtureJson<{
         model: { conditioning: { cond_dim: number; configs: ConditionerEntry[] } };
-      };
+      }>(`manifests/${c.config}`);
       const entry = config.model.conditioning.configs.find((e) => e.id === 'video_prompt')!;
       expect(entry.type).toBe(c.type);
       const m = videoConditionerFromConfig(entry, config.model.conditioning.cond_dim);

@@ -11,7 +11,7 @@ import { NumberConditioner } from '../../src/models/conditioners/number.ts';
 import { AudioMelConditioner, hannWindow, melFilterbank, type AudioMelConditionerConfig } from '../../src/models/conditioners/mel.ts';
 import { InjectedNoise, SeededNoise } from '../../src/sampling/noise.ts';
 import * as F from '../../src/nn/functional.ts';
-import { FIXTURES, expectClose, expectNoLeak } from '../helpers.ts';
+import { FIXTURES, expectClose, expectNoLeak, seededNormal } from '../helpers.ts';
 
 const open = (rel: string) => SafetensorsFile.open(path.join(FIXTURES, rel));
 const params = (fx: SafetensorsFile) => new PrefixedSource(fx, 'params/');
@@ -65,8 +65,7 @@ describe('T5Conditioner', () => {
     const tokenizer = TextTokenizer.fromFile(path.join(TOKENIZER, 'tokenizer.json'));
     const tiny: T5Config = { vocab_size: 512, d_model: 16, d_kv: 4, d_ff: 32, num_layers: 2, num_heads: 4, relative_attention_num_buckets: 8, relative_attention_max_distance: 16 };
     const encoder = T5EncoderModel.fromConfig(tiny);
-    let seed = 3;
-    encoder.initWeights((_k, p) => tf.randomNormal(p.shape, 0, 0.5, 'float32', seed++));
+    encoder.initWeights(seededNormal(3, 0.5));
     const cond = new T5Conditioner({ output_dim: 16, dim: 16, max_length: 128 }).attach(encoder, tokenizer);
     const { embedding, mask } = cond.forward(['', 'A dog barks in the distance.']);
     expect(embedding.shape).toEqual([2, 128, 16]);
@@ -90,8 +89,7 @@ describe('T5Conditioner', () => {
   it('loadT5Pretrained reads a HF snapshot directory (config.json, model.safetensors with shared.weight only, tokenizer.json)', async () => {
     const tiny: T5Config = { vocab_size: 512, d_model: 8, d_kv: 4, d_ff: 16, num_layers: 1, num_heads: 2, relative_attention_num_buckets: 8, relative_attention_max_distance: 16, feed_forward_proj: 'relu' };
     const src = T5EncoderModel.fromConfig(tiny);
-    let seed = 9;
-    src.initWeights((_k, p) => tf.randomNormal(p.shape, 0, 0.5, 'float32', seed++));
+    src.initWeights(seededNormal(9, 0.5));
     const sd = { ...src.stateDict() };
     delete sd['encoder.embed_tokens.weight'];
     const dir = path.join(tmp, 't5-tiny');

@@ -8,7 +8,7 @@ import type { DiffusionCond } from '../../src/models/diffusion-types.ts';
 import { applyRotary, attendGroups, rotaryTables } from '../../src/models/transformer.ts';
 import { RotaryEmbedding } from '../../src/nn/layers.ts';
 import * as F from '../../src/nn/functional.ts';
-import { FIXTURES, expectClose, expectNoLeak } from '../helpers.ts';
+import { FIXTURES, expectClose, expectNoLeak, seededNormal } from '../helpers.ts';
 
 const DIT = path.join(FIXTURES, 'dit');
 const MANIFESTS = path.join(FIXTURES, 'manifests');
@@ -236,8 +236,7 @@ describe('DiT building blocks', () => {
       global_cond_type: 'adaLN', transformer_type: 'continuous_transformer',
     });
     expect(m.parameterManifest()['transformer.layers.0.to_scale_shift_gate.1.weight']).toEqual([384, 64]);
-    let seed = 0;
-    m.initWeights((_k, p) => tf.randomNormal(p.shape, 0, 0.1, 'float32', seed++));
+    m.initWeights(seededNormal(0, 0.1));
     const x = tf.randomNormal([1, 4, 5]);
     const t = tf.tensor1d([0.3]);
     const c = tf.randomNormal([1, 3, 16]);

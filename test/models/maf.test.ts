@@ -6,14 +6,9 @@ import { PrefixedSource, SafetensorsFile } from '../../src/io/safetensors.ts';
 import { MAFBlock, type MAFConfig } from '../../src/models/maf.ts';
 import { getConditioningInputs, type CondTensors } from '../../src/models/conditioning.ts';
 import { MultiheadAttention } from '../../src/nn/mha.ts';
-import { FIXTURES, expectClose, expectNoLeak } from '../helpers.ts';
+import { FIXTURES, expectClose, expectNoLeak, seededNormal } from '../helpers.ts';
 
 const MANIFESTS = path.join(FIXTURES, 'manifests');
-const randomInit = (seed: number) => {
-  let s = seed;
-  return (_k: string, p: { shape: number[] }) => tf.randomNormal(p.shape, 0, 0.3, 'float32', s++);
-};
-
 describe('MAF block: fixture maf/direct', () => {
   let fx: SafetensorsFile;
   let block: MAFBlock;
@@ -144,7 +139,7 @@ describe('full-size MAF block', () => {
 describe('MultiheadAttention (torch layout)', () => {
   it('a padded key is ignored: same result as dropping it', async () => {
     const mha = new MultiheadAttention(8, 2);
-    mha.initWeights(randomInit(1));
+    mha.initWeights(seededNormal(1, 0.3));
     const q = tf.randomNormal([1, 3, 8], 0, 1, 'float32', 7);
     const kv = tf.randomNormal([1, 5, 8], 0, 1, 'float32', 8);
     const pad = tf.tensor2d([[false, false, false, false, true]], [1, 5], 'bool');

@@ -11,14 +11,9 @@ import type { DiffusionModel, DiffusionCond } from '../../src/models/diffusion-t
 import { sampleK } from '../../src/sampling/sample.ts';
 import { SeededNoise } from '../../src/sampling/noise.ts';
 import * as F from '../../src/nn/functional.ts';
-import { FIXTURES, expectClose, expectNoLeak } from '../helpers.ts';
+import { FIXTURES, expectClose, expectNoLeak, seededNormal } from '../helpers.ts';
 
 const MANIFESTS = path.join(FIXTURES, 'manifests');
-const randomInit = (seed: number, std = 0.2) => {
-  let s = seed;
-  return (_k: string, p: { shape: number[] }) => tf.randomNormal(p.shape, 0, std, 'float32', s++);
-};
-
 interface MMDiTFixture {
   fx: SafetensorsFile;
   wrapper: MMDiTWrapper;
@@ -170,7 +165,7 @@ describe('MMDiT blocks', () => {
 
   it('cross-attention: keys = v-projection, values = RMS(k-projection) (quirk 7); one token ⇒ the value', async () => {
     const ca = new CrossAttention(8, 2);
-    ca.initWeights(randomInit(5, 0.5));
+    ca.initWeights(seededNormal(5, 0.5));
     const x = tf.randomNormal([1, 4, 8], 0, 1, 'float32', 6);
     const one = tf.randomNormal([1, 1, 8], 0, 1, 'float32', 7);
     const two = tf.randomNormal([1, 2, 8], 0, 1, 'float32', 8);
@@ -218,8 +213,8 @@ describe('one sampler drives both backbones', () => {
       io_channels: 4, embed_dim: 16, depth: 1, num_heads: 4, cond_token_dim: 8, project_cond_tokens: false,
       transformer_type: 'continuous_transformer', _latent_seq_len: T + 1,
     });
-    dit.initWeights(randomInit(100, 0.1));
-    mmdit.initWeights(randomInit(200, 0.1));
+    dit.initWeights(seededNormal(100, 0.1));
+    mmdit.initWeights(seededNormal(200, 0.1));
     const ditCond = tf.randomNormal([1, 5, 8], 0, 1, 'float32', 1);
     const mmCond = tf.randomNormal([1, 384, 768], 0, 1, 'float32', 2);
     const noise = new SeededNoise(3).randn('initial', [1, 4, T]);

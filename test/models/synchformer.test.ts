@@ -1,22 +1,19 @@
 // Synchformer / MotionFormer video features (ARCHITECTURE.md §6).
 import * as tf from '@tensorflow/tfjs';
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openFixture } from '../../src/parity/harness.ts';
 import type { Fixture } from '../../src/parity/types.ts';
 import { Synchformer, type SynchformerVitOverrides } from '../../src/models/synchformer/synchformer.ts';
 import { encodeVideoWithSync, prepareSyncFrames, segmentWorkingBytes, syncSegmentCount } from '../../src/models/synchformer/features.ts';
 import { MOTIONFORMER_DIVIDED_224_16X4 } from '../../src/models/synchformer/motionformer.ts';
 import { WASM_BUDGET, activeBackend } from '../../src/backend/index.ts';
-import { FIXTURES, expectClose, expectNoLeak } from '../helpers.ts';
+import { expectClose, expectNoLeak, fixture, fixtureJson } from '../helpers.ts';
 
 describe('Synchformer encode_video_with_sync (synchformer/encode_video_with_sync)', () => {
   let fx: Fixture;
   let model: Synchformer;
   let video: tf.Tensor;
   beforeAll(() => {
-    fx = openFixture(path.join(FIXTURES, 'synchformer/encode_video_with_sync.safetensors'), FIXTURES)!;
+    fx = fixture('synchformer/encode_video_with_sync.safetensors');
     model = Synchformer.fromVitOverrides(fx.config.VIT_overrides as SynchformerVitOverrides);
     model.load(fx.params);
     video = fx.tensor('inputs/video'); // F16 in the file (exact), float32 here
@@ -95,7 +92,7 @@ describe('Synchformer encode_video_with_sync (synchformer/encode_video_with_sync
 describe('Synchformer full size', () => {
   it('matches manifests/synchformer.json without allocating', () => {
     const before = tf.memory().numTensors;
-    const manifest = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'manifests/synchformer.json'), 'utf8')) as Record<string, number[]>;
+    const manifest = fixtureJson('manifests/synchformer.json');
     const m = new Synchformer();
     expect(m.parameterManifest()).toEqual(manifest);
     expect(m.vfeat_extractor.positions).toBe(196);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MapSource, PrefixedSource, SafetensorsFile } from '../../src/io/safetensors.ts';
 import { relativePositionBucket, T5_BASE_CONFIG, T5EncoderModel, type T5Config } from '../../src/models/t5.ts';
-import { FIXTURES, expectClose, expectNoLeak } from '../helpers.ts';
+import { FIXTURES, expectClose, expectNoLeak, seededNormal } from '../helpers.ts';
 
 describe('T5 encoder: fixture t5/encoder', () => {
   let fx: SafetensorsFile;
@@ -107,8 +107,7 @@ describe('T5EncoderModel.loadPretrained (full HF checkpoint with tied embeddings
   const cfg: T5Config = { vocab_size: 11, d_model: 8, d_kv: 4, d_ff: 16, num_layers: 2, num_heads: 2, relative_attention_num_buckets: 8, relative_attention_max_distance: 16, feed_forward_proj: 'gated-gelu' };
   it('fills encoder.embed_tokens from shared.weight and ignores decoder.* / lm_head.*', async () => {
     const src = new T5EncoderModel(cfg);
-    let seed = 1;
-    src.initWeights((_k, p) => tf.randomNormal(p.shape, 0, 0.5, 'float32', seed++));
+    src.initWeights(seededNormal(1, 0.5));
     src.encoder.embed_tokens.weight.set(src.shared.weight.value.clone()); // tied, as in HF
     const sd = { ...src.stateDict() };
     delete sd['encoder.embed_tokens.weight'];

@@ -1,10 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
-import fs from 'node:fs';
-import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { WASM_BUDGET } from '../../src/backend/index.ts';
 import { F, type ConvTranspose1d, type Module } from '../../src/nn/index.ts';
-import { openFixture } from '../../src/parity/harness.ts';
 import type { Fixture } from '../../src/parity/types.ts';
 import { DecoderBlock, OobleckDecoder, OobleckEncoder, type OobleckLayer } from '../../src/models/vae/oobleck.ts';
 import {
@@ -16,16 +13,10 @@ import {
   type PretransformConfig,
 } from '../../src/models/vae/pretransform.ts';
 import { InjectedNoise, SeededNoise } from '../../src/sampling/noise.ts';
-import { expectClose, expectNoLeak, FIXTURES } from '../helpers.ts';
+import { expectClose, expectNoLeak, fixture, fixtureJson } from '../helpers.ts';
 
-const manifest = (name: string) => JSON.parse(fs.readFileSync(path.join(FIXTURES, 'manifests', name), 'utf8')) as Record<string, number[]>;
-const FULL: PretransformConfig = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'manifests/audiox.config.json'), 'utf8')).model.pretransform;
-
-function fixture(name: string): Fixture {
-  const fx = openFixture(path.join(FIXTURES, 'vae', `${name}.safetensors`), FIXTURES);
-  if (!fx) throw new Error(`no fixture ${name}`);
-  return fx;
-}
+const manifest = (name: string) => fixtureJson(`manifests/${name}`);
+const FULL = fixtureJson<{ model: { pretransform: PretransformConfig } }>('manifests/audiox.config.json').model.pretransform;
 
 function loadFixtureModel(fx: Fixture): AutoencoderPretransform {
   const pt = AutoencoderPretransform.fromConfig(fx.config.pretransform as PretransformConfig, { sampleRate: 44100 });
@@ -49,7 +40,7 @@ function randomInit(m: Module, seed: number): void {
 describe('Oobleck VAE parity (fixtures vae/*)', () => {
   for (const name of ['encode', 'encode_elu']) {
     it(`${name}: latents and per-layer intermediates`, async () => {
-      const fx = fixture(name);
+      const fx = fixture(`vae/${name}`);
       const pt = loadFixtureModel(fx);
       try {
         const audio = fx.tensor('inputs/audio') as tf.Tensor3D;
@@ -79,7 +70,7 @@ describe('Oobleck VAE parity (fixtures vae/*)', () => {
 
   for (const name of ['decode', 'decode_elu']) {
     it(`${name}: audio and per-layer intermediates`, async () => {
-      const fx = fixture(name);
+      const fx = fixture(`vae/${name}`);
       const pt = loadFixtureModel(fx);
       try {
         const z = fx.tensor('inputs/latents') as tf.Tensor3D;
@@ -102,7 +93,7 @@ describe('Oobleck VAE parity (fixtures vae/*)', () => {
   }
 
   it('encode and decode leave no tensors behind', async () => {
-    const fx = fixture('encode');
+    const fx = fixture('vae/encode');
     const pt = loadFixtureModel(fx);
     const one = fx.tensor('inputs/audio');
     const audio = tf.concat([one, one]) as tf.Tensor3D;
@@ -262,7 +253,7 @@ describe('layers', () => {
 });
 
 describe('bad input', () => {
-  const fx = () => fixture('encode');
+  const fx = () => fixture('vae/encode');
   it('wrong rank / channel count / length and missing noise are clear errors', () => {
     const f = fx();
     const pt = loadFixtureModel(f);

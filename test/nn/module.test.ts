@@ -84,7 +84,7 @@ describe('Module', () => {
   it('loads under a prefix and captures named module outputs during one forward', async () => {
     const w = weightsFor(new Root());
     // the same weights as a checkpoint would hold them, under an extra top-level prefix
-    const prefixed = new Map([...w].map(([k, v]) => [`ckpt.${k}`, v] as const));
+    const prefixed = new Map<string, tf.Tensor>([...w].map(([k, v]) => [`ckpt.${k}`, v] as const));
     prefixed.set('other.weight', w.get('model.scale')!);
     const root = new Root();
     root.loadStateDict(new MapSource(prefixed), { prefix: 'ckpt.' });

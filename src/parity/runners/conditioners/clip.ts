@@ -15,12 +15,10 @@ interface Shrunk {
   dim_head?: number;
 }
 
-export async function runClipCase(fx: Fixture): Promise<RunnerResult> {
-  const conditioning = fx.config.conditioning as { cond_dim?: number; configs?: ConditionerEntry[] } | undefined;
-  const entry = conditioning?.configs?.find((c) => c.type === 'clip' || c.type === 'clip-with-sync-w-empty-feat');
-  if (!entry) throw new Error('no clip conditioner entry in config.conditioning.configs');
+/** The conditioner sizes of a fixture: its shrunk hard-coded sizes, and no CLIP tower when its output is an input. */
+export function fixtureSizes(fx: Fixture): Partial<VideoConditionerSizes> {
   const s = (fx.config.shrunk ?? {}) as Shrunk;
-  const sizes: Partial<VideoConditionerSizes> = {
+  return {
     temporal_dim: s.D,
     tokens: s.Q,
     frames: s.T,
@@ -31,7 +29,13 @@ export async function runClipCase(fx: Fixture): Promise<RunnerResult> {
     mlp_dim: s.D === undefined ? undefined : 4 * s.D, // hidden_scale 4
     clip_vision: fx.has('inputs/clip_last_hidden_state') ? null : undefined,
   };
-  const m = videoConditionerFromConfig(entry, conditioning?.cond_dim ?? 768, sizes);
+}
+
+export async function runClipCase(fx: Fixture): Promise<RunnerResult> {
+  const conditioning = fx.config.conditioning as { cond_dim?: number; configs?: ConditionerEntry[] } | undefined;
+  const entry = conditioning?.configs?.find((c) => c.type === 'clip' || c.type === 'clip-with-sync-w-empty-feat');
+  if (!entry) throw new Error('no clip conditioner entry in config.conditioning.configs');
+  const m = videoConditionerFromConfig(entry, conditioning?.cond_dim ?? 768, fixtureSizes(fx));
   const inputs: tf.Tensor[] = [];
   const read = (n: string) => {
     const t = fx.tensor(n);

@@ -1,0 +1,42 @@
+// The optional WebGPU backend on whatever adapter Dawn finds (here: Mesa's software llvmpipe through
+// OpenGL ES): the small parity fixtures must pass on it. Skipped with the reason when the optional
+// packages are missing or no adapter is found. Runs the parity CLI in a child process because every
+// test file here already runs on the default backend.
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { probeBackends } from '../../src/backend/index.ts';
+import { FIXTURES, REPO } from '../helpers.ts';
+
+const installed = probeBackends().find((p) => p.name === 'webgpu')!;
+let adapter: string | null = null;
+let why = installed.available ? '' : installed.reason;
+if (installed.available) {
+  try {
+    const { probeWebgpuAdapter } = await import('../../src/backend/webgpu.ts');
+    const a = await probeWebgpuAdapter();
+    if (a) adapter = `${a.description} (${a.backend}, ${a.featureLevel})`;
+    else why = 'no WebGPU adapter found';
+  } catch (e) {
+    why = `the webgpu package failed to load: ${(e as Error).message}`;
+  }
+}
+
+/** Components whose fixtures are small enough for a software adapter. */
+const COMPONENTS = ['t5', 'clip', 'vae', 'maf', 'dit'];
+
+describe.skipIf(!adapter)(`WebGPU backend${adapter ? ` on ${adapter}` : ` (skipped: ${why})`}`, () => {
+  it(`passes the ${COMPONENTS.join(', ')} parity fixtures`, () => {
+    const r = spawnSync(process.execPath, [path.join(REPO, 'bin', 'audiox.mjs'), 'parity', FIXTURES, '--json', '--only', ...COMPONENTS], {
+      cwd: REPO,
+      env: { ...process.env, AUDIOX_BACKEND: 'webgpu' },
+      encoding: 'utf8',
+      timeout: 600_000,
+    });
+    const json = r.stdout.slice(r.stdout.indexOf('['));
+    const results = JSON.parse(json) as { path: string; status: string; message: string }[];
+    expect(results.length).toBeGreaterThanOrEqual(COMPONENTS.length);
+    const failed = results.filter((x) => x.status !== 'pass').map((x) => `${x.path}: ${x.status} ${x.message}`);
+    expect(failed).toEqual([]);
+  }, 600_000);
+});
