@@ -4,6 +4,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
+import { enableBlasKernels, type BlasStatus } from './blas.ts';
+import { defaultWasmThreads, registerThreadedWasm } from './wasm-threads.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -111,17 +113,57 @@ async function activate(name: BackendName): Promise<{ tfBackend: string; threads
       await initWebgpu();
       return { tfBackend: 'webgpu', threads: 1 };
     }
-    case 'wasm': {
-      const wasm = await import('@tensorflow/tfjs-backend-wasm');
-      if (!(await tf.setBackend('wasm'))) throw new Error('wasm backend failed to start');
-      await tf.ready();
-      return { tfBackend: 'wasm', threads: wasm.getThreadsCount() };
-    }
+    case 'wasm':
+      return activateWasm();
     case 'cpu':
       await import('@tensorflow/tfjs-backend-cpu');
       if (!(await tf.setBackend('cpu'))) throw new Error('cpu backend failed to start');
       return { tfBackend: 'cpu', threads: 1 };
   }
+}
+
+/** What the wasm backend ended up with: threads, and whether the native BLAS kernels are on. */
+export interface WasmDetails {
+  threads: number;
+  /** Why fewer threads than wanted (the threaded loader failed, or AUDIOX_WASM_THREADS). */
+  threadsNote: string;
+  blas: BlasStatus;
+}
+let wasmDetails: WasmDetails | null = null;
+
+export function wasmBackendDetails(): WasmDetails | null {
+  return wasmDetails;
+}
+
+/**
+ * Multi-threaded wasm when it starts (all cores up to 8, AUDIOX_WASM_THREADS overrides), else the stock
+ * single-threaded module; plus the optional native BLAS kernels (AUDIOX_BLAS=0 disables them).
+ */
+async function activateWasm(): Promise<{ tfBackend: string; threads: number }> {
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  const blas = enableBlasKernels();
+  if (process.env.AUDIOX_BLAS === '1' && !blas.available) throw new Error(`AUDIOX_BLAS=1 but ${blas.reason}`);
+  const want = defaultWasmThreads();
+  let note = want > 1 ? '' : 'single-threaded (one core, or AUDIOX_WASM_THREADS=1)';
+  let restore: (() => void) | null = null;
+  if (want > 1) {
+    try {
+      restore = await registerThreadedWasm(want);
+    } catch (e) {
+      note = `threaded wasm unavailable: ${(e as Error).message}`;
+    }
+  }
+  let started = await tf.setBackend('wasm').catch(() => false);
+  if (!started && restore) {
+    note = 'threaded wasm failed to start; fell back to one thread';
+    restore();
+    started = await tf.setBackend('wasm').catch(() => false);
+  }
+  if (!started) throw new Error('wasm backend failed to start');
+  await tf.ready();
+  const threads = wasm.getThreadsCount();
+  wasmDetails = { threads, threadsNote: note, blas };
+  return { tfBackend: 'wasm', threads };
 }
 
 export function memoryBudgetFor(name: BackendName): number {
@@ -160,6 +202,13 @@ export async function initBackend(requested?: string): Promise<BackendInfo> {
     try {
       const { tfBackend, threads } = await activate(name);
       probe.reason = 'active';
+      if (name === 'wasm' && wasmDetails) {
+        const d = wasmDetails;
+        probe.reason =
+          `active, ${d.threads} thread${d.threads > 1 ? 's (threaded SIMD)' : ' (SIMD)'}` +
+          (d.threadsNote ? ` [${d.threadsNote}]` : '') +
+          (d.blas.available ? `; native BLAS on: ${d.blas.reason}, ${d.blas.threads} threads` : `; native BLAS off: ${d.blas.reason}`);
+      }
       active = { name, tfBackend, threads, memoryBudget: memoryBudgetFor(name), probes };
       return active;
     } catch (e) {

@@ -16,6 +16,11 @@ export function register(program: Command): void {
         const mark = info && p.name === info.name ? '*' : p.available ? '+' : '-';
         console.log(`  ${mark} ${p.name.padEnd(15)} ${p.reason}`);
       }
+      if (probes.find((p) => p.name === 'webgpu')?.available) {
+        const { probeWebgpuAdapter } = await import('../../backend/webgpu.ts');
+        const a = await probeWebgpuAdapter().catch(() => null);
+        console.log(a ? `webgpu adapter: ${a.description} (${a.backend}, ${a.featureLevel}; use AUDIOX_BACKEND=webgpu)` : 'webgpu adapter: none found');
+      }
       if (info) {
         console.log(`active backend: ${info.name} (tfjs "${info.tfBackend}")`);
         console.log(`threads: ${info.threads}`);

@@ -1,0 +1,305 @@
+// Optional native accelerator: single-precision GEMM and 1-D convolution through a system CBLAS
+// (OpenBLAS on Debian: libopenblas-dev). Every function works in place on Float32Array views the
+// caller provides — typically views into the tfjs wasm heap — so no tensor data is copied.
+// Plain N-API (node_api.h), no node-addon-api, so it builds offline from the Node headers alone.
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cblas.h>
+#include <node_api.h>
+
+// OpenBLAS extensions (declared in its cblas.h; weak so other CBLAS implementations also link).
+extern void openblas_set_num_threads(int) __attribute__((weak));
+extern int openblas_get_num_threads(void) __attribute__((weak));
+extern char *openblas_get_config(void) __attribute__((weak));
+
+#define CHECK(call)                                                     \
+  do {                                                                  \
+    if ((call) != napi_ok) {                                            \
+      napi_throw_error(env, NULL, "audiox_blas: N-API call failed");    \
+      return NULL;                                                      \
+    }                                                                   \
+  } while (0)
+
+static int get_f32(napi_env env, napi_value v, float **data, size_t *len) {
+  napi_typedarray_type type;
+  void *ptr;
+  size_t length, offset;
+  napi_value buf;
+  if (napi_get_typedarray_info(env, v, &type, &length, &ptr, &buf, &offset) != napi_ok ||
+      type != napi_float32_array) {
+    napi_throw_type_error(env, NULL, "audiox_blas: expected a Float32Array");
+    return 0;
+  }
+  *data = (float *)ptr;
+  *len = length;
+  return 1;
+}
+
+static int get_i64(napi_env env, napi_value v, int64_t *out) {
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+static int is_nullish(napi_env env, napi_value v) {
+  napi_valuetype t;
+  napi_typeof(env, v, &t);
+  return t == napi_null || t == napi_undefined;
+}
+
+// Epilogue codes, shared with the TypeScript side (src/backend/blas.ts).
+enum { ACT_LINEAR = 0, ACT_RELU = 1, ACT_RELU6 = 2, ACT_ELU = 3, ACT_LEAKY = 4, ACT_SIGMOID = 5 };
+
+static void epilogue(float *c, size_t rows, size_t n, const float *bias, size_t bias_len, int act,
+                     float alpha) {
+  for (size_t r = 0; r < rows; r++) {
+    float *row = c + r * n;
+    if (bias) {
+      if (bias_len == n)
+        for (size_t j = 0; j < n; j++) row[j] += bias[j];
+      else
+        for (size_t j = 0; j < n; j++) row[j] += bias[0];
+    }
+    switch (act) {
+      case ACT_RELU:
+        for (size_t j = 0; j < n; j++) row[j] = row[j] > 0 ? row[j] : 0;
+        break;
+      case ACT_RELU6:
+        for (size_t j = 0; j < n; j++) row[j] = row[j] < 0 ? 0 : (row[j] > 6 ? 6 : row[j]);
+        break;
+      case ACT_ELU:
+        for (size_t j = 0; j < n; j++) row[j] = row[j] > 0 ? row[j] : expm1f(row[j]);
+        break;
+      case ACT_LEAKY:
+        for (size_t j = 0; j < n; j++) row[j] = row[j] > 0 ? row[j] : alpha * row[j];
+        break;
+      case ACT_SIGMOID:
+        for (size_t j = 0; j < n; j++) row[j] = 1.0f / (1.0f + expf(-row[j]));
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// gemm(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, bias|null, act, alpha)
+// Row-major C[i] = op(A[i]) · op(B[i]) (+ bias, activation) for i < batch; a stride of 0
+// broadcasts that operand over the batch. op(A) is [m, k], op(B) is [k, n], C[i] is [m, n].
+static napi_value Gemm(napi_env env, napi_callback_info info) {
+  size_t argc = 14;
+  napi_value argv[14];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 11) {
+    napi_throw_error(env, NULL, "audiox_blas.gemm: expected at least 11 arguments");
+    return NULL;
+  }
+  float *a, *b, *c, *bias = NULL;
+  size_t la, lb, lc, lbias = 0;
+  int64_t batch, m, n, k, sa, sb, act = ACT_LINEAR;
+  double alpha = 0;
+  bool ta, tb;
+  if (!get_f32(env, argv[0], &a, &la) || !get_f32(env, argv[1], &b, &lb) || !get_f32(env, argv[2], &c, &lc))
+    return NULL;
+  if (!get_i64(env, argv[3], &batch) || !get_i64(env, argv[4], &m) || !get_i64(env, argv[5], &n) ||
+      !get_i64(env, argv[6], &k) || napi_get_value_bool(env, argv[7], &ta) != napi_ok ||
+      napi_get_value_bool(env, argv[8], &tb) != napi_ok || !get_i64(env, argv[9], &sa) ||
+      !get_i64(env, argv[10], &sb)) {
+    napi_throw_type_error(env, NULL, "audiox_blas.gemm: bad scalar argument");
+    return NULL;
+  }
+  if (argc > 11 && !is_nullish(env, argv[11]) && !get_f32(env, argv[11], &bias, &lbias)) return NULL;
+  if (argc > 12) get_i64(env, argv[12], &act);
+  if (argc > 13) napi_get_value_double(env, argv[13], &alpha);
+  if (batch < 1 || m < 0 || n < 0 || k < 0 || sa < 0 || sb < 0 ||
+      (size_t)((batch - 1) * sa + m * k) > la || (size_t)((batch - 1) * sb + k * n) > lb ||
+      (size_t)(batch * m * n) > lc || (bias && lbias != (size_t)n && lbias != 1)) {
+    napi_throw_range_error(env, NULL, "audiox_blas.gemm: sizes exceed the given arrays");
+    return NULL;
+  }
+  for (int64_t i = 0; i < batch; i++) {
+    float *ci = c + i * m * n;
+    if (k == 0) {
+      memset(ci, 0, sizeof(float) * m * n);
+    } else {
+      cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m,
+                  (int)n, (int)k, 1.0f, a + i * sa, ta ? (int)m : (int)k, b + i * sb, tb ? (int)k : (int)n,
+                  0.0f, ci, (int)n);
+    }
+  }
+  if (bias || act != ACT_LINEAR) epilogue(c, (size_t)(batch * m), (size_t)n, bias, lbias, (int)act, (float)alpha);
+  return NULL;
+}
+
+// conv1d(x, w, y, batch, win, cin, cout, kw, stride, dilation, padLeft, wout)
+// Channels-last: x [batch, win, cin], w [kw, cin, cout] (tfjs' HWIO with H = 1), y [batch, wout, cout].
+// im2col into row blocks of bounded size, then one GEMM per block.
+static napi_value Conv1d(napi_env env, napi_callback_info info) {
+  size_t argc = 12;
+  napi_value argv[12];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 12) {
+    napi_throw_error(env, NULL, "audiox_blas.conv1d: expected 12 arguments");
+    return NULL;
+  }
+  float *x, *w, *y;
+  size_t lx, lw, ly;
+  int64_t p[9];
+  if (!get_f32(env, argv[0], &x, &lx) || !get_f32(env, argv[1], &w, &lw) || !get_f32(env, argv[2], &y, &ly))
+    return NULL;
+  for (int i = 0; i < 9; i++)
+    if (!get_i64(env, argv[3 + i], &p[i])) {
+      napi_throw_type_error(env, NULL, "audiox_blas.conv1d: bad scalar argument");
+      return NULL;
+    }
+  const int64_t batch = p[0], win = p[1], cin = p[2], cout = p[3], kw = p[4], stride = p[5], dil = p[6],
+                pad = p[7], wout = p[8];
+  if ((size_t)(batch * win * cin) > lx || (size_t)(kw * cin * cout) > lw || (size_t)(batch * wout * cout) > ly ||
+      stride < 1 || dil < 1) {
+    napi_throw_range_error(env, NULL, "audiox_blas.conv1d: sizes exceed the given arrays");
+    return NULL;
+  }
+  const int64_t kdim = kw * cin;
+  if (kw == 1 && stride == 1 && pad == 0 && wout == win) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(batch * win), (int)cout, (int)cin, 1.0f, x,
+                (int)cin, w, (int)cout, 0.0f, y, (int)cout);
+    return NULL;
+  }
+  // Rows per block: keep the patch buffer around 64 MiB.
+  int64_t block = (16 << 20) / (kdim > 0 ? kdim : 1);
+  if (block < 1) block = 1;
+  float *cols = (float *)malloc(sizeof(float) * (size_t)(block < wout ? block : wout) * (size_t)kdim);
+  if (!cols) {
+    napi_throw_error(env, NULL, "audiox_blas.conv1d: out of memory");
+    return NULL;
+  }
+  for (int64_t bi = 0; bi < batch; bi++) {
+    const float *xb = x + bi * win * cin;
+    for (int64_t t0 = 0; t0 < wout; t0 += block) {
+      const int64_t rows = (wout - t0 < block) ? wout - t0 : block;
+      for (int64_t r = 0; r < rows; r++) {
+        float *dst = cols + r * kdim;
+        const int64_t base = (t0 + r) * stride - pad;
+        for (int64_t j = 0; j < kw; j++) {
+          const int64_t t = base + j * dil;
+          if (t < 0 || t >= win)
+            memset(dst + j * cin, 0, sizeof(float) * cin);
+          else
+            memcpy(dst + j * cin, xb + t * cin, sizeof(float) * cin);
+        }
+      }
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cout, (int)kdim, 1.0f, cols,
+                  (int)kdim, w, (int)cout, 0.0f, y + (bi * wout + t0) * cout, (int)cout);
+    }
+  }
+  free(cols);
+  return NULL;
+}
+
+// biasAct(y, rows, n, bias|null, act, alpha): y[r, :] = act(y[r, :] + bias) in place.
+static napi_value BiasAct(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *y, *bias = NULL;
+  size_t ly, lbias = 0;
+  int64_t rows, n, act = ACT_LINEAR;
+  double alpha = 0;
+  if (argc < 3 || !get_f32(env, argv[0], &y, &ly)) return NULL;
+  if (!get_i64(env, argv[1], &rows) || !get_i64(env, argv[2], &n)) {
+    napi_throw_type_error(env, NULL, "audiox_blas.biasAct: bad scalar argument");
+    return NULL;
+  }
+  if (argc > 3 && !is_nullish(env, argv[3]) && !get_f32(env, argv[3], &bias, &lbias)) return NULL;
+  if (argc > 4) get_i64(env, argv[4], &act);
+  if (argc > 5) napi_get_value_double(env, argv[5], &alpha);
+  if (rows < 0 || n < 0 || (size_t)(rows * n) > ly || (bias && lbias != (size_t)n && lbias != 1)) {
+    napi_throw_range_error(env, NULL, "audiox_blas.biasAct: sizes exceed the given arrays");
+    return NULL;
+  }
+  epilogue(y, (size_t)rows, (size_t)n, bias, lbias, (int)act, (float)alpha);
+  return NULL;
+}
+
+// sin(x, y, n): y = sin(x) elementwise (tfjs' wasm Sin is a scalar libm loop compiled to wasm).
+static napi_value Sin(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *x, *y;
+  size_t lx, ly;
+  int64_t n;
+  if (argc < 3 || !get_f32(env, argv[0], &x, &lx) || !get_f32(env, argv[1], &y, &ly)) return NULL;
+  if (!get_i64(env, argv[2], &n) || n < 0 || (size_t)n > lx || (size_t)n > ly) {
+    napi_throw_range_error(env, NULL, "audiox_blas.sin: sizes exceed the given arrays");
+    return NULL;
+  }
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; i++) y[i] = sinf(x[i]);
+  return NULL;
+}
+
+// snakeBeta(x, a, invB, y, rows, channels): channels-last SnakeBeta in one pass,
+// y = x + invB[c] · sin(a[c]·x)² (a = exp(alpha), invB = 1/(exp(beta) + 1e-9) folded by the caller).
+static napi_value SnakeBeta(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  float *x, *a, *ib, *y;
+  size_t lx, la, lb, ly;
+  int64_t rows, ch;
+  if (argc < 6 || !get_f32(env, argv[0], &x, &lx) || !get_f32(env, argv[1], &a, &la) ||
+      !get_f32(env, argv[2], &ib, &lb) || !get_f32(env, argv[3], &y, &ly))
+    return NULL;
+  if (!get_i64(env, argv[4], &rows) || !get_i64(env, argv[5], &ch) || rows < 0 || ch < 1 ||
+      (size_t)(rows * ch) > lx || (size_t)(rows * ch) > ly || (size_t)ch > la || (size_t)ch > lb) {
+    napi_throw_range_error(env, NULL, "audiox_blas.snakeBeta: sizes exceed the given arrays");
+    return NULL;
+  }
+#pragma omp parallel for schedule(static) if (rows * ch > 65536)
+  for (int64_t r = 0; r < rows; r++) {
+    const float *xr = x + r * ch;
+    float *yr = y + r * ch;
+    for (int64_t c = 0; c < ch; c++) {
+      const float s = sinf(a[c] * xr[c]);
+      yr[c] = xr[c] + ib[c] * s * s;
+    }
+  }
+  return NULL;
+}
+
+static napi_value SetThreads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int64_t n = 0;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc > 0 && get_i64(env, argv[0], &n) && n > 0 && openblas_set_num_threads) openblas_set_num_threads((int)n);
+  return NULL;
+}
+
+static napi_value Info(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value obj, threads, config;
+  CHECK(napi_create_object(env, &obj));
+  CHECK(napi_create_int32(env, openblas_get_num_threads ? openblas_get_num_threads() : 1, &threads));
+  const char *cfg = openblas_get_config ? openblas_get_config() : "CBLAS";
+  CHECK(napi_create_string_utf8(env, cfg, NAPI_AUTO_LENGTH, &config));
+  CHECK(napi_set_named_property(env, obj, "threads", threads));
+  CHECK(napi_set_named_property(env, obj, "config", config));
+  return obj;
+}
+
+static napi_value Init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"gemm", NULL, Gemm, NULL, NULL, NULL, napi_default, NULL},
+      {"conv1d", NULL, Conv1d, NULL, NULL, NULL, napi_default, NULL},
+      {"biasAct", NULL, BiasAct, NULL, NULL, NULL, napi_default, NULL},
+      {"sin", NULL, Sin, NULL, NULL, NULL, napi_default, NULL},
+      {"snakeBeta", NULL, SnakeBeta, NULL, NULL, NULL, napi_default, NULL},
+      {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
+      {"info", NULL, Info, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, Init)

@@ -1,0 +1,326 @@
+// Optional native BLAS accelerator for the wasm backend.
+//
+// A ~250-line N-API addon (native/blas/audiox_blas.c) calls the system CBLAS (Debian: OpenBLAS from
+// libopenblas-dev). It is compiled on first use with the system C compiler against Node's own headers
+// — nothing is downloaded — and cached under node_modules/.cache. When it loads, the wasm backend's
+// hot kernels (BatchMatMul, _FusedMatMul, Conv2D and FusedConv2D for 1-D convolutions, Sin) are replaced
+// by versions that run the GEMM natively *in place on the wasm heap* (the addon receives
+// Float32Array views of it), so tensors stay where they are and no weight is ever copied.
+// Anything the native path does not cover falls through to the stock wasm kernel.
+// AUDIOX_BLAS=0 disables it; AUDIOX_BLAS=1 makes a failure to load an error instead of a fallback.
+import * as tf from '@tensorflow/tfjs';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SOURCE = path.join(ROOT, 'native', 'blas', 'audiox_blas.c');
+
+export interface BlasAddon {
+  gemm(
+    a: Float32Array,
+    b: Float32Array,
+    c: Float32Array,
+    batch: number,
+    m: number,
+    n: number,
+    k: number,
+    transA: boolean,
+    transB: boolean,
+    strideA: number,
+    strideB: number,
+    bias?: Float32Array | null,
+    activation?: number,
+    alpha?: number,
+  ): void;
+  conv1d(
+    x: Float32Array,
+    w: Float32Array,
+    y: Float32Array,
+    batch: number,
+    win: number,
+    cin: number,
+    cout: number,
+    kw: number,
+    stride: number,
+    dilation: number,
+    padLeft: number,
+    wout: number,
+  ): void;
+  biasAct(y: Float32Array, rows: number, n: number, bias: Float32Array | null, activation: number, alpha?: number): void;
+  sin(x: Float32Array, y: Float32Array, n: number): void;
+  snakeBeta(x: Float32Array, a: Float32Array, invB: Float32Array, y: Float32Array, rows: number, channels: number): void;
+  setThreads(n: number): void;
+  info(): { threads: number; config: string };
+}
+
+export interface BlasStatus {
+  available: boolean;
+  /** Why it is unavailable, or the library's configuration string when it is. */
+  reason: string;
+  threads: number;
+  /** Path of the compiled addon. */
+  binary?: string;
+}
+
+/** Activation codes understood by the addon's epilogue. */
+const ACTIVATIONS: Record<string, number> = { linear: 0, relu: 1, relu6: 2, elu: 3, leakyrelu: 4, sigmoid: 5 };
+
+let addon: BlasAddon | null = null;
+let status: BlasStatus | null = null;
+let kernelsOn = false;
+
+function nodeIncludeDir(): string | null {
+  const candidates = [
+    path.join(path.dirname(path.dirname(process.execPath)), 'include', 'node'),
+    '/usr/include/node',
+    '/usr/local/include/node',
+  ];
+  return candidates.find((d) => fs.existsSync(path.join(d, 'node_api.h'))) ?? null;
+}
+
+function binaryPath(): string {
+  const src = fs.readFileSync(SOURCE);
+  const key = createHash('sha256')
+    .update(src)
+    .update(`${process.version}-${process.arch}-${process.platform}`)
+    .digest('hex')
+    .slice(0, 16);
+  return path.join(ROOT, 'node_modules', '.cache', 'audiox-blas', `audiox_blas-${key}.node`);
+}
+
+/**
+ * Compiles the addon if no cached build exists. Needs a C compiler (cc), Node's headers and a CBLAS
+ * (cblas.h + -lopenblas); throws with the compiler's message when one is missing.
+ */
+export function buildBlasAddon(): string {
+  const out = binaryPath();
+  if (fs.existsSync(out)) return out;
+  const include = nodeIncludeDir();
+  if (!include) throw new Error("Node's headers (node_api.h) were not found");
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const tmp = `${out}.${process.pid}.tmp`;
+  const cc = process.env.CC ?? 'cc';
+  const lib = process.env.AUDIOX_BLAS_LIB ?? 'openblas';
+  const base = ['-O2', '-shared', '-fPIC', '-std=c11', '-DNODE_GYP_MODULE_NAME=audiox_blas', '-DNAPI_VERSION=8', `-I${include}`, SOURCE];
+  const compile = (extra: string[]) =>
+    execFileSync(cc, [...base, ...extra, `-l${lib}`, '-lm', '-o', tmp], { stdio: ['ignore', 'ignore', 'pipe'] });
+  try {
+    try {
+      compile(['-fopenmp']); // the elementwise loops use OpenMP when the compiler has it
+    } catch {
+      compile([]);
+    }
+  } catch (e) {
+    const err = e as { stderr?: Buffer; message: string };
+    const msg = err.stderr?.toString().trim().split('\n').slice(0, 3).join(' | ') || err.message;
+    throw new Error(`building the BLAS addon failed (${cc}, -l${lib}): ${msg}`);
+  }
+  fs.renameSync(tmp, out);
+  for (const f of fs.readdirSync(path.dirname(out))) {
+    if (f.endsWith('.node') && path.join(path.dirname(out), f) !== out) fs.rmSync(path.join(path.dirname(out), f), { force: true });
+  }
+  return out;
+}
+
+/** Loads (building if needed) the addon once; never throws. */
+export function loadBlas(): BlasStatus {
+  if (status) return status;
+  if (process.env.AUDIOX_BLAS === '0') {
+    status = { available: false, reason: 'disabled by AUDIOX_BLAS=0', threads: 0 };
+    return status;
+  }
+  try {
+    const binary = buildBlasAddon();
+    addon = require(binary) as BlasAddon;
+    const threads = Number(process.env.AUDIOX_BLAS_THREADS);
+    if (threads >= 1) addon.setThreads(Math.floor(threads));
+    const info = addon.info();
+    status = { available: true, reason: info.config, threads: info.threads, binary };
+  } catch (e) {
+    addon = null;
+    status = {
+      available: false,
+      reason: `${(e as Error).message.split('\n')[0]} (install a C compiler and libopenblas-dev to enable)`,
+      threads: 0,
+    };
+  }
+  return status;
+}
+
+export function blasActive(): boolean {
+  return kernelsOn;
+}
+
+// ---- kernels ----------------------------------------------------------------------------------
+
+interface WasmData {
+  memoryOffset: number;
+}
+interface WasmBackendLike {
+  dataIdMap: { get(id: unknown): WasmData };
+  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
+  wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
+}
+type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: WasmBackendLike; attrs: Record<string, unknown> };
+
+function heapF32(backend: WasmBackendLike, t: tf.TensorInfo): Float32Array {
+  // Take the buffer from the Memory object itself: after a heap growth HEAPU8 may still be stale.
+  const mem = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
+  const buffer = mem ? mem.buffer : backend.wasm.HEAPU8.buffer;
+  const size = t.shape.reduce((a, b) => a * b, 1);
+  return new Float32Array(buffer, backend.dataIdMap.get(t.dataId).memoryOffset, size);
+}
+
+const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
+
+/** Plans op(A)·op(B) with numpy-style batch broadcasting restricted to "equal or one side is 1". */
+function planMatMul(a: tf.TensorInfo, b: tf.TensorInfo, ta: boolean, tb: boolean) {
+  const ra = a.shape.length;
+  const rb = b.shape.length;
+  const m = ta ? a.shape[ra - 1] : a.shape[ra - 2];
+  const k = ta ? a.shape[ra - 2] : a.shape[ra - 1];
+  const n = tb ? b.shape[rb - 2] : b.shape[rb - 1];
+  const kb = tb ? b.shape[rb - 1] : b.shape[rb - 2];
+  const outer = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const batchA = size(a.shape.slice(0, -2));
+  const batchB = size(b.shape.slice(0, -2));
+  const batch = size(outer);
+  if (k !== kb) throw new Error(`matMul: inner dimensions ${k} and ${kb} differ (shapes ${a.shape} and ${b.shape})`);
+  if (!((batchA === batch || batchA === 1) && (batchB === batch || batchB === 1))) return null;
+  return { m, n, k, batch, strideA: batchA === 1 ? 0 : m * k, strideB: batchB === 1 ? 0 : k * n, outShape: [...outer, m, n] };
+}
+
+type KernelFunc = (args: KernelArgs) => tf.TensorInfo | tf.TensorInfo[];
+
+function matMulKernel(fused: boolean, fallback: KernelFunc): KernelFunc {
+  return (args) => {
+    const { a, b, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const { transposeA, transposeB, activation = 'linear', leakyreluAlpha = 0 } = args.attrs as {
+      transposeA: boolean;
+      transposeB: boolean;
+      activation?: string;
+      leakyreluAlpha?: number;
+    };
+    const act = ACTIVATIONS[activation];
+    if (!a || !b || a.dtype !== 'float32' || b.dtype !== 'float32' || act === undefined || preluActivationWeights) {
+      return fallback(args);
+    }
+    const plan = planMatMul(a, b, transposeA, transposeB);
+    if (!plan || (bias && (bias.dtype !== 'float32' || (size(bias.shape) !== plan.n && size(bias.shape) !== 1)))) {
+      return fallback(args);
+    }
+    const out = args.backend.makeOutput(plan.outShape, 'float32');
+    const be = args.backend;
+    addon!.gemm(
+      heapF32(be, a), heapF32(be, b), heapF32(be, out),
+      plan.batch, plan.m, plan.n, plan.k, transposeA, transposeB, plan.strideA, plan.strideB,
+      fused && bias ? heapF32(be, bias) : null, fused ? act : 0, leakyreluAlpha,
+    );
+    return out;
+  };
+}
+
+/** Conv2D / FusedConv2D with a height of 1 (tfjs' conv1d and the project's channels-last convs). */
+function conv1dKernel(fused: boolean, fallback: KernelFunc): KernelFunc {
+  return (args) => {
+    const { x, filter, bias, preluActivationWeights } = args.inputs as Record<string, tf.TensorInfo | undefined>;
+    const attrs = args.attrs as {
+      strides: number | [number, number];
+      pad: 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
+      dilations: number | [number, number];
+      dataFormat: 'NHWC' | 'NCHW';
+      dimRoundingMode?: 'floor' | 'round' | 'ceil';
+      activation?: string;
+    };
+    const act = ACTIVATIONS[attrs.activation ?? 'linear'];
+    if (
+      !x || !filter || x.dtype !== 'float32' || attrs.dataFormat !== 'NHWC' || x.shape[1] !== 1 ||
+      filter.shape[0] !== 1 || preluActivationWeights || act === undefined || act === ACTIVATIONS.leakyrelu
+    ) {
+      return fallback(args);
+    }
+    const info = tf.backend_util.computeConv2DInfo(
+      x.shape as [number, number, number, number], filter.shape as [number, number, number, number],
+      attrs.strides, attrs.dilations, attrs.pad, attrs.dimRoundingMode, false, 'channelsLast',
+    );
+    if (info.outHeight !== 1 || (bias && size(bias.shape) !== info.outChannels && size(bias.shape) !== 1)) {
+      return fallback(args);
+    }
+    const be = args.backend;
+    const out = be.makeOutput(info.outShape, 'float32');
+    const y = heapF32(be, out);
+    addon!.conv1d(
+      heapF32(be, x), heapF32(be, filter), y,
+      info.batchSize, info.inWidth, info.inChannels, info.outChannels, info.filterWidth,
+      info.strideWidth, info.dilationWidth, info.padInfo.left, info.outWidth,
+    );
+    if (fused && (bias || act !== 0)) {
+      addon!.biasAct(y, info.batchSize * info.outWidth, info.outChannels, bias ? heapF32(be, bias) : null, act);
+    }
+    return out;
+  };
+}
+
+function sinKernel(fallback: KernelFunc): KernelFunc {
+  return (args) => {
+    const x = args.inputs.x as tf.TensorInfo;
+    if (x.dtype !== 'float32') return fallback(args);
+    const out = args.backend.makeOutput(x.shape, 'float32');
+    addon!.sin(heapF32(args.backend, x), heapF32(args.backend, out), size(x.shape));
+    return out;
+  };
+}
+
+/** Name of the fused channels-last SnakeBeta kernel registered for wasm when the addon is on. */
+export const SNAKE_BETA_NWC = 'AudioxSnakeBetaNWC';
+
+function snakeKernel(args: KernelArgs): tf.TensorInfo {
+  const { x, a, invB } = args.inputs as Record<string, tf.TensorInfo>;
+  const ch = x.shape[x.shape.length - 1];
+  if (x.dtype !== 'float32' || size(a.shape) !== ch || size(invB.shape) !== ch) {
+    throw new Error(`${SNAKE_BETA_NWC}: expected float32 x [..., C] with a, invB of C = ${ch} values`);
+  }
+  const be = args.backend;
+  const out = be.makeOutput(x.shape, 'float32');
+  addon!.snakeBeta(heapF32(be, x), heapF32(be, a), heapF32(be, invB), heapF32(be, out), size(x.shape) / ch, ch);
+  return out;
+}
+
+/**
+ * Channels-last SnakeBeta y = x + invB · sin(a·x)² in one native pass (a = exp α, invB = 1/(exp β + 1e-9),
+ * both [C], broadcast over the last axis), or null when the native kernels are off — the caller then
+ * uses its tf ops. Saves four full-size temporaries and the slow wasm Sin.
+ */
+export function fusedSnakeBetaNWC(x: tf.Tensor, a: tf.Tensor, invB: tf.Tensor): tf.Tensor | null {
+  if (!kernelsOn || tf.getBackend() !== 'wasm' || x.dtype !== 'float32') return null;
+  return tf.engine().runKernel(SNAKE_BETA_NWC, { x, a, invB }) as tf.Tensor;
+}
+
+/**
+ * Loads the addon and replaces the wasm backend's GEMM-bound kernels. Call before or after the
+ * wasm backend is initialised; returns the load status (kernels stay stock when unavailable).
+ */
+export function enableBlasKernels(): BlasStatus {
+  const st = loadBlas();
+  if (!st.available || kernelsOn) return st;
+  const swap = (name: string, make: (fallback: KernelFunc) => KernelFunc) => {
+    const stock = tf.getKernel(name, 'wasm');
+    if (!stock) return;
+    const fallback = stock.kernelFunc as unknown as KernelFunc;
+    tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel({ ...stock, kernelFunc: make(fallback) as unknown as tf.KernelFunc });
+  };
+  swap(tf.BatchMatMul, (f) => matMulKernel(false, f));
+  swap(tf._FusedMatMul, (f) => matMulKernel(true, f));
+  swap(tf.Conv2D, (f) => conv1dKernel(false, f));
+  swap(tf.FusedConv2D, (f) => conv1dKernel(true, f));
+  swap(tf.Sin, sinKernel);
+  tf.registerKernel({ kernelName: SNAKE_BETA_NWC, backendName: 'wasm', kernelFunc: snakeKernel as unknown as tf.KernelFunc });
+  kernelsOn = true;
+  return st;
+}
