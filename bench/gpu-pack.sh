@@ -22,4 +22,11 @@ echo '{"name":"@tensorflow/tfjs-backend-webgpu","main":"index.js","note":"bundle
 echo '' > "$OUT/node_modules/@tensorflow/tfjs-backend-webgpu/index.js"
 for c in t5 clip vae maf dit; do cp -r "$FIXTURES/$c" "$OUT/fixtures/"; done
 xz -T0 -9 -c "$(command -v node)" > "$OUT/node.xz"
+# GPU containers often ship the NVIDIA driver's Vulkan ICD (libGLX_nvidia) without the Vulkan loader and
+# glvnd's dispatch library it needs; carry both from this machine's Debian packages (libvulkan1, libglvnd0, libegl1).
+mkdir -p "$OUT/lib"
+for l in libvulkan.so.1 libGLdispatch.so.0 libEGL.so.1; do
+  f=$(ldconfig -p | awk -v l="$l" '$1 == l && /x86-64/ {print $NF}' | sed -n 1p)
+  if [ -n "$f" ]; then cp -L "$f" "$OUT/lib/"; else echo "warning: $l not found (apt-get install libvulkan1 libglvnd0 libegl1)"; fi
+done
 du -sh "$OUT"; du -sh "$OUT"/* "$OUT/node_modules/webgpu/dist/linux-x64/"*
