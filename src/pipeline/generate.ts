@@ -11,7 +11,7 @@ import { decoderReceptiveRadius } from '../models/vae/pretransform.ts';
 import { InjectedNoise, SeededNoise, type NoiseSource } from '../sampling/noise.ts';
 import { SAMPLERS } from '../sampling/samplers.ts';
 import { sampleK, sampleKSigmas, sampleRf, sampleRfTimesteps } from '../sampling/sample.ts';
-import { CONDITIONING_SECONDS, audioPrompt, checkMediaInputs, stereoTensor, syncFeatures, videoFrames, type MediaOptions } from './media.ts';
+import { CONDITIONING_SECONDS, audioPrompt, audioPromptSamples, checkMediaInputs, stereoTensor, syncFeatures, videoFrames, type MediaOptions } from './media.ts';
 import type { GenerateOptions, GenerateResult, SamplerName } from './types.ts';
 
 /** Defaults of the original AudioX README example (spec §7.8). */
@@ -147,7 +147,7 @@ async function conditionerInputs(
           inputs[id] = Array.from({ length: b }, () => p.prompt);
           break;
         case 'audio':
-          inputs[id] = repeatBatch(await audioPrompt(model, o.audio, media), b);
+          inputs[id] = repeatBatch(await audioPrompt(model, o.audio, media, audioPromptSamples(model, c)), b);
           break;
         case 'number': {
           const v = o.numberConditioning?.[id] ?? (id === 'seconds_start' ? p.secondsStart : id === 'seconds_total' ? p.secondsTotal : NaN);

@@ -7,6 +7,9 @@ import { isImagePath, readImageFrames, readVideoFrames } from '../io/video.ts';
 import type { AudioXModel } from '../models/load.ts';
 import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../models/conditioners/clip.ts';
 import { encodeVideoWithSync, prepareSyncFrames, SYNC_FPS, SYNC_SIZE } from '../models/synchformer/features.ts';
+import { AudioAutoencoderConditionerV2 } from '../models/conditioners/audio.ts';
+import type { Module } from '../nn/module.ts';
+import { withResident } from '../nn/streaming.ts';
 
 /** The conditioning window of the released models: 10 s (50 CLIP frames at 5 fps, 240 sync tokens). */
 export const CONDITIONING_SECONDS = 10;
@@ -81,7 +84,9 @@ export async function syncFeatures(
   const x = prepareSyncFrames(raw);
   raw.dispose();
   try {
-    const f = encodeVideoWithSync(model.synchformer, x);
+    // One upload of a streamed extractor for all 30 segments, not one per segment.
+    const sync = model.synchformer;
+    const f = withResident(sync.vfeat_extractor, () => encodeVideoWithSync(sync, x));
     if (f.shape[1] !== tokens || f.shape[2] !== dim) {
       f.dispose();
       throw new Error(`Synchformer gave [${f.shape}], the video conditioner expects [1, ${tokens}, ${dim}]`);
@@ -93,7 +98,7 @@ export async function syncFeatures(
 }
 
 /**
- * Audio prompt [1, 2, sr·10]: a file brought to the window, given samples as they are, or silence.
+ * Audio prompt [1, 2, samples] (default sr·10, see audioPromptSamples): a file brought to the window, given samples as they are, or silence.
  * Default: resampled to the model rate, right-padded with silence. With `referenceQuirks` a file is read like
  * the reference's `load_and_process_audio` (quirk 15: native rate kept, cut by model-rate sample indices,
  * left-padded). (The reference UI hides its audio-prompt widgets, so it always sends silence: that is what
@@ -103,18 +108,28 @@ export async function audioPrompt(
   model: AudioXModel,
   source: string | Float32Array[] | undefined,
   opts: MediaOptions,
+  samples = Math.floor(model.sampleRate * CONDITIONING_SECONDS),
 ): Promise<tf.Tensor> {
-  const n = Math.floor(model.sampleRate * CONDITIONING_SECONDS);
-  if (source === undefined) return tf.zeros([1, 2, n]);
+  if (source === undefined) return tf.zeros([1, 2, samples]);
   if (typeof source !== 'string') return stereoTensor(source);
   const { data } = await loadAudioWindow(source, {
-    duration: CONDITIONING_SECONDS,
+    duration: samples / model.sampleRate,
     sampleRate: model.sampleRate,
     seekTime: opts.seekTime,
     referenceQuirks: opts.referenceQuirks,
     signal: opts.signal,
   });
   return stereoTensor(data);
+}
+
+/**
+ * Samples of the audio prompt a conditioner takes: 10 s, except `audio_autoencoder_v2`, whose
+ * proj_features_128 is built for exactly `latent_seq_len` latents (237 → 485376 samples, 11.006 s; a 10 s
+ * prompt gives 215 and cannot be projected).
+ */
+export function audioPromptSamples(model: AudioXModel, c: Module): number {
+  if (c instanceof AudioAutoencoderConditionerV2) return c.latentSeqLen * c.pretransform.downsamplingRatio;
+  return Math.floor(model.sampleRate * CONDITIONING_SECONDS);
 }
 
 /** The media inputs of a generation, and how to name them in errors (e.g. the CLI flags). */
