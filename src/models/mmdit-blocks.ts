@@ -41,7 +41,11 @@ export function computeRopeRotations(length: number, dim: number, theta = 10000,
 export function applyRope(x: tf.Tensor, rope: RopeTables): tf.Tensor {
   return tf.tidy(() => {
     const d = x.shape[x.rank - 1];
-    const swapped = tf.reverse(x.reshape([...x.shape.slice(0, -1), d / 2, 2]), -1).reshape(x.shape); // (x₁, x₀)
+    // (x₁, x₀) per pair as a product with a permutation matrix: exact, and a plain 2-D matmul where
+    // a reverse over a 5-D view is a slow generic kernel on wasm.
+    const swap = new Float32Array(d * d);
+    for (let i = 0; i < d; i++) swap[i * d + (i ^ 1)] = 1;
+    const swapped = tf.matMul(x.reshape([-1, d]), tf.tensor2d(swap, [d, d])).reshape(x.shape);
     return x.mul(rope.cos).add(swapped.mul(rope.sin));
   });
 }
@@ -58,14 +62,26 @@ function splitInterleaved(x: tf.Tensor, heads: number, j: number): tf.Tensor4D[]
 }
 
 /**
- * nn.Conv1d applied channels-last ([B, L, Cin] → [B, L', Cout]), torch weight [Cout, Cin, k].
- * Computed as im2col + one plain 2-D matmul; like TransposedLinear, the weight is folded once at
- * load time to [Cin·k, Cout] (the torch (in, k) order) and the torch-layout copy is released.
+ * Regroups the rows of an interleaved projection weight [(h d j), ...] as [(j h d), ...], so that its
+ * J parts come out of the matmul contiguous (no 5-D transpose per call). Moves whole rows.
+ */
+function deinterleaveRows(w: tf.Tensor, j: number): tf.Tensor {
+  return tf.tidy(() => {
+    const [rows, ...rest] = w.shape;
+    const inner = rest.reduce((a, b) => a * b, 1);
+    return w.reshape([rows / j, j, inner]).transpose([1, 0, 2]).reshape(w.shape);
+  });
+}
+
+/**
+ * nn.Conv1d applied channels-last ([B, L, Cin] → [B, L', Cout]), torch weight [Cout, Cin, k]: one
+ * tf conv1d (a native GEMM-based kernel, with no im2col stack on the wasm heap), its filter
+ * [k, Cin, Cout] derived once at load time (the torch-layout copy is then released).
  */
 export class ChannelLastConv1d extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
-  private folded: { w: tf.Tensor2D; b: tf.Tensor1D | null } | null = null;
+  private folded: { filter: tf.Tensor3D; b: tf.Tensor1D | null } | null = null;
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,
@@ -83,7 +99,7 @@ export class ChannelLastConv1d extends Module {
     this.onDispose();
     const w = this.weight.value;
     this.folded = {
-      w: tf.tidy(() => w.reshape([this.outChannels, this.inChannels * this.kernelSize]).transpose() as tf.Tensor2D),
+      filter: tf.tidy(() => w.transpose([2, 1, 0]) as tf.Tensor3D),
       b: this.bias ? tf.keep(this.bias.value.clone() as tf.Tensor1D) : null,
     };
     this.weight.dispose();
@@ -91,24 +107,20 @@ export class ChannelLastConv1d extends Module {
   }
 
   protected override onDispose(): void {
-    if (this.folded) tf.dispose([this.folded.w, ...(this.folded.b ? [this.folded.b] : [])]);
+    if (this.folded) tf.dispose([this.folded.filter, ...(this.folded.b ? [this.folded.b] : [])]);
     this.folded = null;
   }
 
   forward(x: tf.Tensor): tf.Tensor {
     const f = this.folded;
     if (!f) throw new Error(`${this.path || 'ChannelLastConv1d'}: weights not loaded`);
-    const [b, l, cin] = x.shape;
-    if (cin !== this.inChannels) throw new Error(`${this.path || 'ChannelLastConv1d'}: expected ${this.inChannels} channels, got [${x.shape}]`);
+    if (x.rank !== 3 || x.shape[2] !== this.inChannels) {
+      throw new Error(`${this.path || 'ChannelLastConv1d'}: expected [B, L, ${this.inChannels}], got [${x.shape}]`);
+    }
     return tf.tidy(() => {
-      const k = this.kernelSize;
-      const lOut = l + 2 * this.padding - k + 1;
-      const xp = this.padding ? tf.pad(x, [[0, 0], [this.padding, this.padding], [0, 0]]) : x;
-      // cols[b, t, i·k + j] = xp[b, t + j, i]: the (in, k) order of the torch weight's rows.
-      const taps = Array.from({ length: k }, (_, j) => xp.slice([0, j, 0], [b, lOut, cin]));
-      const cols = (k === 1 ? taps[0] : tf.stack(taps, -1)).reshape([b * lOut, cin * k]);
-      const y = tf.matMul(cols, f.w);
-      return (f.b ? y.add(f.b) : y).reshape([b, lOut, this.outChannels]);
+      const p = this.padding;
+      const y = tf.conv1d(x as tf.Tensor3D, f.filter, 1, p ? [[0, 0], [0, 0], [p, p], [0, 0]] : 'valid');
+      return f.b ? y.add(f.b) : y;
     });
   }
 }
@@ -142,7 +154,11 @@ export class ConvMLP extends Module {
   }
 }
 
-/** SelfAttention: qkv Linear with an interleaved (h d j) output; only `pre_attention` is used. */
+/**
+ * SelfAttention: qkv Linear with an interleaved (h d j) output; only `pre_attention` is used. The
+ * qkv rows are regrouped to (j h d) at load time, so q, k and v are contiguous parts of its output
+ * (a capture of `attn.qkv` therefore sees that order, not the reference's interleaved one).
+ */
 export class SelfAttention extends Module {
   readonly qkv: TransposedLinear;
   constructor(
@@ -152,10 +168,19 @@ export class SelfAttention extends Module {
     super();
     this.qkv = this.module('qkv', new TransposedLinear(dim, 3 * dim));
   }
+
+  // Runs before the child's own onLoad (parents first), while its weight is still in torch layout.
+  protected override onLoad(): void {
+    const { weight, bias } = this.qkv;
+    if (!weight.loaded) return; // already folded by an earlier load
+    weight.set(deinterleaveRows(weight.value, 3));
+    if (bias?.loaded) bias.set(deinterleaveRows(bias.value, 3));
+  }
+
   /** x [B, L, D] → q, k, v [B, H, L, hd]; q and k RMS-normalised per head, then rotated. */
   preAttention(x: tf.Tensor, rope: RopeTables | null): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
     return tf.tidy(() => {
-      const [q, k, v] = splitInterleaved(this.qkv.forward(x), this.nheads, 3);
+      const [q, k, v] = tf.split(this.qkv.forward(x), 3, -1).map((t) => F.splitHeads(t, this.nheads));
       const qn = rms(q);
       const kn = rms(k);
       if (!rope) return [qn, kn, v] as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
@@ -176,20 +201,23 @@ export class CrossAttention extends Module {
     this.to_q = this.module('to_q', new TransposedLinear(dim, dim, { bias: false }));
     this.to_kv = this.module('to_kv', new TransposedLinear(dim, 2 * dim, { bias: false }));
   }
+
   /** x [B, N, D], context [B, M, D] → [B, N, D]. */
   forward(x: tf.Tensor, context: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => tf.broadcastTo(this.attend(x, context), x.shape));
+  }
+
+  /** As `forward`, but [B, 1, D] (the same row for every query) when the context is one token. */
+  attend(x: tf.Tensor, context: tf.Tensor): tf.Tensor {
     return tf.tidy(() => {
-      const [b, n] = x.shape;
       const [kProj, vProj] = splitInterleaved(this.to_kv.forward(context), this.nheads, 2);
       // Quirk 7: `q, v, k = pre_attention(...)` swaps the names, so the RMS-normed k-projection is
       // used as the VALUES and the raw v-projection as the KEYS.
       const keys = vProj;
       const values = rms(kProj) as tf.Tensor4D;
-      if (context.shape[1] === 1) {
-        // One context token (the timestep token): the softmax weight is exactly 1, the output is the
-        // value itself for every query, so q is not needed.
-        return tf.broadcastTo(F.mergeHeads(values), [b, n, this.dim]);
-      }
+      // One context token (the timestep token): the softmax weight is exactly 1, the output is the
+      // value itself for every query, so q is not needed.
+      if (context.shape[1] === 1) return F.mergeHeads(values);
       const q = rms(F.splitHeads(this.to_q.forward(x), this.nheads)) as tf.Tensor4D;
       return F.mergeHeads(F.attention(q, keys, values));
     });
@@ -240,7 +268,7 @@ export class MMDitSingleBlock extends Module {
       const [q, k, v] = this.attn.preAttention(modulate(x, shiftMsa, scaleMsa), rope);
       const a = F.mergeHeads(F.attention(q, k, v));
       let h = x.add(this.linear1.forward(a).mul(gateMsa));
-      if (context && this.cross_attn) h = h.add(this.cross_attn.forward(h, context));
+      if (context && this.cross_attn) h = h.add(this.cross_attn.attend(h, context)); // [B, 1, D] broadcasts
       return h.add(this.ffn.forward(modulate(h, shiftMlp, scaleMlp)).mul(gateMlp));
     });
   }
