@@ -3,24 +3,13 @@
 // convs around a ContinuousTransformer, and classifier-free guidance inside the forward.
 import * as tf from '@tensorflow/tfjs';
 import { Module, Sequential, type Parameter } from '../nn/module.ts';
-import { Activation, Conv1d } from '../nn/layers.ts';
-import { ContinuousTransformer, TransposedLinear } from './transformer.ts';
-import type { DiffusionCond, DiffusionModel } from './diffusion-types.ts';
+import { Conv1d } from '../nn/layers.ts';
+import { ContinuousTransformer, siluProjection } from './transformer.ts';
+import { cfgCondBatch, combineCfg, doubleBatch } from './cfg.ts';
+import type { DiffusionBackboneConfig, DiffusionCond, DiffusionModel } from './diffusion-types.ts';
 
 /** `model.diffusion.config` of a `dit` model, with the reference's keys and defaults. */
-export interface DiTConfig {
-  io_channels?: number;
-  patch_size?: number;
-  embed_dim?: number;
-  cond_token_dim?: number;
-  project_cond_tokens?: boolean;
-  global_cond_dim?: number;
-  project_global_cond?: boolean;
-  input_concat_dim?: number;
-  prepend_cond_dim?: number;
-  depth?: number;
-  num_heads?: number;
-  transformer_type?: string;
+export interface DiTConfig extends DiffusionBackboneConfig {
   condition_mask_type?: null;
   global_cond_type?: 'prepend' | 'adaLN';
   /** Popped by the reference factory (quirk 25); ignored here. */
@@ -49,14 +38,6 @@ export class FourierFeatures extends Module {
   }
 }
 
-/** Linear → SiLU → Linear, as the reference's `nn.Sequential` (keys `0.*`, `2.*`). */
-function mlp(dimIn: number, dimHidden: number, dimOut: number, bias: boolean): Sequential {
-  return new Sequential(
-    new TransposedLinear(dimIn, dimHidden, { bias }),
-    new Activation('silu'),
-    new TransposedLinear(dimHidden, dimOut, { bias }),
-  );
-}
 
 export class DiffusionTransformer extends Module implements DiffusionModel {
   readonly ioChannels: number;
@@ -97,14 +78,14 @@ export class DiffusionTransformer extends Module implements DiffusionModel {
     const D = this.embedDim;
 
     this.timestepFeatures = this.module('timestep_features', new FourierFeatures(256));
-    this.toTimestepEmbed = this.module('to_timestep_embed', mlp(256, D, D, true));
+    this.toTimestepEmbed = this.module('to_timestep_embed', siluProjection(256, D, true));
     const condEmbedDim = this.condTokenDim > 0 ? ((c.project_cond_tokens ?? true) ? D : this.condTokenDim) : 0;
     if (this.condTokenDim > 0) {
-      this.toCondEmbed = this.module('to_cond_embed', mlp(this.condTokenDim, condEmbedDim, condEmbedDim, false));
+      this.toCondEmbed = this.module('to_cond_embed', siluProjection(this.condTokenDim, condEmbedDim, false));
     }
     if (this.globalCondDim > 0) {
       const g = (c.project_global_cond ?? true) ? D : this.globalCondDim;
-      this.toGlobalEmbed = this.module('to_global_embed', mlp(this.globalCondDim, g, g, false));
+      this.toGlobalEmbed = this.module('to_global_embed', siluProjection(this.globalCondDim, g, false));
     }
     this.transformer = this.module(
       'transformer',
@@ -158,23 +139,13 @@ export class DiffusionTransformer extends Module implements DiffusionModel {
     if (cfgScale === 1 || !c) return this.forwardOnce(x as tf.Tensor3D, t as tf.Tensor1D, c, g);
     return tf.tidy(() => {
       // Null condition: zeros, or the negative condition with its masked-out tokens zeroed.
-      let uncond: tf.Tensor = tf.zerosLike(c);
-      if (cond.negativeCrossAttnCond) {
-        const neg = cond.negativeCrossAttnCond;
-        const m = cond.negativeCrossAttnMask;
-        uncond = m ? tf.where(tf.broadcastTo(m.cast('bool').expandDims(2), neg.shape), neg, uncond) : neg;
-      }
       const out = this.forwardOnce(
-        tf.concat([x, x], 0) as tf.Tensor3D,
-        tf.concat([t, t], 0) as tf.Tensor1D,
-        tf.concat([c, uncond], 0) as tf.Tensor3D,
-        g ? tf.concat([g, g], 0) : undefined,
+        doubleBatch(x) as tf.Tensor3D,
+        doubleBatch(t) as tf.Tensor1D,
+        cfgCondBatch(c, cond.negativeCrossAttnCond, cond.negativeCrossAttnMask) as tf.Tensor3D,
+        g ? doubleBatch(g) : undefined,
       );
-      const [condOut, uncondOut] = tf.split(out, 2, 0);
-      const cfg = uncondOut.add(condOut.sub(uncondOut).mul(cfgScale));
-      if (scalePhi === 0) return cfg as tf.Tensor3D;
-      const ratio = stdChannels(condOut as tf.Tensor3D).div(stdChannels(cfg as tf.Tensor3D));
-      return cfg.mul(ratio).mul(scalePhi).add(cfg.mul(1 - scalePhi)) as tf.Tensor3D;
+      return combineCfg(out, cfgScale, scalePhi) as tf.Tensor3D;
     });
   }
 
@@ -209,15 +180,6 @@ export class DiffusionTransformer extends Module implements DiffusionModel {
     }
     if (cond.batchCfg === false) throw new Error(`${name}: batchCfg must be true (the reference asserts it)`);
   }
-}
-
-/** torch.std(x, dim=1, keepdim=True): unbiased standard deviation over the channel axis. */
-function stdChannels(x: tf.Tensor3D): tf.Tensor3D {
-  return tf.tidy(() => {
-    const n = x.shape[1];
-    const dev = x.sub(x.mean(1, true));
-    return dev.square().sum(1, true).div(n - 1).sqrt() as tf.Tensor3D;
-  });
 }
 
 /**

@@ -5,9 +5,9 @@
 // drive a per-token adaLN modulation, and the timestep embedding is the (single-token)
 // cross-attention context. Only the latent stream ([time token; latents]) is updated.
 import * as tf from '@tensorflow/tfjs';
-import { Activation, Conv1d, Module, ModuleList, Sequential } from '../nn/index.ts';
+import { Conv1d, Module, ModuleList, Sequential } from '../nn/index.ts';
 import { FourierFeatures } from './dit.ts';
-import { TransposedLinear } from './transformer.ts';
+import { TransposedLinear, siluProjection } from './transformer.ts';
 import { MMDitSingleBlock, computeRopeRotations, type RopeTables } from './mmdit-blocks.ts';
 import { cfgCondBatch, combineCfg, doubleBatch } from './cfg.ts';
 import type { DiffusionBackboneConfig, DiffusionCond, DiffusionModel } from './diffusion-types.ts';
@@ -27,10 +27,6 @@ export interface MMDiTConfig extends DiffusionBackboneConfig {
   [key: string]: unknown;
 }
 
-/** Linear → SiLU → Linear (keys `0.*`, `2.*`): to_timestep_embed (with bias), to_cond_embed / to_global_embed (without). */
-function projection(inDim: number, outDim: number, bias = false): Sequential {
-  return new Sequential(new TransposedLinear(inDim, outDim, { bias }), new Activation('silu'), new TransposedLinear(outDim, outDim, { bias }));
-}
 
 export interface ContinuousMMDiTOptions {
   dimIn: number;
@@ -141,12 +137,12 @@ export class MMDiffusionTransformer extends Module {
     this.latentSeqLen = cfg._latent_seq_len ?? 237;
 
     this.timestep_features = this.module('timestep_features', new FourierFeatures(256));
-    this.to_timestep_embed = this.module('to_timestep_embed', projection(256, d, true));
+    this.to_timestep_embed = this.module('to_timestep_embed', siluProjection(256, d, true));
     // to_cond_embed exists in the checkpoint but is never applied (quirk 8).
     const condEmbedDim = (cfg.project_cond_tokens ?? true) ? d : condTokenDim;
-    this.to_cond_embed = condTokenDim > 0 ? this.module('to_cond_embed', projection(condTokenDim, condEmbedDim)) : null;
+    this.to_cond_embed = condTokenDim > 0 ? this.module('to_cond_embed', siluProjection(condTokenDim, condEmbedDim, false)) : null;
     const globalEmbedDim = (cfg.project_global_cond ?? true) ? d : globalDim;
-    this.to_global_embed = globalDim > 0 ? this.module('to_global_embed', projection(globalDim, globalEmbedDim)) : null;
+    this.to_global_embed = globalDim > 0 ? this.module('to_global_embed', siluProjection(globalDim, globalEmbedDim, false)) : null;
     this.transformer = this.module(
       'transformer',
       new ContinuousMMDiTTransformer(d, cfg.depth ?? 12, {

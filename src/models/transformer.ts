@@ -388,3 +388,11 @@ export class ContinuousTransformer extends Module {
     });
   }
 }
+
+/**
+ * Linear → SiLU → Linear with the reference's `nn.Sequential` keys (`0.*`, `2.*`): the DiT / MMDiT
+ * `to_timestep_embed` (with bias), `to_cond_embed` and `to_global_embed` (without).
+ */
+export function siluProjection(inDim: number, outDim: number, bias: boolean): Sequential {
+  return new Sequential(new TransposedLinear(inDim, outDim, { bias }), new Activation('silu'), new TransposedLinear(outDim, outDim, { bias }));
+}
