@@ -2,7 +2,7 @@
 // mm_embeddings.py): MMDitSingleBlock with per-token adaLN, interleaved qkv, q/k RMSNorm, GPT-J
 // style RoPE, and k=3 convolutions over tokens. Spec §3.3–3.4, quirks 5–8.
 import * as tf from '@tensorflow/tfjs';
-import { Activation, Module, Sequential, type Parameter } from '../nn/index.ts';
+import { Activation, Module, Sequential, type DerivedTensors, type Parameter } from '../nn/index.ts';
 import * as F from '../nn/functional.ts';
 import { TransposedLinear } from './transformer.ts';
 
@@ -110,6 +110,15 @@ export class ChannelLastConv1d extends Module {
     if (this.folded) tf.dispose([this.folded.filter, ...(this.folded.b ? [this.folded.b] : [])]);
     this.folded = null;
   }
+  override exportDerived(): DerivedTensors {
+    const f = this.folded;
+    if (!f) throw new Error(`${this.path || 'ChannelLastConv1d'}: weights not loaded`);
+    return { tensors: f.b ? { filter: f.filter, b: f.b } : { filter: f.filter } };
+  }
+  override importDerived(t: Record<string, tf.Tensor>): void {
+    this.onDispose();
+    this.folded = { filter: tf.keep(t.filter as tf.Tensor3D), b: t.b ? tf.keep(t.b as tf.Tensor1D) : null };
+  }
 
   forward(x: tf.Tensor): tf.Tensor {
     const f = this.folded;
@@ -176,6 +185,11 @@ export class SelfAttention extends Module {
     weight.set(deinterleaveRows(weight.value, 3));
     if (bias?.loaded) bias.set(deinterleaveRows(bias.value, 3));
   }
+  // The regrouped rows end up in qkv's own derived tensors.
+  override exportDerived(): DerivedTensors {
+    return { tensors: {} };
+  }
+  override importDerived(): void {}
 
   /** x [B, L, D] → q, k, v [B, H, L, hd]; q and k RMS-normalised per head, then rotated. */
   preAttention(x: tf.Tensor, rope: RopeTables | null): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {

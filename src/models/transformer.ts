@@ -7,7 +7,7 @@
 // transposed to [in, out] after loading, every projection is one plain 2-D matmul over all B·L
 // rows, and attention on wasm loops over (batch, kv-head) groups with 2-D products.
 import * as tf from '@tensorflow/tfjs';
-import { Module, ModuleList, Sequential, type Parameter } from '../nn/module.ts';
+import { Module, ModuleList, Sequential, type DerivedTensors, type Parameter } from '../nn/module.ts';
 import { Activation, LayerNorm, RotaryEmbedding } from '../nn/layers.ts';
 
 /**
@@ -48,6 +48,21 @@ export class TransposedLinear extends Module {
   }
   protected override onDispose(): void {
     this.releaseParts();
+  }
+  override exportDerived(): DerivedTensors {
+    const tensors: Record<string, tf.Tensor> = {};
+    this.parts.forEach(({ w, b }, i) => {
+      tensors[`w${i}`] = w;
+      if (b) tensors[`b${i}`] = b;
+    });
+    return { tensors };
+  }
+  override importDerived(t: Record<string, tf.Tensor>): void {
+    this.releaseParts();
+    this.parts = Array.from({ length: this.chunks }, (_, i) => ({
+      w: tf.keep(t[`w${i}`] as tf.Tensor2D),
+      b: t[`b${i}`] ? tf.keep(t[`b${i}`] as tf.Tensor1D) : null,
+    }));
   }
   private releaseParts(): void {
     for (const p of this.parts) tf.dispose([p.w, ...(p.b ? [p.b] : [])]);

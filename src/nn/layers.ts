@@ -1,6 +1,6 @@
 // Parameterised layers with torch-compatible state-dict names and weight layouts.
 import * as tf from '@tensorflow/tfjs';
-import { Module, type Parameter } from './module.ts';
+import { Module, type DerivedTensors, type Parameter } from './module.ts';
 import * as F from './functional.ts';
 
 export class Linear extends Module {
@@ -86,6 +86,14 @@ abstract class ConvBase<Filter extends tf.Tensor> extends Module {
   protected override onDispose(): void {
     this.filter?.dispose();
     this.filter = null;
+  }
+  override exportDerived(): DerivedTensors {
+    const unused = [this.weight, this.weightG, this.weightV].filter((p): p is Parameter => p !== null);
+    return { tensors: { filter: this.tfFilter }, unused };
+  }
+  override importDerived(t: Record<string, tf.Tensor>): void {
+    this.filter?.dispose();
+    this.filter = tf.keep(t.filter as Filter);
   }
   /** The effective filter in tf layout. */
   get tfFilter(): Filter {

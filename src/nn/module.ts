@@ -88,6 +88,13 @@ export class StateDictError extends Error {
   }
 }
 
+/** What a module's `onLoad` derived (see `Module.exportDerived`). */
+export interface DerivedTensors {
+  tensors: Record<string, tf.Tensor>;
+  /** Own parameters that `forward` does not read once the derived tensors are installed. */
+  unused?: Parameter[];
+}
+
 /** Outputs recorded during a capture, by module path (k-th repeated call: `path.k`, k ≥ 1). */
 export type Captures = Record<string, tf.Tensor>;
 
@@ -284,6 +291,17 @@ export abstract class Module {
 
   /** Called after loading: layers fold derived weights here (e.g. weight norm). */
   protected onLoad(): void {}
+
+  /**
+   * Optional protocol for weight streaming (src/nn/streaming.ts) of modules that override
+   * `onLoad`: `exportDerived` returns, after `onLoad`, the tensors it derived in the layout
+   * `forward` uses (references) and the own parameters `forward` no longer reads; `importDerived`
+   * installs such tensors (taking ownership) in place of running `onLoad` on freshly uploaded
+   * weights. A module whose `onLoad` only rewrites its children's parameters returns `{}` and
+   * ignores the import. A streamed unit with an `onLoad` override lacking it keeps re-running `onLoad`.
+   */
+  exportDerived?(): DerivedTensors;
+  importDerived?(tensors: Record<string, tf.Tensor>): void;
 
   /** Returns the loaded tensors by key (references, not copies). */
   stateDict(): Record<string, tf.Tensor> {

@@ -3,9 +3,12 @@
 // `forward` runs: upload the unit's torch-layout tensors → its `onLoad` derivations (transposes,
 // folds) → forward → dispose all of it. Everything else stays resident as usual. Numerically
 // identical to resident execution (same tensors, same ops); the cost is one upload per call.
+// After the first call, a unit whose modules all support `exportDerived`/`importDerived` (or do not
+// override `onLoad`) keeps the tensors its forward reads in their final layout instead: later calls
+// upload those and install them without re-running `onLoad` (no transposes, no folds).
 import * as tf from '@tensorflow/tfjs';
-import { bf16ToF32, decodeBytes, f16ToF32, f32ToF16, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
-import type { LoadOptions, LoadReport, Module, Parameter } from './module.ts';
+import { bf16ToF32, decodeBytes, f16ToF32, f32ToBf16, f32ToF16, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
+import { Module, type LoadOptions, type LoadReport, type Parameter } from './module.ts';
 
 /** How host copies are kept: 'keep' = the checkpoint's precision (f16/bf16 stay 2 bytes, lossless); 'float16' = rounded to f16 (lossy, half of f32). */
 export type HostDType = 'keep' | 'float16';
@@ -17,8 +20,18 @@ interface HostTensor {
   data: Float32Array | Uint16Array | Int32Array;
 }
 
+/** A unit's tensors in the layout its forward reads (see `exportDerived`), captured after its first load. */
+interface Derived {
+  params: Map<Parameter, HostTensor>;
+  modules: Map<Module, Record<string, HostTensor>>;
+}
+
 interface Unit {
+  /** Torch-layout tensors; emptied once `derived` is captured. */
   tensors: Map<Parameter, HostTensor>;
+  /** Whether every module of the unit can export what its `onLoad` derived. */
+  cacheable: boolean;
+  derived: Derived | null;
   /** > 0 while resident (re-entrant calls, e.g. a unit inside a unit, upload once). */
   depth: number;
 }
@@ -30,10 +43,12 @@ export const streamStats = {
   uploads: 0,
   uploadedBytes: 0,
   uploadMs: 0,
+  /** Uploads of derived tensors that skipped `onLoad` (a subset of `uploads`). */
+  derivedUploads: 0,
   /** Highest `tf.memory().numBytes` seen while a unit was resident (sampled after upload and after its forward). */
   peakBytes: 0,
   reset(): void {
-    this.uploads = this.uploadedBytes = this.uploadMs = this.peakBytes = 0;
+    this.uploads = this.uploadedBytes = this.uploadMs = this.derivedUploads = this.peakBytes = 0;
   },
 };
 
@@ -45,9 +60,94 @@ export function isStreamed(m: Module): boolean {
 export function hostBytes(root: Module): number {
   let n = 0;
   for (const [, m] of root.namedModules()) {
-    for (const h of units.get(m)?.tensors.values() ?? []) n += h.data.byteLength;
+    const u = units.get(m);
+    if (!u) continue;
+    for (const h of u.tensors.values()) n += h.data.byteLength;
+    for (const h of u.derived?.params.values() ?? []) n += h.data.byteLength;
+    for (const rec of u.derived?.modules.values() ?? []) for (const h of Object.values(rec)) n += h.data.byteLength;
   }
   return n;
+}
+
+const baseOnLoad = (Module.prototype as unknown as { onLoad: unknown }).onLoad;
+
+function isCacheable(unit: Module): boolean {
+  for (const [, m] of unit.namedModules()) {
+    const custom = (m as unknown as { onLoad: unknown }).onLoad !== baseOnLoad;
+    if (custom && !(m.exportDerived && m.importDerived)) return false;
+  }
+  return true;
+}
+
+const HALF = [
+  ['f16', f32ToF16, f16ToF32],
+  ['bf16', f32ToBf16, bf16ToF32],
+] as const;
+
+function sameBits(a: Float32Array, b: Float32Array): boolean {
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
+  return true;
+}
+
+/** A backend tensor's values as a host tensor, as half-precision bits where that is lossless (bit-exact). */
+function toHost(t: tf.Tensor): HostTensor {
+  const data = t.dataSync();
+  if (t.dtype === 'int32') return { shape: t.shape, encoding: 'i32', data: data as Int32Array };
+  const f32 = data as Float32Array;
+  for (const [encoding, narrow, widen] of HALF) {
+    const head = f32.subarray(0, 1024); // most f32-only tensors fail here, before a full conversion
+    if (!sameBits(widen(narrow(head)), head)) continue;
+    const half = narrow(f32);
+    if (sameBits(widen(half), f32)) return { shape: t.shape, encoding, data: half };
+  }
+  return { shape: t.shape, encoding: 'f32', data: f32 };
+}
+
+/**
+ * Right after the first `finishLoad` of a unit: what each module derived (`exportDerived`) and
+ * the parameters its forward still reads, in their current values (a parent's `onLoad` may have
+ * rewritten them; unchanged ones keep their host copy).
+ */
+function captureDerived(unit: Module, u: Unit, uploaded: Map<Parameter, tf.Tensor>): Derived {
+  const modules = new Map<Module, Record<string, HostTensor>>();
+  const unused = new Set<Parameter>();
+  for (const [, m] of unit.namedModules()) {
+    if (!m.exportDerived) continue;
+    const d = m.exportDerived();
+    for (const p of d.unused ?? []) unused.add(p);
+    const rec: Record<string, HostTensor> = {};
+    for (const [k, t] of Object.entries(d.tensors)) rec[k] = toHost(t);
+    modules.set(m, rec);
+  }
+  const params = new Map<Parameter, HostTensor>();
+  for (const [p, h] of u.tensors) {
+    if (!p.loaded || unused.has(p)) continue;
+    params.set(p, p.value === uploaded.get(p) ? h : toHost(p.value));
+  }
+  return { params, modules };
+}
+
+/** Uploads the captured tensors of a unit and installs them (parameters, then each module's derived ones). */
+function installDerived(d: Derived): void {
+  for (const [p, h] of d.params) {
+    p.set(upload(h));
+    streamStats.uploadedBytes += h.data.byteLength;
+  }
+  for (const [m, rec] of d.modules) {
+    const tensors: Record<string, tf.Tensor> = {};
+    try {
+      for (const [k, h] of Object.entries(rec)) {
+        tensors[k] = tf.keep(upload(h));
+        streamStats.uploadedBytes += h.data.byteLength;
+      }
+      m.importDerived!(tensors);
+    } catch (e) {
+      tf.dispose(Object.values(tensors));
+      throw e;
+    }
+  }
 }
 
 function sample(): void {
@@ -77,11 +177,22 @@ export function withResident<T>(unit: Module, fn: () => T): T {
   if (!u || u.depth > 0) return fn();
   const t0 = performance.now();
   try {
-    for (const [p, h] of u.tensors) {
-      p.set(upload(h));
-      streamStats.uploadedBytes += h.data.byteLength;
+    if (u.derived) {
+      installDerived(u.derived);
+      streamStats.derivedUploads++;
+    } else {
+      const uploaded = new Map<Parameter, tf.Tensor>();
+      for (const [p, h] of u.tensors) {
+        p.set(upload(h));
+        uploaded.set(p, p.value);
+        streamStats.uploadedBytes += h.data.byteLength;
+      }
+      unit.finishLoad();
+      if (u.cacheable) {
+        u.derived = captureDerived(unit, u, uploaded);
+        u.tensors.clear();
+      }
     }
-    unit.finishLoad();
   } catch (e) {
     unit.dispose();
     throw e;
@@ -154,7 +265,7 @@ export function loadStateDictStreamed(
   for (const m of streamedUnits) {
     if (!inside.has(m) || m === root) throw new Error(`streamed unit "${m.path}" is not a submodule of the loaded module`);
     if (units.has(m)) throw new Error(`${m.path}: already streamed`);
-    const u: Unit = { tensors: new Map(), depth: 0 };
+    const u: Unit = { tensors: new Map(), cacheable: isCacheable(m), derived: null, depth: 0 };
     for (const [, p] of m.namedTensors()) {
       if (owner.has(p)) throw new Error(`streamed units overlap at "${m.path}"`);
       owner.set(p, u);
@@ -201,7 +312,7 @@ export function offloadToHost(streamedUnits: readonly Module[], hostDType: HostD
     if (released.length) {
       throw new Error(`cannot offload ${m.constructor.name} "${m.path}": ${released.slice(0, 3).join(', ')} not loaded (released by onLoad?)`);
     }
-    const u: Unit = { tensors: new Map(), depth: 0 };
+    const u: Unit = { tensors: new Map(), cacheable: isCacheable(m), derived: null, depth: 0 };
     for (const [, p] of tensors) {
       const t = p.value;
       let h: HostTensor = { shape: t.shape, encoding: t.dtype === 'float32' ? 'f32' : 'i32', data: t.dataSync() as Float32Array | Int32Array };

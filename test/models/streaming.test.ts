@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MapSource, saveTensors } from '../../src/io/safetensors.ts';
 import { Linear } from '../../src/nn/layers.ts';
 import { Module, StateDictError } from '../../src/nn/module.ts';
@@ -13,6 +13,9 @@ import { DiTWrapper } from '../../src/models/dit.ts';
 import { loadModel } from '../../src/models/load.ts';
 import { MemoryPlanError, residentWeightBytes } from '../../src/models/memory.ts';
 import { MMDiTWrapper } from '../../src/models/mmdit.ts';
+import { ChannelLastConv1d } from '../../src/models/mmdit-blocks.ts';
+import { TransposedLinear } from '../../src/models/transformer.ts';
+import { OobleckDecoder } from '../../src/models/vae/oobleck.ts';
 import { T5EncoderModel, type T5Config } from '../../src/models/t5.ts';
 import { createModelFromConfig } from '../../src/models/wrapper.ts';
 import type { DiffusionModel } from '../../src/models/diffusion-types.ts';
@@ -91,6 +94,102 @@ describe.each(CASES)('streamed $name', ({ build, cond }) => {
     // Sampled while a block was resident: the other weights + one block + live activations.
     expect(streamed.sampledPeak).toBeGreaterThan(streamed.loaded);
     expect(streamed.sampledPeak).toBeLessThanOrEqual(streamed.peak);
+  });
+});
+
+describe.each(CASES)('streamed $name, derived tensors kept after the first call', ({ build, cond }) => {
+  it('matches resident over several steps without re-running onLoad, faster per unit, leaking nothing', async () => {
+    const c = cond();
+    const steps = [0.9, 0.5, 0.1].map((tv, i) => ({ x: tf.randomNormal([1, 4, T], 0, 1, 'float32', 20 + i), t: tf.tensor1d([tv]) }));
+    const weights = randomWeights(build(), 30);
+    const src = new MapSource(weights);
+    const forward = async (m: Module, x: tf.Tensor, t: tf.Tensor) => {
+      const y = (m as unknown as DiffusionModel).forward(x, t, { crossAttnCond: c, cfgScale: 3 });
+      const out = Array.from(await y.data());
+      y.dispose();
+      return out;
+    };
+    const n0 = tf.memory().numTensors;
+    const resident = build();
+    resident.loadStateDict(src);
+    const want: number[][] = [];
+    for (const { x, t } of steps) want.push(await forward(resident, x, t));
+    resident.dispose();
+
+    const m = build();
+    const blocks = blocksOf(m);
+    loadStateDictStreamed(m, src, blocks);
+    const host0 = hostBytes(m);
+    const proto = (k: object) => k as unknown as { onLoad(): void };
+    const onLoads = [vi.spyOn(proto(TransposedLinear.prototype), 'onLoad'), vi.spyOn(proto(ChannelLastConv1d.prototype), 'onLoad')];
+    const finishLoads = blocks.map((b) => vi.spyOn(b, 'finishLoad'));
+    const perStep: { bytes: number; ms: number; onLoads: number; finishLoads: number; derived: number }[] = [];
+    try {
+      for (const [i, { x, t }] of steps.entries()) {
+        streamStats.reset();
+        for (const s of [...onLoads, ...finishLoads]) s.mockClear();
+        const n1 = tf.memory().numTensors;
+        expect(await forward(m, x, t)).toEqual(want[i]);
+        expect(tf.memory().numTensors).toBe(n1);
+        expect(streamStats.uploads).toBe(blocks.length);
+        perStep.push({
+          bytes: streamStats.uploadedBytes,
+          ms: streamStats.uploadMs,
+          onLoads: onLoads.reduce((n, s) => n + s.mock.calls.length, 0),
+          finishLoads: finishLoads.reduce((n, s) => n + s.mock.calls.length, 0),
+          derived: streamStats.derivedUploads,
+        });
+      }
+    } finally {
+      for (const s of [...onLoads, ...finishLoads]) s.mockRestore();
+    }
+    const [first, ...later] = perStep;
+    expect(first.onLoads).toBeGreaterThan(0);
+    expect(first.finishLoads).toBe(blocks.length);
+    expect(first.derived).toBe(0);
+    for (const s of later) {
+      expect(s).toMatchObject({ onLoads: 0, finishLoads: 0, derived: blocks.length });
+      expect(s.bytes).toBeLessThanOrEqual(first.bytes);
+      expect(s.ms).toBeLessThan(first.ms);
+    }
+    expect(hostBytes(m)).toBeLessThanOrEqual(host0);
+    m.dispose();
+    expect(tf.memory().numTensors).toBe(n0);
+    tf.dispose([...Object.values(weights), c, ...steps.flatMap(({ x, t }) => [x, t])]);
+  });
+});
+
+class DecoderHolder extends Module {
+  readonly decoder = this.module('decoder', new OobleckDecoder({ channels: 4, latent_dim: 3, c_mults: [1, 2], strides: [2, 4], use_snake: true }));
+}
+
+describe('streamed Oobleck decoder (weight-norm folds, polyphase transposed convs, SnakeBeta folds)', () => {
+  it('gives the resident output on every call, only the first one running onLoad', async () => {
+    const z = tf.randomNormal([1, 3, 5], 0, 1, 'float32', 40) as tf.Tensor3D;
+    const weights = randomWeights(new DecoderHolder(), 41);
+    const src = new MapSource(weights);
+    const n0 = tf.memory().numTensors;
+    const resident = new DecoderHolder();
+    resident.loadStateDict(src);
+    const y0 = resident.decoder.forward(z);
+    const want = Array.from(await y0.data());
+    tf.dispose(y0);
+    resident.dispose();
+    const m = new DecoderHolder();
+    loadStateDictStreamed(m, src, [m.decoder]);
+    const finishLoad = vi.spyOn(m.decoder, 'finishLoad');
+    for (let i = 0; i < 3; i++) {
+      streamStats.reset();
+      const y = m.decoder.forward(z);
+      expect(Array.from(await y.data())).toEqual(want);
+      y.dispose();
+      expect(streamStats.derivedUploads).toBe(i ? 1 : 0);
+    }
+    expect(finishLoad).toHaveBeenCalledTimes(1);
+    finishLoad.mockRestore();
+    m.dispose();
+    expect(tf.memory().numTensors).toBe(n0);
+    tf.dispose([z, ...Object.values(weights)]);
   });
 });
 

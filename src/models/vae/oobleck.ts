@@ -7,7 +7,7 @@
 // tf.tidy scope and the residual units dispose eagerly: at full size one activation is up to
 // [1, 485k, 128] f32 ≈ 250 MB, so keeping a layer's temporaries alive would not fit the wasm heap.
 import * as tf from '@tensorflow/tfjs';
-import { Conv1d, ConvTranspose1d, Module, ModuleList, SnakeBeta } from '../../nn/index.ts';
+import { Conv1d, ConvTranspose1d, Module, ModuleList, SnakeBeta, type DerivedTensors } from '../../nn/index.ts';
 import * as F from '../../nn/functional.ts';
 import { fusedSnakeBetaNWC } from '../../backend/blas.ts';
 
@@ -63,6 +63,14 @@ export class OobleckSnakeBeta extends SnakeBeta implements OobleckLayer {
     this.folded?.a.dispose();
     this.folded?.invB.dispose();
     this.folded = null;
+  }
+  override exportDerived(): DerivedTensors {
+    if (!this.folded) throw new Error(`${this.path || 'OobleckSnakeBeta'}: weights not loaded`);
+    return { tensors: { a: this.folded.a, invB: this.folded.invB } };
+  }
+  override importDerived(t: Record<string, tf.Tensor>): void {
+    this.onDispose();
+    this.folded = { a: tf.keep(t.a as tf.Tensor1D), invB: tf.keep(t.invB as tf.Tensor1D) };
   }
   override forward(x: tf.Tensor3D): tf.Tensor3D {
     return viaNWC(x, (h) => this.forwardNWC(h));
@@ -159,6 +167,17 @@ class WNConvTranspose1d extends ConvTranspose1d implements OobleckLayer {
     this.polyphase?.filter.dispose();
     this.polyphase?.bias?.dispose();
     this.polyphase = null;
+  }
+  override exportDerived(): DerivedTensors {
+    const pp = this.polyphase;
+    if (!pp) return super.exportDerived();
+    const unused = [this.weight, this.weightG, this.weightV, this.bias].filter((p) => p !== null);
+    return { tensors: pp.bias ? { polyphase: pp.filter, polyphaseBias: pp.bias } : { polyphase: pp.filter }, unused };
+  }
+  override importDerived(t: Record<string, tf.Tensor>): void {
+    if (!t.polyphase) return super.importDerived(t);
+    this.onDispose();
+    this.polyphase = { filter: tf.keep(t.polyphase as tf.Tensor4D), bias: t.polyphaseBias ? tf.keep(t.polyphaseBias as tf.Tensor1D) : null };
   }
   override forwardNWC(x: tf.Tensor3D): tf.Tensor3D {
     const pp = this.polyphase;
