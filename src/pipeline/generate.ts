@@ -1,7 +1,8 @@
 // generate(): the one path every generation runs through (CLI, web UI, parity): conditioning →
 // (MAF) → the shared sampler → VAE decode → trim → peak normalisation (spec §7.1, §7.9).
 import * as tf from '@tensorflow/tfjs';
-import { readAudio } from '../io/audio.ts';
+import { fitToWindow, readAudio } from '../io/audio.ts';
+import { peakNormalize } from '../io/wav.ts';
 import type { CondTensor } from '../models/conditioning.ts';
 import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../models/conditioners/clip.ts';
 import { conditionerKind, type ConditionerInput } from '../models/conditioners/multi.ts';
@@ -176,13 +177,7 @@ async function initAudioTensor(model: AudioXModel, src: string | Float32Array[],
   let channels: Float32Array[];
   if (typeof src === 'string') channels = (await readAudio(src, { sampleRate: model.sampleRate, channels: 2, signal })).data;
   else channels = src;
-  const n = model.sampleSize;
-  const fitted = (channels.length === 1 ? [channels[0], channels[0]] : channels.slice(0, 2)).map((c) => {
-    const out = new Float32Array(n);
-    out.set(c.subarray(0, n));
-    return out;
-  });
-  return repeatBatch(stereoTensor(fitted), b);
+  return repeatBatch(stereoTensor(fitToWindow(channels, model.sampleSize)), b);
 }
 
 function throwIfAborted(signal?: AbortSignal): void {
@@ -350,10 +345,9 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
   }
 }
 
-/** The reference's peak normalisation: divide by the global max |x| over batch and channels (silence stays silence). */
+/** The reference's peak normalisation over the whole batch: one global max |x| over items and channels. */
 export function peakNormalizeBatch(audio: Float32Array[][]): Float32Array[][] {
-  let peak = 0;
-  for (const item of audio) for (const ch of item) for (let i = 0; i < ch.length; i++) peak = Math.max(peak, Math.abs(ch[i]));
-  if (peak === 0) return audio;
-  return audio.map((item) => item.map((ch) => ch.map((v) => Math.max(-1, Math.min(1, v / peak)))));
+  const perItem = audio[0]?.length ?? 0;
+  const flat = peakNormalize(audio.flat());
+  return audio.map((_, b) => flat.slice(b * perItem, (b + 1) * perItem));
 }
