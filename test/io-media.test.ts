@@ -21,7 +21,7 @@ import {
   readWav,
   readWavHeader,
   readWavInt16,
-  toInt16Reference,
+  toInt16,
   writeWav,
   writeWavInt16,
 } from '../src/io/wav.ts';
@@ -320,13 +320,19 @@ describe('wav', () => {
     expect(leftovers(FIXTURES)).toEqual([]);
   });
 
-  it('toInt16Reference: global peak, clamp, ×32767, truncation toward zero', async () => {
-    const x = [new Float32Array([0.5, -1.0, 0.25, 1.9999]), new Float32Array([2.0, -0.3, 0, -2.0])];
-    // /2 → [0.25, -0.5, 0.125, 0.99995] and [1, -0.15, 0, -1]; ×32767 → truncate
-    const y = toInt16Reference(x);
-    expect(Array.from(y[0])).toEqual([8191, -16383, 4095, 32765]);
-    expect(Array.from(y[1])).toEqual([32767, -4915, 0, -32767]);
-    expect(toInt16Reference([new Float32Array(3)])[0]).toEqual(new Int16Array(3));
+  it('toInt16: clamp, ×32767 in float32, round to nearest with ties to even (the reference writer)', async () => {
+    const x = [new Float32Array([0.5, -1.0, 0.25, 0.99995]), new Float32Array([2.0, -0.3, 0, -2.0])];
+    // 0.5·32767 = 16383.5 → 16384 (even); 0.25·32767 = 8191.75 → 8192; -0.3·32767 = -9830.1 → -9830
+    const y = toInt16(x);
+    expect(Array.from(y[0])).toEqual([16384, -32767, 8192, 32765]);
+    expect(Array.from(y[1])).toEqual([32767, -9830, 0, -32767]);
+    // ±0.5 is the one exact tie (±16383.5): to the even neighbour, not truncated to ±16383
+    expect(Array.from(toInt16([new Float32Array([-0.5])])[0])).toEqual([-16384]);
+    expect(() => toInt16([new Float32Array([0, NaN])])).toThrow(/NaN at sample 1/);
+    // writeWav's 16-bit path writes exactly these values
+    await writeWav(f('conv16.wav'), x, 22050);
+    expect(readWavInt16(f('conv16.wav')).map((c) => Array.from(c))).toEqual(y.map((c) => Array.from(c)));
+    fs.rmSync(f('conv16.wav'));
     const pn = peakNormalize(x);
     expect(pn[1][0]).toBe(1);
     expect(pn[0][1]).toBe(-0.5);

@@ -54,8 +54,8 @@ function checkFinite(channels: readonly Float32Array[]): void {
 
 /**
  * Writes `channels` (float, nominally [−1,1]) as a WAV file, atomically (temp file + rename).
- * bitDepth 16 (default): PCM, clamped to [−1,1], ×32767 for positive / ×32768 for negative, rounded
- * (wav-encoder's rule). '32f': IEEE float, values written as is.
+ * bitDepth 16 (default): PCM through {@link toInt16}, the reference front-end's conversion. '32f': IEEE
+ * float, values written as is.
  */
 export async function writeWav(
   file: string,
@@ -65,15 +65,12 @@ export async function writeWav(
 ): Promise<void> {
   checkChannels(channels, sampleRate);
   checkFinite(channels);
-  const bitDepth = opts.bitDepth ?? 16;
-  const buf = WavEncoder.encode.sync(
-    { sampleRate, channelData: [...channels] },
-    bitDepth === '32f' ? { float: true } : { bitDepth: 16 },
-  );
+  if ((opts.bitDepth ?? 16) === 16) return writeWavInt16(file, toInt16(channels), sampleRate);
+  const buf = WavEncoder.encode.sync({ sampleRate, channelData: [...channels] }, { float: true });
   await writeAtomically(file, async (tmp) => fs.promises.writeFile(tmp, new Uint8Array(buf)));
 }
 
-/** Writes exact int16 sample values (e.g. from {@link toInt16Reference}) as 16-bit PCM WAV, atomically. */
+/** Writes exact int16 sample values (e.g. from {@link toInt16}) as 16-bit PCM WAV, atomically. */
 export async function writeWavInt16(file: string, channels: readonly Int16Array[], sampleRate: number): Promise<void> {
   checkChannels(channels, sampleRate);
   // wav-encoder maps v ≥ 0 to round(v·32767) and v < 0 to round(v·32768): invert that exactly.
@@ -84,6 +81,30 @@ export async function writeWavInt16(file: string, channels: readonly Int16Array[
   });
   const buf = WavEncoder.encode.sync({ sampleRate, channelData: asFloat }, { bitDepth: 16 });
   await writeAtomically(file, async (tmp) => fs.promises.writeFile(tmp, new Uint8Array(buf)));
+}
+
+/** Round to nearest, ties to even (C's lrintf in the default rounding mode). */
+function rint(x: number): number {
+  const r = Math.round(x);
+  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * The one float → int16 conversion (WAV writer, CLI, server, parity): clamp to [−1, 1], ×32767 in float32,
+ * round to nearest with ties to even — what the reference front-end's WAV writer produces (soundfile /
+ * libsndfile PCM_16: lrintf(x·32767)). The input is expected peak-normalised already
+ * ({@link peakNormalize}). NaN is refused.
+ */
+export function toInt16(channels: readonly Float32Array[]): Int16Array[] {
+  return channels.map((x, c) => {
+    const out = new Int16Array(x.length);
+    for (let i = 0; i < x.length; i++) {
+      const v = x[i];
+      if (Number.isNaN(v)) throw new MediaError('INVALID_ARGUMENT', `Audio channel ${c} contains NaN at sample ${i}; cannot convert to int16.`);
+      out[i] = rint(Math.fround(Math.min(1, Math.max(-1, v)) * 32767));
+    }
+    return out;
+  });
 }
 
 /** max |x| over all channels. */
@@ -112,25 +133,6 @@ export function peakNormalize(channels: readonly Float32Array[]): Float32Array[]
       return out;
     }
     for (let i = 0; i < x.length; i++) out[i] = Math.min(1, Math.max(-1, x[i] / peak));
-    return out;
-  });
-}
-
-/**
- * The reference's int16 conversion (README script, quirk 24): x / max|x| (global over all channels), clamp to
- * [−1,1], ×32767, cast to int16 by truncation toward zero — all in float32 arithmetic like torch.
- * Deviation: all-zero input gives zeros (the reference would produce NaN → undefined int16 values).
- */
-export function toInt16Reference(channels: readonly Float32Array[]): Int16Array[] {
-  const peak = Math.fround(globalPeak(channels));
-  if (Number.isNaN(peak)) throw new MediaError('INVALID_ARGUMENT', 'Audio contains NaN; cannot convert to int16.');
-  return channels.map((x) => {
-    const out = new Int16Array(x.length);
-    if (peak === 0) return out;
-    for (let i = 0; i < x.length; i++) {
-      const q = Math.min(1, Math.max(-1, Math.fround(x[i] / peak)));
-      out[i] = Math.trunc(Math.fround(q * 32767));
-    }
     return out;
   });
 }

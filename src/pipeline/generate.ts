@@ -12,6 +12,7 @@ import { decoderReceptiveRadius } from '../models/vae/pretransform.ts';
 import { InjectedNoise, SeededNoise, type NoiseSource } from '../sampling/noise.ts';
 import { SAMPLERS } from '../sampling/samplers.ts';
 import { sampleK, sampleKSigmas, sampleRf, sampleRfTimesteps } from '../sampling/sample.ts';
+import { cutPaste, buildMask, resolveMaskArgs, type MaskArgs } from './inpaint.ts';
 import { CONDITIONING_SECONDS, audioPrompt, audioPromptSamples, checkMediaInputs, stereoTensor, syncFeatures, videoFrames, type MediaOptions } from './media.ts';
 import type { GenerateOptions, GenerateResult, SamplerName } from './types.ts';
 
@@ -56,6 +57,9 @@ export interface ResolvedParams {
   seed: number;
   initAudio: string | null;
   initNoiseLevel: number | null;
+  /** The reference's inpainting arguments, in percent of the generation window. */
+  inpaint: MaskArgs | null;
+  fullLength: boolean;
   batchSize: number;
   referenceQuirks: boolean;
   model: string;
@@ -68,8 +72,12 @@ export interface ModelLimits {
   maxSeconds: number;
 }
 
-/** Fills in defaults and validates every parameter (throws GenerateError); needs no weights. */
-export function resolveParams(model: ModelLimits, o: GenerateOptions): ResolvedParams {
+/**
+ * Fills in defaults and validates every parameter (throws GenerateError); needs no weights.
+ * `windowSeconds`: the generation window, when init audio lengthens it (inpainting positions given in
+ * seconds are relative to it); unknown for an init audio file not yet read (then checked in generate()).
+ */
+export function resolveParams(model: ModelLimits, o: GenerateOptions, windowSeconds?: number): ResolvedParams {
   const d = GENERATE_DEFAULTS;
   const seed = o.seed === undefined || o.seed === -1 ? Math.floor(Math.random() * 0xffffffff) : o.seed;
   const p: ResolvedParams = {
@@ -89,7 +97,9 @@ export function resolveParams(model: ModelLimits, o: GenerateOptions): ResolvedP
     rho: o.rho ?? d.rho,
     seed,
     initAudio: typeof o.initAudio === 'string' ? o.initAudio : null,
-    initNoiseLevel: o.initAudio ? (o.initNoiseLevel ?? d.initNoiseLevel) : null,
+    initNoiseLevel: o.initAudio && !o.inpaint ? (o.initNoiseLevel ?? d.initNoiseLevel) : null,
+    inpaint: null,
+    fullLength: o.fullLength ?? false,
     batchSize: o.batchSize ?? d.batchSize,
     referenceQuirks: o.referenceQuirks ?? false,
     model: model.name,
@@ -108,8 +118,20 @@ export function resolveParams(model: ModelLimits, o: GenerateOptions): ResolvedP
   check(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, `seed must be an integer in [0, 2^32) or -1, got ${o.seed}`);
   check(p.initNoiseLevel === null || p.initNoiseLevel > 0, `init noise level must be > 0, got ${p.initNoiseLevel}`);
   check(!(o.video && o.image), 'give either a video or an image, not both');
-  check(!o.inpaint || o.initAudio !== undefined, 'inpainting needs init audio');
+  check(!o.inpaint || o.initAudio !== undefined, 'inpainting needs init audio (the audio to regenerate part of)');
   check(o.initNoiseLevel === undefined || o.initAudio !== undefined, 'an init noise level needs init audio to vary');
+  check(
+    o.initNoiseLevel === undefined || !o.inpaint,
+    'an init noise level applies to variations only: inpainting starts from sigma-max, like the reference',
+  );
+  if (o.inpaint) {
+    const win = windowSeconds ?? (typeof o.initAudio === 'string' ? Infinity : model.maxSeconds);
+    try {
+      p.inpaint = resolveMaskArgs(o.inpaint, win);
+    } catch (e) {
+      throw new GenerateError((e as Error).message);
+    }
+  }
   return p;
 }
 
@@ -172,12 +194,21 @@ function disposeInputs(inputs: Record<string, ConditionerInput>): void {
   }
 }
 
-/** Init audio for variations: a file or samples → [B, 2, sample_size] at the model rate (cropped / zero-padded). */
-async function initAudioTensor(model: AudioXModel, src: string | Float32Array[], b: number, signal?: AbortSignal): Promise<tf.Tensor> {
-  let channels: Float32Array[];
-  if (typeof src === 'string') channels = (await readAudio(src, { sampleRate: model.sampleRate, channels: 2, signal })).data;
-  else channels = src;
-  return repeatBatch(stereoTensor(fitToWindow(channels, model.sampleSize)), b);
+/** Init audio as stereo samples at the model rate (a file is read and resampled). */
+async function initAudioSamples(model: AudioXModel, src: string | Float32Array[], signal?: AbortSignal): Promise<Float32Array[]> {
+  const channels = typeof src === 'string' ? (await readAudio(src, { sampleRate: model.sampleRate, channels: 2, signal })).data : src;
+  check(channels.length >= 1 && channels.length <= 2, `init audio must have 1 or 2 channels, got ${channels.length}`);
+  check(channels[0].length > 0, 'init audio is empty');
+  return channels.length === 1 ? [channels[0], channels[0]] : channels;
+}
+
+/**
+ * The generation length in samples: the model's window, or — for init audio longer than it — the init
+ * audio's length rounded up to whole latent frames (the reference's front-end, min_input_length).
+ */
+export function generationSamples(sampleSize: number, downsamplingRatio: number, initLength?: number): number {
+  if (initLength === undefined || initLength <= sampleSize) return sampleSize;
+  return Math.ceil(initLength / downsamplingRatio) * downsamplingRatio;
 }
 
 function throwIfAborted(signal?: AbortSignal): void {
@@ -194,11 +225,16 @@ function throwIfAborted(signal?: AbortSignal): void {
  */
 export async function generate(model: AudioXModel, o: GenerateOptions = {}): Promise<GenerateResult> {
   const t0 = performance.now();
-  const p = resolveParams(model, o);
+  let p = resolveParams(model, o);
   // Bad media fail here, before any tensor is made.
   await checkMediaInputs({ video: o.video, image: o.image, audio: o.audio, initAudio: o.initAudio }, { seekTime: p.secondsStart, signal: o.signal });
   throwIfAborted(o.signal);
   const w = model.wrapper;
+  const ratio = w.pretransform.downsamplingRatio;
+  const init = o.initAudio ? await initAudioSamples(model, o.initAudio, o.signal) : null;
+  const genSamples = generationSamples(model.sampleSize, ratio, init?.[0].length);
+  if (o.inpaint) p = resolveParams(model, o, genSamples / model.sampleRate);
+  throwIfAborted(o.signal);
   const noise: NoiseSource = o.noise ? new InjectedNoise(o.noise, new SeededNoise(p.seed)) : new SeededNoise(p.seed);
   const media: MediaOptions = { seekTime: p.secondsStart, referenceQuirks: p.referenceQuirks, signal: o.signal };
   const owned: tf.Tensor[] = [];
@@ -206,7 +242,7 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
   let negCond: Record<string, CondTensor> = {};
   try {
     // 1. Conditioning (the reference draws the initial noise first, then conditions).
-    const T = w.latentLength(model.sampleSize);
+    const T = w.latentLength(genSamples);
     const x0 = noise.randn('initial', [p.batchSize, w.ioChannels, T]);
     owned.push(x0);
     const pre = o.conditioningTensors ?? {};
@@ -244,22 +280,27 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
     }
     const tCond = performance.now();
 
-    // 2. Init audio (variation).
+    // 2. Init audio (variation, inpainting): cropped / zero-padded at the end to the window, encoded
+    // once and repeated over the batch (one VAE draw, as the reference).
     let initData: tf.Tensor | undefined;
-    if (o.initAudio) {
-      const audio = await initAudioTensor(model, o.initAudio, p.batchSize, o.signal);
-      initData = w.pretransform.encode(audio as tf.Tensor3D, { noise });
-      audio.dispose();
-      owned.push(initData);
-    }
     let mask: tf.Tensor | undefined;
-    if (o.inpaint) {
-      const ratio = model.sampleRate / w.pretransform.downsamplingRatio;
-      const a = Math.max(0, Math.floor(o.inpaint.maskStart * ratio));
-      const e = Math.min(T, Math.ceil(o.inpaint.maskEnd * ratio));
-      check(e > a, `inpaint range [${o.inpaint.maskStart}, ${o.inpaint.maskEnd}] s is empty`);
-      mask = tf.tensor1d(Float32Array.from({ length: T }, (_, i) => (i >= a && i < e ? 0 : 1)));
-      owned.push(mask);
+    if (init) {
+      const audio = stereoTensor(fitToWindow(init, genSamples));
+      let z: tf.Tensor;
+      try {
+        z = w.pretransform.encode(audio as tf.Tensor3D, { noise });
+      } finally {
+        audio.dispose();
+      }
+      if (p.inpaint) {
+        const moved = cutPaste(z, p.inpaint);
+        z.dispose();
+        z = moved;
+        mask = tf.tensor1d(buildMask(T, p.inpaint));
+        owned.push(mask);
+      }
+      initData = repeatBatch(z, p.batchSize);
+      owned.push(initData);
     }
 
     // 3. Sampling with the one shared sampler module.
@@ -298,9 +339,9 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
     // 4. Decode, trim to the requested length, normalise.
     // The decoder gives ⌊sample_size / 2048⌋·2048 samples, slightly less than sample_size (quirk 26), so a
     // request near sample_size / sample_rate seconds gets everything there is (up to 2047 samples short).
-    const ratio = w.pretransform.downsamplingRatio;
     const [lb, lc, L] = latents.shape as [number, number, number];
-    const n = Math.min(L * ratio, Math.round(p.secondsTotal * model.sampleRate));
+    const wanted = genSamples > model.sampleSize ? init![0].length : Math.round(p.secondsTotal * model.sampleRate);
+    const n = p.fullLength ? L * ratio : Math.min(L * ratio, wanted);
     // Only the latents the kept samples can see are decoded (the decoder's receptive radius past the cut):
     // the kept audio is the full decode's up to float rounding (≤ 1e-4 of the peak in the tests), at a
     // fraction of the cost for short requests.

@@ -1,6 +1,9 @@
 // Public types of the generation pipeline (what the CLI, the web UI and library users call).
 import type * as tf from '@tensorflow/tfjs';
 import type { NoiseStream } from '../sampling/noise.ts';
+import type { InpaintOptions } from './inpaint.ts';
+
+export type { InpaintOptions, WindowPosition } from './inpaint.ts';
 
 export type SamplerName =
   | 'dpmpp-3m-sde'
@@ -29,12 +32,6 @@ export interface Progress {
   elapsedMs: number;
 }
 
-/** Inpainting: keep the init audio where `maskStart..maskEnd` (seconds) is NOT regenerated. */
-export interface InpaintOptions {
-  maskStart: number;
-  maskEnd: number;
-}
-
 export interface GenerateOptions {
   prompt?: string;
   negativePrompt?: string;
@@ -56,10 +53,21 @@ export interface GenerateOptions {
   rho?: number;
   /** −1 or undefined: random. */
   seed?: number;
-  /** Init audio for variations: a path or stereo samples at the model rate. */
+  /**
+   * Init audio for variations and inpainting: a path or stereo samples at the model rate. Cropped or
+   * zero-padded to the window; init audio longer than the window lengthens the generation to its length
+   * (rounded up to whole latent frames), as the reference's front-end does.
+   */
   initAudio?: string | Float32Array[];
+  /** Variation only: the σ the init audio is noised to (replaces sigmaMax; default 1). */
   initNoiseLevel?: number;
+  /** Regenerate part of the init audio (reference semantics: the mask range is regenerated). */
   inpaint?: InpaintOptions;
+  /**
+   * Keep the whole decoded window (e.g. 10.96 s for AudioX) and normalise over all of it, as the
+   * reference's front-end does; default: trim to `secondsTotal` (or to the init audio's length).
+   */
+  fullLength?: boolean;
   batchSize?: number;
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;

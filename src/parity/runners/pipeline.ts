@@ -2,13 +2,42 @@
 // Precomputed conditioner outputs, the initial/SDE/VAE noise draws and the audio prompt come from the
 // fixture; the int16 output is the reference's post-processing of the raw decoded audio.
 import * as tf from '@tensorflow/tfjs';
-import { toInt16Reference } from '../../io/wav.ts';
+import { toInt16 } from '../../io/wav.ts';
 import { validateConfig } from '../../models/config.ts';
 import { AudioXModel } from '../../models/load.ts';
 import { createModelFromConfig } from '../../models/wrapper.ts';
-import { generate } from '../../pipeline/generate.ts';
-import type { CondTensors } from '../../pipeline/types.ts';
+import { generate, peakNormalizeBatch } from '../../pipeline/generate.ts';
+import type { CondTensors, InpaintOptions } from '../../pipeline/types.ts';
 import type { Fixture, Runner } from '../types.ts';
+
+/** Injected draws `intermediates/<prefix><i>` in call order. */
+function numbered(fx: Fixture, prefix: string): string[] {
+  const re = new RegExp(`^${prefix}\\d+$`);
+  return fx
+    .names('intermediates')
+    .filter((n) => re.test(n))
+    .sort((x, y) => Number(x.slice(prefix.length)) - Number(y.slice(prefix.length)));
+}
+
+/** The Gradio inpainting sliders (`mask_args`, percent) as generate()'s inpaint option. */
+function inpaintOf(m: Record<string, number>): InpaintOptions {
+  return {
+    maskStart: m.maskstart,
+    maskEnd: m.maskend,
+    softnessL: m.softnessL,
+    softnessR: m.softnessR,
+    marination: m.marination,
+    cropFrom: m.cropfrom,
+    pasteFrom: m.pastefrom,
+    pasteTo: m.pasteto,
+  };
+}
+
+function channelsOf2d(t: tf.Tensor): Float32Array[] {
+  const [c, n] = t.shape;
+  const d = t.dataSync() as Float32Array;
+  return Array.from({ length: c }, (_, i) => d.slice(i * n, (i + 1) * n));
+}
 
 function channelsOf(t: tf.Tensor): Float32Array[] {
   const [b, c, n] = t.shape;
@@ -36,7 +65,12 @@ async function run(fx: Fixture) {
       if (name.endsWith('_mask') || !fx.has(`inputs/${name}_mask`) || wrapper.conditioner.ids.includes(name)) continue;
       pre[name] = { embedding: read(`inputs/${name}`), mask: read(`inputs/${name}_mask`) };
     }
-    const sde = fx.names('intermediates').filter((n) => /^noise_\d+$/.test(n)).sort((x, y) => Number(x.slice(6)) - Number(y.slice(6)));
+    const sde = numbered(fx, 'noise_');
+    // VAE draws in call order: the audio-prompt conditioner first, then the init-audio encode.
+    const vae = ['inputs/audio_prompt_vae_noise', 'inputs/init_audio_vae_noise'].filter((n) => fx.has(n)).map(read);
+    const maskArgs = (fx.args as { mask_args?: Record<string, number> }).mask_args;
+    const initSampleRate = a.init_audio_sample_rate === undefined ? config.sample_rate : Number(a.init_audio_sample_rate);
+    if (initSampleRate !== config.sample_rate) throw new Error(`init audio at ${initSampleRate} Hz: the runner gives samples at the model rate only`);
     const numbers: Record<string, number> = {};
     for (const id of wrapper.conditioner.ids) {
       if (fx.has(`inputs/${id}`) && !fx.has(`inputs/${id}_mask`) && !id.includes('audio')) numbers[id] = (await read(`inputs/${id}`).data())[0];
@@ -47,8 +81,14 @@ async function run(fx: Fixture) {
       noise: {
         initial: read('inputs/noise'),
         sde: sde.map((n) => read(`intermediates/${n}`)),
-        ...(fx.has('inputs/audio_prompt_vae_noise') ? { vae: read('inputs/audio_prompt_vae_noise') } : {}),
+        inpaint: numbered(fx, 'inpaint_noise_').map((n) => read(`intermediates/${n}`)),
+        ...(vae.length ? { vae } : {}),
       },
+      initAudio: fx.has('inputs/init_audio') ? channelsOf2d(read('inputs/init_audio')) : undefined,
+      initNoiseLevel: fx.has('inputs/init_audio') && !maskArgs ? Number(a.init_noise_level) : undefined,
+      inpaint: maskArgs ? inpaintOf(maskArgs) : undefined,
+      // The front-end keeps the whole decoded window.
+      fullLength: true,
       numberConditioning: numbers,
       steps: Number(a.steps),
       cfgScale: Number(a.cfg_scale),
@@ -59,7 +99,6 @@ async function run(fx: Fixture) {
       rho: Number(a.rho ?? 1),
       seed: Number(a.seed),
       batchSize: Number(a.batch_size ?? 1),
-      secondsTotal: config.sample_size / config.sample_rate,
       normalize: false,
     });
     const B = result.audio.length;
@@ -67,18 +106,21 @@ async function run(fx: Fixture) {
     const N = result.audio[0][0].length;
     const flat = new Float32Array(B * C * N);
     result.audio.forEach((item, b) => item.forEach((ch, c) => flat.set(ch, (b * C + c) * N)));
-    // 'b d n -> d (b n)' then the reference's int16 conversion.
+    // The front-end's post-processing: peak normalisation over everything, 'b d n -> d (b n)', int16.
+    const normalized = peakNormalizeBatch(result.audio);
     const perChannel = Array.from({ length: C }, (_, c) => {
       const out = new Float32Array(B * N);
-      for (let b = 0; b < B; b++) out.set(result.audio[b][c], b * N);
+      for (let b = 0; b < B; b++) out.set(normalized[b][c], b * N);
       return out;
     });
-    const i16 = toInt16Reference(perChannel);
+    const floatFlat = new Float32Array(C * B * N);
+    perChannel.forEach((ch, c) => floatFlat.set(ch, c * B * N));
     const i16flat = new Int32Array(C * B * N);
-    i16.forEach((ch, c) => i16flat.set(Int32Array.from(ch), c * B * N));
+    toInt16(perChannel).forEach((ch, c) => i16flat.set(Int32Array.from(ch), c * B * N));
     return {
       outputs: {
         audio: tf.tensor(flat, [B, C, N]),
+        audio_float: tf.tensor(floatFlat, [C, B * N]),
         audio_int16: tf.tensor(i16flat, [C, B * N], 'int32'),
         sigmas: tf.tensor1d(result.sigmas),
       },
