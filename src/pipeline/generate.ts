@@ -125,11 +125,16 @@ export function resolveParams(model: ModelLimits, o: GenerateOptions, windowSeco
     'an init noise level applies to variations only: inpainting starts from sigma-max, like the reference',
   );
   if (o.inpaint) {
-    const win = windowSeconds ?? (typeof o.initAudio === 'string' ? Infinity : model.maxSeconds);
-    try {
-      p.inpaint = resolveMaskArgs(o.inpaint, win);
-    } catch (e) {
-      throw new GenerateError((e as Error).message);
+    // Init audio longer than the window lengthens it: positions in seconds are checked against the
+    // real window in generate(), once the audio has been read (here only percentages are).
+    const inSeconds = Object.values(o.inpaint).some((v) => typeof v === 'string' && !v.trim().endsWith('%'));
+    if (windowSeconds !== undefined || !inSeconds) {
+      const win = windowSeconds ?? model.maxSeconds;
+      try {
+        p.inpaint = resolveMaskArgs(o.inpaint, win);
+      } catch (e) {
+        throw new GenerateError((e as Error).message);
+      }
     }
   }
   return p;

@@ -128,6 +128,56 @@ describe('tasks and inputs on the demo model', () => {
     expect(maxDiff(r, baseline)).toBeGreaterThan(1e-3);
   });
 
+  it('inpainting regenerates the mask range (reference polarity): all of it regenerated = no init audio', async () => {
+    // With the whole window in the mask the reference starts from pure noise and never pastes the init
+    // audio back before the last step, whose result dpmpp-3m-sde replaces by the denoised estimate: the
+    // same audio as a generation without init audio. (Inverted polarity would keep the init audio.)
+    const before = tf.memory().numTensors;
+    const all = await generate(model, { ...fast, prompt: RAIN, initAudio: tone, inpaint: { maskStart: 0, maskEnd: '100%' } });
+    expect(tf.memory().numTensors).toBe(before);
+    expect(maxDiff(all, baseline)).toBeLessThan(1e-5);
+    // A part of it, given in seconds, with soft edges: differs from both.
+    const part = await generate(model, {
+      ...fast,
+      prompt: RAIN,
+      initAudio: tone,
+      inpaint: { maskStart: '0.5s', maskEnd: '1.2s', softnessL: '2%', softnessR: 2, marination: 0.1 },
+    });
+    expectAudio(part);
+    expect(maxDiff(part, baseline)).toBeGreaterThan(1e-3);
+    expect(part.params.inpaint).toMatchObject({ maskStart: 5, maskEnd: 12, softnessL: 2, softnessR: 2, marination: 0.1 });
+    expect(part.params.initNoiseLevel).toBeNull();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('inpainting and variation refuse inconsistent arguments before any tensor is made', async () => {
+    const before = tf.memory().numTensors;
+    await expect(generate(model, { ...fast, inpaint: { maskStart: 10, maskEnd: 20 } })).rejects.toThrow(/inpainting needs init audio/);
+    await expect(generate(model, { ...fast, initAudio: tone, initNoiseLevel: 2, inpaint: { maskStart: 10, maskEnd: 20 } })).rejects.toThrow(
+      /variations only/,
+    );
+    await expect(generate(model, { ...fast, initAudio: tone, inpaint: { maskStart: '3s', maskEnd: '1s' } })).rejects.toThrow(/must come after/);
+    await expect(generate(model, { ...fast, initAudio: tone, inpaint: { maskStart: '1s', maskEnd: '11s' } })).rejects.toThrow(
+      /inpaint end must lie in the generation window/,
+    );
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('init audio longer than the window lengthens the generation (whole latent frames), output as long as the init audio', async () => {
+    const long = await makeTone(path.join(dir, 'long.wav'), 11, { freq: 220 });
+    const r = await generate(model, { ...fast, prompt: RAIN, initAudio: long, initNoiseLevel: 1, returnLatents: true });
+    expect(r.latents?.shape).toEqual([1, 8, Math.ceil((11 * SR) / 2048)]);
+    r.latents?.dispose();
+    expectAudio(r, 1, 11);
+  });
+
+  it('fullLength keeps the whole decoded window and normalises over all of it', async () => {
+    const r = await generate(model, { ...fast, prompt: RAIN, fullLength: true });
+    expect(r.audio[0][0]).toHaveLength(215 * 2048);
+    expect(peak(r)).toBeCloseTo(1, 6);
+    expect(r.params.fullLength).toBe(true);
+  });
+
   it('negative prompt changes the result, leaking nothing', async () => {
     const before = tf.memory().numTensors;
     const r = await generate(model, { ...fast, prompt: RAIN, negativePrompt: 'thunder, wind' });
