@@ -66,10 +66,25 @@ describe('audiox generate (demo model)', () => {
     expect(r.stderr).not.toMatch(/sampling:/); // --no-progress
   });
 
+  it('inpainting (--init-audio + --inpaint-*, seconds and percent) and --full-length', async () => {
+    const out = outDir('inpaint');
+    const r = await runCli([
+      'generate', '--model', 'demo', '--prompt', 'a bell', '--init-audio', media.tone, '--inpaint-start', '0.5', '--inpaint-end', '12%',
+      '--inpaint-softness', '0.1s,2%', '--inpaint-marination', '0.2', '--seconds', '1.5', '--steps', '3', '--no-progress', '-o', path.join(out, 'bell.wav'),
+    ]);
+    expect(r.stderr).not.toMatch(/audiox:/);
+    expect(r.code).toBe(0);
+    expect(readWavHeader(path.join(out, 'bell.wav'))).toMatchObject({ channels: 2, numFrames: 66150 });
+    const full = await runCli(['generate', '--model', 'demo', '--prompt', 'a bell', '--full-length', '--steps', '2', '--no-progress', '-o', path.join(out, 'full.wav')]);
+    expect(full.code).toBe(0);
+    expect(readWavHeader(path.join(out, 'full.wav')).numFrames).toBe(215 * 2048); // the whole decoded window
+    expect(listDir(out)).toEqual(['bell.wav', 'full.wav']);
+  });
+
   it('help lists every option of the issue with the README defaults', async () => {
     const r = await runCli(['generate', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--model', '--prompt', '--negative-prompt', '--video', '--image', '--audio', '--seconds-start', '--seconds', '--steps', '--cfg', '--sampler', '--sigma-min', '--sigma-max', '--seed', '--init-audio', '--init-noise-level', '--batch', '--output', '--reference-quirks']) {
+    for (const flag of ['--model', '--prompt', '--negative-prompt', '--video', '--image', '--audio', '--seconds-start', '--seconds', '--steps', '--cfg', '--sampler', '--sigma-min', '--sigma-max', '--seed', '--init-audio', '--init-noise-level', '--batch', '--output', '--reference-quirks', '--inpaint-start', '--inpaint-end', '--inpaint-softness', '--inpaint-marination', '--inpaint-crop-from', '--inpaint-paste-from', '--inpaint-paste-to', '--full-length']) {
       expect(r.stdout).toContain(flag);
     }
     expect(r.stdout).toMatch(/--steps <n>\s+sampling steps \(default: 250\)/);
@@ -94,6 +109,10 @@ describe('bad input: exit code 1, a clear message, no output', () => {
     ['unknown sampler', ['--sampler', 'euler-x'], /audiox: unknown sampler "euler-x"; valid: .*dpmpp-3m-sde/],
     ['unknown model', ['--model', 'AudioX-Ultra'], /audiox: unknown model "AudioX-Ultra": use one of demo, AudioX, AudioX-MAF, AudioX-MAF-MMDiT/],
     ['weights absent', ['--model', 'AudioX-MAF'], /audiox: model "AudioX-MAF": .*config\.json is missing\. Run `audiox download AudioX-MAF` first\./, { AUDIOX_HOME: 'empty-home' }], // relative to the test directory
+    ['inpainting without init audio', ['--inpaint-start', '0.2', '--inpaint-end', '0.5'], /audiox: inpainting needs init audio/],
+    ['inpainting without an end', ['--init-audio', 'in/tone.wav', '--inpaint-start', '0.2'], /audiox: inpainting needs both --inpaint-start and --inpaint-end/],
+    ['inpaint position malformed', ['--init-audio', 'in/tone.wav', '--inpaint-start', 'soon', '--inpaint-end', '50%'], /audiox: inpaint start must be a percentage \("25%"\) or seconds/],
+    ['inpaint range reversed', ['--init-audio', 'in/tone.wav', '--inpaint-start', '60%', '--inpaint-end', '2'], /audiox: the inpaint end \(.*\) must come after its start/],
     ['output directory missing', ['-o', 'no/such/dir/out.wav'], /Output directory .* does not exist/],
   ];
 

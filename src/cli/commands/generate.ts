@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { activeBackend } from '../../backend/index.ts';
 import { checkOutputDir } from '../../io/ffmpeg.ts';
+import { probeMedia } from '../../io/ffmpeg.ts';
 import { muxVideoWithAudio } from '../../io/mux.ts';
 import { writeWav } from '../../io/wav.ts';
 import { modelDir } from '../../hub/models.ts';
@@ -13,7 +14,7 @@ import { readConfig, type AudioXConfig } from '../../models/config.ts';
 import { ModelNotFoundError, RELEASED_MODELS, loadModel, resolveModelDir } from '../../models/load.ts';
 import { GENERATE_DEFAULTS, SAMPLER_NAMES, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
 import { checkMediaInputs } from '../../pipeline/media.ts';
-import type { GenerateOptions, SamplerName } from '../../pipeline/types.ts';
+import type { GenerateOptions, InpaintOptions, SamplerName, WindowPosition } from '../../pipeline/types.ts';
 
 export function num(name: string) {
   return (v: string): number => {
@@ -53,6 +54,14 @@ export interface GenerationCliOptions {
   initNoiseLevel?: number;
   batch: number;
   referenceQuirks?: boolean;
+  inpaintStart?: string;
+  inpaintEnd?: string;
+  inpaintSoftness?: string;
+  inpaintMarination?: number;
+  inpaintCropFrom?: string;
+  inpaintPasteFrom?: string;
+  inpaintPasteTo?: string;
+  fullLength?: boolean;
 }
 
 export interface GenerateCliOptions extends GenerationCliOptions {
@@ -84,8 +93,39 @@ export function addGenerationOptions(cmd: Command, defaults: { steps: number }):
     .option('--seed <n>', 'random seed (-1: random)', int('--seed'), -1)
     .option('--init-audio <file>', 'audio to vary (variation)')
     .option('--init-noise-level <x>', 'noise level for --init-audio (default 1)', num('--init-noise-level'))
+    .option('--inpaint-start <pos>', 'inpainting: start of the range to regenerate in --init-audio (seconds, or a percentage like 30%)')
+    .option('--inpaint-end <pos>', 'inpainting: end of the range to regenerate (seconds or %)')
+    .option('--inpaint-softness <left[,right]>', 'inpainting: widths of the soft edges (seconds or %; default 0)')
+    .option('--inpaint-marination <x>', 'inpainting: 0…1, releases the kept audio earlier in the schedule (default 0)', num('--inpaint-marination'))
+    .option('--inpaint-crop-from <pos>', 'inpainting: take the init audio from here… (seconds or %; default 0)')
+    .option('--inpaint-paste-from <pos>', '…and place it from here (default 0)…')
+    .option('--inpaint-paste-to <pos>', '…to here (default 100%); outside, nothing is kept (outpainting)')
+    .option('--full-length', "keep the whole decoded window and normalise over it, as the reference's demo does (default: trim to --seconds)")
     .option('--batch <n>', 'number of outputs', int('--batch'), d.batchSize)
     .option('--reference-quirks', "reproduce the reference demo's preprocessing bugs exactly (see README)");
+}
+
+const INPAINT_FLAGS = ['inpaintStart', 'inpaintEnd', 'inpaintSoftness', 'inpaintMarination', 'inpaintCropFrom', 'inpaintPasteFrom', 'inpaintPasteTo'] as const;
+
+/** The --inpaint-* flags as generate()'s inpaint option (positions stay strings: a bare number is seconds). */
+export function inpaintOptions(o: GenerationCliOptions): InpaintOptions | undefined {
+  if (!INPAINT_FLAGS.some((k) => o[k] !== undefined)) return undefined;
+  if (o.inpaintStart === undefined || o.inpaintEnd === undefined) {
+    throw new InvalidArgumentError('inpainting needs both --inpaint-start and --inpaint-end (and --init-audio)');
+  }
+  const pos = (v: string | undefined) => (v === undefined ? undefined : (v.trim() as WindowPosition));
+  const soft = o.inpaintSoftness?.split(',');
+  if (soft && soft.length > 2) throw new InvalidArgumentError(`--inpaint-softness takes one or two values (left[,right]), got "${o.inpaintSoftness}"`);
+  return {
+    maskStart: pos(o.inpaintStart)!,
+    maskEnd: pos(o.inpaintEnd)!,
+    softnessL: pos(soft?.[0]),
+    softnessR: pos(soft?.[1] ?? soft?.[0]),
+    marination: o.inpaintMarination,
+    cropFrom: pos(o.inpaintCropFrom),
+    pasteFrom: pos(o.inpaintPasteFrom),
+    pasteTo: pos(o.inpaintPasteTo),
+  };
 }
 
 /** The pipeline options the CLI flags stand for. */
@@ -109,6 +149,8 @@ export function generateOptions(o: GenerationCliOptions): GenerateOptions {
     initNoiseLevel: o.initNoiseLevel,
     batchSize: o.batch,
     referenceQuirks: o.referenceQuirks,
+    inpaint: inpaintOptions(o),
+    fullLength: o.fullLength,
   };
 }
 
@@ -153,7 +195,13 @@ export function batchPaths(out: string, n: number, ext: string): string[] {
 export async function preflight(o: GenerationCliOptions, outputs: string[], signal?: AbortSignal): Promise<ModelPreflight> {
   const model = preflightModel(o.model);
   const opts = generateOptions(o);
-  resolveParams(model, opts);
+  // Init audio longer than the window lengthens it (inpainting positions in seconds are relative to it).
+  let windowSeconds: number | undefined;
+  if (opts.inpaint && o.initAudio && fs.existsSync(o.initAudio)) {
+    const d = (await probeMedia(o.initAudio, { signal }).catch(() => null))?.duration;
+    if (d) windowSeconds = Math.max(model.maxSeconds, d);
+  }
+  resolveParams(model, opts, windowSeconds);
   for (const out of outputs) checkOutputDir(out);
   const inputs = [o.video, o.image, o.audio, o.initAudio].filter((f): f is string => !!f).map((f) => path.resolve(f));
   for (const out of outputs) {
