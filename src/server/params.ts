@@ -32,10 +32,31 @@ export interface JobParams {
   batchSize: number;
   /** Preview the denoised estimate every k steps (0: never). */
   previewEvery: number;
+  /**
+   * Inpainting (with an init audio upload), the reference's sliders in percent of the window: the range
+   * inpaintStart…inpaintEnd is regenerated. Absent start and end: no inpainting.
+   */
+  inpaintStart?: number;
+  inpaintEnd?: number;
+  inpaintSoftnessL?: number;
+  inpaintSoftnessR?: number;
+  inpaintMarination?: number;
+  inpaintCropFrom?: number;
+  inpaintPasteFrom?: number;
+  inpaintPasteTo?: number;
+  /** Keep the whole decoded window (the reference's output length) instead of trimming to secondsTotal. */
+  fullLength: boolean;
 }
 
-type NumberField = { kind: 'int' | 'number'; min: number; max: number; default: number; exclusiveMin?: boolean };
-type Field = NumberField | { kind: 'string'; maxLength: number; default: string } | { kind: 'sampler'; default: SamplerName };
+/** `optional`: absent stays absent (the default is only the page's initial value). */
+type NumberField = { kind: 'int' | 'number'; min: number; max: number; default: number; exclusiveMin?: boolean; optional?: boolean };
+type Field =
+  | NumberField
+  | { kind: 'string'; maxLength: number; default: string }
+  | { kind: 'sampler'; default: SamplerName }
+  | { kind: 'boolean'; default: boolean };
+
+const percent = (d: number): NumberField => ({ kind: 'number', min: 0, max: 100, default: d, optional: true });
 
 /** Field table (exported to the page by GET /api/info). */
 export const PARAM_FIELDS: Record<Exclude<keyof JobParams, 'seed'>, Field> = {
@@ -52,7 +73,24 @@ export const PARAM_FIELDS: Record<Exclude<keyof JobParams, 'seed'>, Field> = {
   initNoiseLevel: { kind: 'number', min: 0, max: 1000, default: 0.1, exclusiveMin: true },
   batchSize: { kind: 'int', min: 1, max: 16, default: 1 },
   previewEvery: { kind: 'int', min: 0, max: 1000, default: 0 },
+  // The reference's inpainting sliders and their defaults.
+  inpaintStart: percent(50),
+  inpaintEnd: percent(100),
+  inpaintSoftnessL: percent(0),
+  inpaintSoftnessR: percent(0),
+  inpaintMarination: { kind: 'number', min: 0, max: 0.9999, default: 0, optional: true },
+  inpaintCropFrom: percent(0),
+  inpaintPasteFrom: percent(0),
+  inpaintPasteTo: percent(100),
+  fullLength: { kind: 'boolean', default: false },
 };
+
+/** Form checkboxes send "on"; JSON sends booleans. */
+function parseBoolean(name: string, raw: unknown): boolean {
+  if (raw === true || raw === 'true' || raw === 'on' || raw === '1' || raw === 1) return true;
+  if (raw === false || raw === 'false' || raw === 'off' || raw === '0' || raw === 0) return false;
+  throw new BadRequestError(`"${name}" must be true or false, got ${JSON.stringify(raw)}.`);
+}
 
 export const MAX_SEED = 2 ** 32 - 1;
 
@@ -108,13 +146,19 @@ export function parseJobParams(body: Record<string, unknown>): JobParams {
         throw new BadRequestError(`"sampler" must be one of ${SAMPLERS.join(', ')}, got ${JSON.stringify(raw)}.`);
       }
       out[name] = s;
+    } else if (f.kind === 'boolean') {
+      out[name] = absent ? f.default : parseBoolean(name, raw);
     } else {
-      out[name] = absent ? f.default : parseNumber(name, raw, f);
+      out[name] = absent ? (f.optional ? undefined : f.default) : parseNumber(name, raw, f);
     }
   }
   const p = out as unknown as JobParams;
   if (p.sigmaMax <= p.sigmaMin) {
     throw new BadRequestError(`"sigmaMax" (${p.sigmaMax}) must be greater than "sigmaMin" (${p.sigmaMin}).`);
+  }
+  const inpaintKeys = Object.keys(PARAM_FIELDS).filter((k) => k.startsWith('inpaint')) as (keyof JobParams)[];
+  if (inpaintKeys.some((k) => p[k] !== undefined) && (p.inpaintStart === undefined || p.inpaintEnd === undefined)) {
+    throw new BadRequestError('Inpainting needs both "inpaintStart" and "inpaintEnd" (percent of the window) and an "initAudio" upload.');
   }
   p.seed = parseSeed(body.seed);
   return p;

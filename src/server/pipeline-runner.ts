@@ -47,7 +47,21 @@ export function toGenerateOptions(p: JobParams, files: JobFiles, signal?: AbortS
     sigmaMax: p.sigmaMax,
     seed: p.seed,
     initAudio: files.initAudio,
-    initNoiseLevel: files.initAudio ? p.initNoiseLevel : undefined,
+    initNoiseLevel: files.initAudio && p.inpaintStart === undefined ? p.initNoiseLevel : undefined,
+    inpaint:
+      p.inpaintStart === undefined || p.inpaintEnd === undefined
+        ? undefined
+        : {
+            maskStart: p.inpaintStart,
+            maskEnd: p.inpaintEnd,
+            softnessL: p.inpaintSoftnessL,
+            softnessR: p.inpaintSoftnessR,
+            marination: p.inpaintMarination,
+            cropFrom: p.inpaintCropFrom,
+            pasteFrom: p.inpaintPasteFrom,
+            pasteTo: p.inpaintPasteTo,
+          },
+    fullLength: p.fullLength,
     batchSize: p.batchSize,
     signal,
   };

@@ -234,6 +234,9 @@ describe('audiox serve API', () => {
       [{ seed: 'abc' }, /"seed" must be an integer/],
       [{ sigmaMin: 5, sigmaMax: 1 }, /must be greater than "sigmaMin"/],
       [{ stepz: 3 }, /Unknown parameter\(s\): stepz/],
+      [{ inpaintStart: 10 }, /Inpainting needs both "inpaintStart" and "inpaintEnd"/],
+      [{ inpaintStart: 10, inpaintEnd: 120 }, /"inpaintEnd" must be ≥ 0 and ≤ 100/],
+      [{ fullLength: 'maybe' }, /"fullLength" must be true or false/],
       [[1, 2], /multipart form or a JSON object/],
     ];
     for (const [body, re] of cases) {

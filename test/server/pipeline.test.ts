@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readWavHeader } from '../../src/io/wav.ts';
+import { readWavHeader, writeWav } from '../../src/io/wav.ts';
 import { createPipelineRunner, type PipelineRunner } from '../../src/server/pipeline-runner.ts';
 import { createServer, type AudioxServer } from '../../src/server/server.ts';
 import { REPO } from '../helpers.ts';
@@ -73,6 +73,32 @@ describe('server on the demo model', () => {
     expect(r.status).toBe(400);
     expect((await r.json()).error).toMatch(/seconds must be in \(0, 10\.00\] for this model/);
     expect(srv.queue.stats.waiting).toBe(0);
+  });
+
+  it('inpainting over the API: the sliders (percent) with an init audio upload; fullLength keeps the window', async () => {
+    const tone = path.join(tmp, 'tone.wav');
+    const s = new Float32Array(44100).map((_, i) => 0.3 * Math.sin((2 * Math.PI * 330 * i) / 44100));
+    await writeWav(tone, [s, s], 44100);
+    const fd = new FormData();
+    const fields = { prompt: 'x', steps: '2', secondsTotal: '1', seed: '5', inpaintStart: '20', inpaintEnd: '60', inpaintSoftnessL: '5', inpaintMarination: '0.1', fullLength: 'on' };
+    for (const [k, v] of Object.entries(fields)) fd.set(k, v);
+    fd.set('initAudio', new Blob([fs.readFileSync(tone)]), 'init.wav');
+    const r = await fetch(`${base}/api/generate`, { method: 'POST', body: fd });
+    expect(r.status).toBe(202);
+    const job = await r.json();
+    expect(job.params).toMatchObject({ inpaintStart: 20, inpaintEnd: 60, inpaintSoftnessL: 5, inpaintMarination: 0.1, fullLength: true });
+    await (await fetch(`${base}${job.urls.events}`)).text();
+    const done = await (await fetch(`${base}/api/jobs/${job.id}`)).json();
+    expect(done.status, done.error).toBe('done');
+    expect(done.result.params.inpaint).toMatchObject({ maskStart: 20, maskEnd: 60, softnessL: 5, softnessR: 0, pasteTo: 100 });
+    expect(done.result.params.initNoiseLevel).toBeNull();
+    expect(readWavHeader(path.join(tmp, 'out', done.result.items[0].audio)).numFrames).toBe(215 * 2048);
+    // Inpainting without init audio is refused before queueing.
+    const bad = await fetch(`${base}/api/generate`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ inpaintStart: 10, inpaintEnd: 50 }),
+    });
+    expect(bad.status).toBe(400);
+    expect((await bad.json()).error).toMatch(/inpainting needs init audio/);
   });
 
   it('cancelling a running job aborts the sampler', async () => {

@@ -31,6 +31,10 @@ function fillDefaults() {
   for (const [name, f] of Object.entries(info.fields)) {
     const el = form.elements.namedItem(name);
     if (!el || el.type === 'file') continue;
+    if (f.kind === 'boolean') {
+      el.checked = f.default;
+      continue;
+    }
     if (f.kind === 'int' || f.kind === 'number') {
       el.min = String(f.min);
       el.max = String(f.max);
@@ -40,7 +44,15 @@ function fillDefaults() {
   $('#seed').value = '';
   $('#seed-random').checked = true;
   $('#seed').disabled = true;
+  setInpaint(false);
 }
+
+// Inpainting fields are submitted only while the box is ticked (a disabled fieldset is not sent).
+function setInpaint(on) {
+  $('#inpaint-on').checked = on;
+  $('#inpaint-fields').disabled = !on;
+}
+$('#inpaint-on').addEventListener('change', (e) => setInpaint(e.target.checked));
 
 async function init() {
   const r = await fetch('/api/info');
@@ -86,7 +98,7 @@ function setFile(field, file) {
   showPreview(field);
 }
 
-for (const field of ['video', 'image', 'audio']) $(`#${field}`).addEventListener('change', () => showPreview(field));
+for (const field of ['video', 'image', 'audio', 'initAudio']) $(`#${field}`).addEventListener('change', () => showPreview(field));
 document.querySelectorAll('[data-clear]').forEach((b) => b.addEventListener('click', () => setFile(b.dataset.clear, null)));
 
 $('#seed-random').addEventListener('change', (e) => {
@@ -163,7 +175,14 @@ function renderResult(job) {
       `</div><audio class="result-audio" controls preload="auto" src="${it.urls.audio}"></audio>` +
       (it.urls.video ? `<video class="result-video" controls preload="metadata" src="${it.urls.video}"></video>` : '') +
       `<img class="result-spectrogram" alt="spectrogram" src="${it.urls.spectrogram}">` +
-      `<img class="result-waveform" alt="waveform" src="${it.urls.waveform}">`;
+      `<img class="result-waveform" alt="waveform" src="${it.urls.waveform}">` +
+      `<button type="button" class="to-init">Send to init audio</button>`;
+    div.querySelector('.to-init').addEventListener('click', async () => {
+      const r = await fetch(it.urls.audio);
+      if (!r.ok) return showError(`could not fetch the result (${r.status})`);
+      setFile('initAudio', new File([await r.blob()], `result-${i + 1}.wav`, { type: 'audio/wav' }));
+      $('#init-box').open = true;
+    });
     box.append(div);
   });
   const used = { model: job.model, ...job.params };
@@ -253,8 +272,11 @@ $('#reuse').addEventListener('click', () => {
   const p = lastJob.params;
   for (const [k, v] of Object.entries(p)) {
     const el = form.elements.namedItem(k);
-    if (el && el.type !== 'file') el.value = String(v);
+    if (!el || el.type === 'file') continue;
+    if (el.type === 'checkbox') el.checked = v === true;
+    else el.value = v === undefined || v === null ? '' : String(v);
   }
+  setInpaint(p.inpaintStart !== undefined && p.inpaintStart !== null);
   $('#model').value = lastJob.model;
   $('#seed-random').checked = false;
   $('#seed').disabled = false;
