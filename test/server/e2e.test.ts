@@ -110,6 +110,25 @@ describe.skipIf(!HAVE_CHROMIUM && !REQUIRED)('web UI in headless Chromium (demo 
     await page.screenshot({ path: path.join(ARTIFACTS, 't2a.png'), fullPage: true });
   }, 300_000);
 
+  it('inpainting through the page: the result sent to init audio, the inpainting sliders, the mask range regenerated', async () => {
+    await page.click('.to-init'); // the previous result becomes the init audio
+    await page.waitForSelector('#initAudio-preview:not([hidden])');
+    expect(await page.$eval('#inpaint-fields', (f: HTMLFieldSetElement) => f.disabled)).toBe(true);
+    await page.check('#inpaint-on');
+    expect(await page.inputValue('[name="inpaintStart"]')).toBe('50'); // the reference's slider defaults
+    expect(await page.inputValue('[name="inpaintEnd"]')).toBe('100');
+    await setFields({ steps: '4', secondsTotal: '2', previewEvery: '0', inpaintStart: '25', inpaintEnd: '75', inpaintSoftnessR: '5' });
+    const state = await generateAndWait(240_000);
+    expect(state, (await page.textContent('#error')) ?? '').toBe('done');
+    await expectMediaLoads('.result-audio');
+    const params = (await page.textContent('#result-params')) ?? '';
+    expect(params).toContain('"initAudio": "(uploaded initAudio)"');
+    expect(params).toMatch(/"inpaint": \{\s*"maskStart": 25,\s*"maskEnd": 75/);
+    await page.uncheck('#inpaint-on');
+    await page.click('button[data-clear="initAudio"]');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'inpaint.png'), fullPage: true });
+  }, 300_000);
+
   it('video-to-audio through the page: inline preview, re-muxed video result', async () => {
     await page.click('button[data-example="2"]'); // V2A: attaches the sample video
     await page.waitForSelector('#video-preview:not([hidden])');
