@@ -43,6 +43,107 @@ export interface TensorSource {
 
 export class SafetensorsError extends Error {}
 
+/** Most dimensions a tensor may have: far more than any model uses; bounds the work on a hostile header. */
+export const MAX_RANK = 64;
+/** Largest header accepted (the reference implementation's limit). */
+export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+const MAX_NAME_SHOWN = 200;
+
+function clipName(s: string): string {
+  return s.length <= MAX_NAME_SHOWN ? s : `${s.slice(0, MAX_NAME_SHOWN)}… (${s.length} chars)`;
+}
+
+/** A header value for a message, bounded whatever its size or depth (never JSON.stringify of the value). */
+function show(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(clipName(v));
+  if (typeof v === 'number' || typeof v === 'boolean' || v === null) return String(v);
+  if (Array.isArray(v)) {
+    return v.length <= 8 && v.every((x) => typeof x === 'number') ? `[${v.join(', ')}]` : `an array of ${v.length} items`;
+  }
+  return v === undefined ? 'nothing' : 'an object';
+}
+
+export interface SafetensorsHeader {
+  entries: Map<string, TensorEntry>;
+  metadata: Record<string, string>;
+}
+
+/**
+ * Validates a safetensors JSON header against a data section of `dataLen` bytes: known dtypes
+ * (own properties only), non-negative integer shapes of rank ≤ MAX_RANK, byte counts that match
+ * shape × dtype, and offsets that tile the data section exactly (sorted, contiguous, no overlap,
+ * nothing left over). Errors are SafetensorsErrors prefixed with `where`.
+ */
+export function parseSafetensorsHeader(json: Uint8Array, dataLen: number, where: string): SafetensorsHeader {
+  const fail = (msg: string): never => {
+    throw new SafetensorsError(`${where}: ${msg}`);
+  };
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(json);
+  } catch {
+    return fail('header is not valid UTF-8');
+  }
+  let header: unknown;
+  try {
+    header = JSON.parse(text);
+  } catch (e) {
+    return fail(`header is not valid JSON (${(e as Error).message.slice(0, 200)})`);
+  }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return fail('header is not a JSON object');
+  const entries = new Map<string, TensorEntry>();
+  let metadata: Record<string, string> = {};
+  for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
+    const what = `tensor "${clipName(name)}"`;
+    if (name === '__metadata__') {
+      if (v === null) continue;
+      if (typeof v !== 'object' || Array.isArray(v)) fail(`__metadata__ is ${show(v)}, expected an object of strings`);
+      for (const [k, mv] of Object.entries(v as Record<string, unknown>)) {
+        if (typeof mv !== 'string') fail(`__metadata__ "${clipName(k)}" is ${show(mv)}, expected a string`);
+      }
+      metadata = v as Record<string, string>;
+      continue;
+    }
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(`${what}: entry is ${show(v)}, expected an object`);
+    const e = v as Record<string, unknown>;
+    const dtype = Object.hasOwn(e, 'dtype') ? e.dtype : undefined;
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_SIZE, dtype)) {
+      fail(`${what}: unknown dtype ${show(dtype)} (expected one of ${Object.keys(DTYPE_SIZE).join(', ')})`);
+    }
+    const shape = Object.hasOwn(e, 'shape') ? e.shape : undefined;
+    if (!Array.isArray(shape)) return fail(`${what}: invalid shape ${show(shape)}, expected an array of dimensions`);
+    if (shape.length > MAX_RANK) fail(`${what}: shape has ${shape.length} dimensions, more than the limit of ${MAX_RANK}`);
+    if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      fail(`${what}: invalid shape ${show(shape)}, dimensions must be non-negative integers`);
+    }
+    const offs = Object.hasOwn(e, 'data_offsets') ? e.data_offsets : undefined;
+    if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+      return fail(`${what}: invalid data_offsets ${show(offs)}, expected [begin, end]`);
+    }
+    const [b, en] = offs as [number, number];
+    if (en < b || en > dataLen) fail(`${what}: data_offsets [${b}, ${en}] out of range (data section is ${dataLen} bytes)`);
+    const dt = dtype as SafetensorsDType;
+    const expected = numel(shape as number[]) * DTYPE_SIZE[dt];
+    if (en - b !== expected) {
+      fail(`${what}: shape ${show(shape)} × ${dt} needs ${expected} bytes but data_offsets span ${en - b}`);
+    }
+    entries.set(name, { dtype: dt, shape: shape as number[], offsets: [b, en] });
+  }
+  // Offsets must tile [0, dataLen): an empty tensor cannot hide an overlap, and no byte is unaccounted for.
+  const sorted = [...entries.entries()].sort((x, y) => x[1].offsets[0] - y[1].offsets[0] || x[1].offsets[1] - y[1].offsets[1]);
+  let pos = 0;
+  let prev = '';
+  for (const [n, e] of sorted) {
+    const [b, en] = e.offsets;
+    if (b < pos) fail(`tensors "${clipName(prev)}" and "${clipName(n)}" have overlapping data_offsets (${b} < ${pos})`);
+    if (b > pos) fail(`bytes [${pos}, ${b}) of the data section belong to no tensor (before "${clipName(n)}")`);
+    pos = en;
+    prev = n;
+  }
+  if (pos !== dataLen) fail(`the tensors cover ${pos} of the ${dataLen} data bytes; the rest belongs to no tensor`);
+  return { entries, metadata };
+}
+
 export function numel(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
@@ -217,57 +318,16 @@ export class SafetensorsFile implements TensorSource {
         fail(`header length ${headerLen} goes beyond the end of the file (${size} bytes)`);
       }
       const hl = Number(headerLen);
-      if (hl > 100 * 1024 * 1024) fail(`header length ${hl} is implausibly large (> 100 MB)`);
+      if (hl > MAX_HEADER_BYTES) fail(`header length ${hl} is implausibly large (> 100 MB)`);
       const hb = Buffer.alloc(hl);
-      fs.readSync(fd, hb, 0, hl, 8);
-      let header: Record<string, unknown>;
-      try {
-        header = JSON.parse(hb.toString('utf8')) as Record<string, unknown>;
-      } catch (e) {
-        return fail(`header is not valid JSON (${(e as Error).message})`);
+      let got = 0;
+      while (got < hl) {
+        const n = fs.readSync(fd, hb, got, hl - got, 8 + got);
+        if (n <= 0) fail(`unexpected end of file in the header`);
+        got += n;
       }
-      if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
       const dataStart = 8 + hl;
-      const dataLen = size - dataStart;
-      const entries = new Map<string, TensorEntry>();
-      let metadata: Record<string, string> = {};
-      for (const [name, v] of Object.entries(header)) {
-        if (name === '__metadata__') {
-          metadata = (v ?? {}) as Record<string, string>;
-          continue;
-        }
-        const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-        if (typeof e !== 'object' || e === null) fail(`tensor "${name}": entry is not an object`);
-        const dtype = e.dtype as SafetensorsDType;
-        if (typeof dtype !== 'string' || !(dtype in DTYPE_SIZE)) fail(`tensor "${name}": unknown dtype ${JSON.stringify(e.dtype)}`);
-        const shape = e.shape;
-        if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
-          fail(`tensor "${name}": invalid shape ${JSON.stringify(shape)}`);
-        }
-        const offs = e.data_offsets;
-        if (!Array.isArray(offs) || offs.length !== 2 || !offs.every((d) => Number.isInteger(d) && d >= 0)) {
-          fail(`tensor "${name}": invalid data_offsets ${JSON.stringify(offs)}`);
-        }
-        const [b, en] = offs as [number, number];
-        if (en < b || en > dataLen) {
-          fail(`tensor "${name}": data_offsets [${b}, ${en}] out of range (data section is ${dataLen} bytes)`);
-        }
-        const expected = numel(shape as number[]) * DTYPE_SIZE[dtype];
-        if (en - b !== expected) {
-          fail(
-            `tensor "${name}": shape ${JSON.stringify(shape)} × ${dtype} needs ${expected} bytes but data_offsets span ${en - b}`,
-          );
-        }
-        entries.set(name, { dtype, shape: shape as number[], offsets: [b, en] });
-      }
-      const sorted = [...entries.entries()].sort((a, b) => a[1].offsets[0] - b[1].offsets[0]);
-      for (let i = 1; i < sorted.length; i++) {
-        const [pn, pe] = sorted[i - 1];
-        const [cn, ce] = sorted[i];
-        if (ce.offsets[0] < pe.offsets[1] && ce.offsets[1] > ce.offsets[0]) {
-          fail(`tensors "${pn}" and "${cn}" have overlapping data_offsets`);
-        }
-      }
+      const { entries, metadata } = parseSafetensorsHeader(hb, size - dataStart, file);
       return new SafetensorsFile(file, fd, entries, metadata, dataStart);
     } catch (e) {
       fs.closeSync(fd);
@@ -370,6 +430,21 @@ export class MapSource implements TensorSource {
   }
 }
 
+/** Temp files of writes in progress: removed by removePendingTempFiles() on interruption, and at exit. */
+const pendingTemps = new Set<string>();
+let exitHookInstalled = false;
+
+/**
+ * Deletes (synchronously) the temp files of safetensors writes still in progress and returns
+ * their paths. For signal handlers: call it, then exit; the interrupted writes leave nothing.
+ */
+export function removePendingTempFiles(): string[] {
+  const removed = [...pendingTemps];
+  for (const t of removed) fs.rmSync(t, { force: true });
+  pendingTemps.clear();
+  return removed;
+}
+
 export interface WriteEntry {
   name: string;
   dtype: SafetensorsDType;
@@ -407,6 +482,11 @@ export async function writeSafetensors(
   fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
   const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
   const fd = fs.openSync(tmp, 'w');
+  pendingTemps.add(tmp);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', removePendingTempFiles);
+  }
   try {
     const lb = Buffer.alloc(8);
     lb.writeBigUInt64LE(BigInt(hb.length));
@@ -426,6 +506,7 @@ export async function writeSafetensors(
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fs.renameSync(tmp, file);
+    pendingTemps.delete(tmp);
   } catch (e) {
     try {
       fs.closeSync(fd);
@@ -433,6 +514,7 @@ export async function writeSafetensors(
       /* already closed */
     }
     fs.rmSync(tmp, { force: true });
+    pendingTemps.delete(tmp);
     throw e;
   }
 }

@@ -4,12 +4,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  MAX_RANK,
+  SafetensorsError,
   SafetensorsFile,
   bf16ToF32,
   encodeHost,
   f16ToF32,
   f32ToBf16,
   f32ToF16,
+  parseSafetensorsHeader,
+  removePendingTempFiles,
   saveTensors,
   writeSafetensors,
 } from '../../src/io/safetensors.ts';
@@ -137,5 +141,118 @@ describe('safetensors', () => {
       writeSafetensors(p, [{ name: 'a', dtype: 'F32', shape: [4], bytes: () => new Uint8Array(3) }]),
     ).rejects.toThrow(/has 3 bytes, expected 16/);
     expect(fs.readdirSync(dir).filter((f) => f.startsWith('fail'))).toEqual([]);
+  });
+
+  it('rejects an overlap hidden behind an empty tensor (#13.12)', () => {
+    const p = rawFile(
+      'hidden.safetensors',
+      {
+        a: { dtype: 'F32', shape: [4], data_offsets: [0, 16] },
+        e: { dtype: 'F32', shape: [0], data_offsets: [8, 8] },
+        b: { dtype: 'F32', shape: [2], data_offsets: [8, 16] },
+      },
+      new Uint8Array(16),
+    );
+    expect(() => SafetensorsFile.open(p)).toThrow(/tensors "a" and "e" have overlapping data_offsets/);
+  });
+
+  it('requires the offsets to tile the data section: no gaps, nothing left over', () => {
+    const gap = rawFile(
+      'gap.safetensors',
+      { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [8, 12] } },
+      new Uint8Array(12),
+    );
+    expect(() => SafetensorsFile.open(gap)).toThrow(/bytes \[4, 8\) of the data section belong to no tensor/);
+    const tail = rawFile('tail.safetensors', { a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] } }, new Uint8Array(12));
+    expect(() => SafetensorsFile.open(tail)).toThrow(/the tensors cover 4 of the 12 data bytes/);
+    // Empty tensors anywhere in the tiling, in any header order, are fine.
+    const ok = rawFile(
+      'empties.safetensors',
+      {
+        b: { dtype: 'F32', shape: [1], data_offsets: [4, 8] },
+        e2: { dtype: 'F16', shape: [0, 3], data_offsets: [8, 8] },
+        e1: { dtype: 'F32', shape: [0], data_offsets: [4, 4] },
+        a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+      },
+      new Uint8Array(8),
+    );
+    const st = SafetensorsFile.open(ok);
+    expect(st.keys().sort()).toEqual(['a', 'b', 'e1', 'e2']);
+    st.close();
+  });
+
+  it('a 100k-deep shape is a SafetensorsError, not a RangeError', () => {
+    const depth = 100_000;
+    const json = Buffer.from(`{"a":{"dtype":"F32","shape":${'['.repeat(depth)}${']'.repeat(depth)},"data_offsets":[0,0]}}`);
+    const err = (() => {
+      try {
+        parseSafetensorsHeader(json, 0, 'deep.safetensors');
+      } catch (e) {
+        return e as Error;
+      }
+      return null;
+    })();
+    expect(err).toBeInstanceOf(SafetensorsError);
+    expect(err!.message).toMatch(/deep\.safetensors: tensor "a": invalid shape an array of 1 items, dimensions must be non-negative integers/);
+  });
+
+  it('bounds the shape rank', () => {
+    const shape = new Array(100_000).fill(1);
+    const json = Buffer.from(JSON.stringify({ a: { dtype: 'F32', shape, data_offsets: [0, 4] } }));
+    expect(() => parseSafetensorsHeader(json, 4, 'rank')).toThrow(
+      new RegExp(`rank: tensor "a": shape has 100000 dimensions, more than the limit of ${MAX_RANK}`),
+    );
+  });
+
+  for (const dtype of ['toString', '__proto__', 'constructor', 'hasOwnProperty']) {
+    it(`a dtype named ${dtype} is just an unknown dtype`, () => {
+      const json = Buffer.from(`{"a":{"dtype":"${dtype}","shape":[1],"data_offsets":[0,4]}}`);
+      expect(() => parseSafetensorsHeader(json, 4, 'x')).toThrow(
+        new RegExp(`x: tensor "a": unknown dtype "${dtype}" \\(expected one of F64, F32`),
+      );
+    });
+  }
+
+  it('only own properties of an entry count (an inherited dtype/shape does not)', () => {
+    const json = Buffer.from('{"a":{"__proto__":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}}');
+    expect(() => parseSafetensorsHeader(json, 4, 'x')).toThrow(/x: tensor "a": unknown dtype nothing/);
+  });
+
+  it('validates __metadata__ and caps long names in messages', () => {
+    expect(() => parseSafetensorsHeader(Buffer.from('{"__metadata__":{"k":1}}'), 0, 'm')).toThrow(
+      /m: __metadata__ "k" is 1, expected a string/,
+    );
+    expect(() => parseSafetensorsHeader(Buffer.from('{"__metadata__":[1]}'), 0, 'm')).toThrow(/__metadata__ is \[1\]/);
+    const name = 'n'.repeat(50_000);
+    const err = (() => {
+      try {
+        parseSafetensorsHeader(Buffer.from(JSON.stringify({ [name]: { dtype: 'X', shape: [], data_offsets: [0, 0] } })), 0, 'm');
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    expect(err?.message.length).toBeLessThan(500);
+    expect(err?.message).toMatch(/n… \(50000 chars\)/);
+    expect(() => parseSafetensorsHeader(Buffer.from([0x7b, 0xff, 0x7d]), 0, 'u')).toThrow(/u: header is not valid UTF-8/);
+  });
+
+  it('writes in progress can be cleaned up synchronously (for signal handlers)', async () => {
+    const p = path.join(dir, 'pending.safetensors');
+    let removed: string[] = [];
+    await writeSafetensors(p, [
+      {
+        name: 'a',
+        dtype: 'F32',
+        shape: [1],
+        bytes: () => {
+          removed = removePendingTempFiles();
+          return new Uint8Array(4);
+        },
+      },
+    ]).catch(() => undefined);
+    expect(removed.length).toBe(1);
+    expect(removed[0]).toMatch(/pending\.safetensors\.tmp-\d+-\d+$/);
+    expect(fs.existsSync(removed[0])).toBe(false);
+    expect(removePendingTempFiles()).toEqual([]);
   });
 });
