@@ -1,13 +1,16 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile, f16ToF32 } from '../src/io/safetensors.ts';
-import { convertCheckpoint } from '../weights-converter/convert.ts';
+import { ConvertError, convertCheckpoint } from '../weights-converter/convert.ts';
+import { PickleError, unpickle } from '../weights-converter/unpickler.ts';
+import { torchPolicy } from '../weights-converter/torch.ts';
+import { startCli, runCli } from './cli/run-cli.ts';
 import { diffSafetensors } from '../weights-converter/compare.ts';
 import { ZipReader } from '../weights-converter/zip.ts';
 import { FIXTURES } from './helpers.ts';
+import { OP, buildZip, dictPickle, floatCheckpoint, pk, tensorPickle, torchArchive } from './torch-archive.ts';
 
 const DIR = path.join(FIXTURES, 'convert');
 let tmp: string;
@@ -29,59 +32,6 @@ function expectIdentical(actualPath: string, expectedPath: string): void {
     a.close();
     e.close();
   }
-}
-
-// ---- a minimal zip writer (stored or deflated entries) for hand-made torch archives ----
-
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(b: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const x of b) c = CRC_TABLE[(c ^ x) & 0xff] ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-
-function buildZip(files: [string, Uint8Array][], deflate = false): Buffer {
-  const locals: Buffer[] = [];
-  const centrals: Buffer[] = [];
-  let offset = 0;
-  for (const [name, data] of files) {
-    const nameBuf = Buffer.from(name);
-    const body = deflate ? zlib.deflateRawSync(data) : Buffer.from(data);
-    const crc = crc32(data);
-    const lh = Buffer.alloc(30);
-    lh.writeUInt32LE(0x04034b50, 0);
-    lh.writeUInt16LE(20, 4);
-    lh.writeUInt16LE(deflate ? 8 : 0, 8);
-    lh.writeUInt32LE(crc, 14);
-    lh.writeUInt32LE(body.length, 18);
-    lh.writeUInt32LE(data.length, 22);
-    lh.writeUInt16LE(nameBuf.length, 26);
-    const ch = Buffer.alloc(46);
-    ch.writeUInt32LE(0x02014b50, 0);
-    ch.writeUInt16LE(20, 4);
-    ch.writeUInt16LE(20, 6);
-    ch.writeUInt16LE(deflate ? 8 : 0, 10);
-    ch.writeUInt32LE(crc, 16);
-    ch.writeUInt32LE(body.length, 20);
-    ch.writeUInt32LE(data.length, 24);
-    ch.writeUInt16LE(nameBuf.length, 28);
-    ch.writeUInt32LE(offset, 42);
-    locals.push(lh, nameBuf, body);
-    centrals.push(ch, nameBuf);
-    offset += lh.length + nameBuf.length + body.length;
-  }
-  const cd = Buffer.concat(centrals);
-  const eocd = Buffer.alloc(22);
-  eocd.writeUInt32LE(0x06054b50, 0);
-  eocd.writeUInt16LE(files.length, 8);
-  eocd.writeUInt16LE(files.length, 10);
-  eocd.writeUInt32LE(cd.length, 12);
-  eocd.writeUInt32LE(offset, 16);
-  return Buffer.concat([...locals, cd, eocd]);
 }
 
 /** Protocol-2 pickle: GLOBAL module.name, REDUCE with one string argument, STOP. */
@@ -274,10 +224,21 @@ describe('refuses hostile or broken input and writes nothing', () => {
   it('unknown harmless classes in extras become inert placeholders', async () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'opaque-'));
     const input = path.join(dir, 'hp.ckpt');
-    fs.writeFileSync(input, torchZip('archive', nestedCallPickle('argparse', 'Namespace')));
+    const ns = Buffer.concat([pk.global('argparse', 'Namespace'), pk.str('id'), pk.ops(OP.TUPLE1, OP.REDUCE)]);
+    fs.writeFileSync(input, floatCheckpoint({ w: new Float32Array([1, 2]) }, [['hparams', ns]]));
     const out = path.join(dir, 'out.safetensors');
     const r = await convertCheckpoint(input, out);
-    expect(r).toMatchObject({ tensors: 0, skipped: ['extra'] });
+    expect(r).toMatchObject({ tensors: 1, skipped: ['hparams'] });
+  });
+
+  it('a checkpoint without tensors is an error, not an empty file (#13.10)', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'notensors-'));
+    const input = path.join(dir, 'hp.ckpt');
+    fs.writeFileSync(input, torchZip('archive', nestedCallPickle('numpy.core.multiarray', '_reconstruct')));
+    await expect(convertCheckpoint(input, path.join(dir, 'out.safetensors'))).rejects.toThrow(
+      /no tensors found: the checkpoint holds only non-tensor entries \(extra\)/,
+    );
+    expect(leftovers(dir)).toEqual([]);
   });
 
   it('a truncated checkpoint gives a clear error', async () => {
@@ -316,4 +277,202 @@ describe('refuses hostile or broken input and writes nothing', () => {
     await expect(convertCheckpoint(input, path.join(dir, 'out.safetensors'))).rejects.toThrow(/storage "0" is missing/);
     expect(leftovers(dir)).toEqual([]);
   });
+});
+
+/** Nested lists `L[i] = [L[i-1], L[i-1]]` (memoized, so each level references the next twice), L[levels] left on the stack. */
+function sharedNest(levels: number): Buffer {
+  const parts: Buffer[] = [pk.ops(OP.EMPTY_LIST), pk.put(0)];
+  for (let i = 1; i <= levels; i++) {
+    parts.push(pk.ops(OP.POP, OP.EMPTY_LIST, OP.MARK), pk.get(i - 1), pk.get(i - 1), pk.ops(OP.APPENDS), pk.put(i));
+  }
+  return Buffer.concat(parts);
+}
+
+/** `depth` lists nested by EMPTY_LIST … APPEND (no MARKs, no memo). */
+function deepList(depth: number): Buffer {
+  return Buffer.concat([Buffer.alloc(depth, OP.EMPTY_LIST), Buffer.alloc(depth - 1, OP.APPEND)]);
+}
+
+const ONE = { w: new Float32Array([1, 2, 3, 4]) };
+
+async function convertHostile(name: string, ckpt: Buffer, opts: Parameters<typeof convertCheckpoint>[2] = {}) {
+  const dir = fs.mkdtempSync(path.join(tmp, `${name}-`));
+  const input = path.join(dir, `${name}.ckpt`);
+  fs.writeFileSync(input, ckpt);
+  const out = path.join(dir, 'out.safetensors');
+  const t0 = performance.now();
+  const result = await convertCheckpoint(input, out, opts).then(
+    (r) => ({ ok: true as const, r }),
+    (e: Error) => ({ ok: false as const, e }),
+  );
+  return { dir, out, result, ms: performance.now() - t0 };
+}
+
+describe('bounded work on hostile pickles (#13.7, #13.9)', () => {
+  it('a dict key that is a shared 28-level nested list is named by its type, in milliseconds', async () => {
+    const key = sharedNest(28);
+    expect(key.length).toBeLessThan(800);
+    const { result, ms } = await convertHostile('sharedkey', floatCheckpoint(ONE, [[key, pk.int(1)]]));
+    expect(result.ok && result.r).toMatchObject({ tensors: 1, skipped: ['<list>'] });
+    expect(ms).toBeLessThan(5000);
+  }, 30_000);
+
+  it('200k-deep nested lists (as key and as value) and dicts convert without a stack overflow', async () => {
+    const deepDict = Buffer.concat([
+      ...Array.from({ length: 200_000 }, () => Buffer.concat([pk.ops(OP.EMPTY_DICT), pk.str('k')])),
+      pk.ops(OP.NONE),
+      Buffer.alloc(200_000, OP.SETITEM),
+    ]);
+    const ckpt = floatCheckpoint(ONE, [
+      [deepList(200_000), pk.int(1)],
+      ['deep_list', deepList(200_000)],
+      ['deep_dict', deepDict],
+    ]);
+    const { result } = await convertHostile('deep', ckpt);
+    if (!result.ok) throw result.e;
+    expect(result.r.skipped).toEqual(['<list>', 'deep_list', 'deep_dict']);
+  });
+
+  it('one APPENDS of 300k items', async () => {
+    const items = Buffer.concat([pk.ops(OP.EMPTY_LIST, OP.MARK), Buffer.alloc(300_000, OP.NONE), pk.ops(OP.APPENDS)]);
+    const { result } = await convertHostile('appends', floatCheckpoint(ONE, [['many', items]]));
+    if (!result.ok) throw result.e;
+    expect(result.r.skipped).toEqual(['many']);
+  });
+
+  it('long strings from the pickle are capped in names and messages', async () => {
+    const longKey = 'k'.repeat(100_000);
+    const { result } = await convertHostile('longkey', floatCheckpoint(ONE, [[longKey, pk.int(1)]]));
+    if (!result.ok) throw result.e;
+    expect(result.r.skipped[0].length).toBeLessThan(300);
+    expect(result.r.skipped[0]).toMatch(/^k+… \(100000 chars\)$/);
+    const refused = await convertHostile('longglobal', torchZip('a', callPickle(`evil${'x'.repeat(100_000)}`, 'system', 'id')));
+    expect(refused.result.ok).toBe(false);
+    const msg = (refused.result as { e: Error }).e.message;
+    expect(msg).toMatch(/refusing to unpickle global "evilx+… \(100011 chars\)"/);
+    expect(msg.length).toBeLessThan(1000);
+  });
+
+  it('a callable rebuilding a large shared object over and over runs out of budget', () => {
+    // bytearray(<the same 1 MiB bytes>) 200 times: 200 MiB of copies from a 1 MiB pickle.
+    const big = Buffer.alloc(1 << 20, 7);
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(big.length);
+    const call = Buffer.concat([pk.global('builtins', 'bytearray'), pk.get(0), pk.ops(OP.TUPLE1, OP.REDUCE, OP.POP)]);
+    const pkl = Buffer.concat([
+      pk.proto(),
+      pk.ops(0x42), len, big, pk.put(0), pk.ops(OP.POP), // BINBYTES, memo 0
+      ...Array.from({ length: 200 }, () => call),
+      pk.ops(OP.NONE, OP.STOP),
+    ]);
+    expect(() => unpickle(pkl, torchPolicy(new Map()))).toThrow(PickleError);
+    expect(() => unpickle(pkl, torchPolicy(new Map()))).toThrow(/more than \d+ units of work/);
+  });
+
+  it('a 1 MiB binary LONG4 is read in linear time; decimal ints over 4300 digits are refused', () => {
+    const n = 1 << 20;
+    const len = Buffer.alloc(4);
+    len.writeInt32LE(n);
+    const digits = Buffer.alloc(n, 0xff);
+    const t0 = performance.now();
+    const v = unpickle(Buffer.concat([pk.proto(), pk.ops(0x8b), len, digits, pk.ops(OP.STOP)]), torchPolicy(new Map()));
+    expect(v).toBe(-1);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    const text = Buffer.from(`I${'9'.repeat(5000)}\n.`, 'latin1');
+    expect(() => unpickle(text, torchPolicy(new Map()))).toThrow(/INT literal of 5000 digits exceeds the 4300-digit limit/);
+    expect(unpickle(Buffer.from(`I${'9'.repeat(30)}\n.`, 'latin1'), torchPolicy(new Map()))).toBe(10n ** 30n - 1n);
+  });
+});
+
+/** A checkpoint whose only tensor `w` views a storage of `storage` floats with the given shape/stride. */
+function viewCheckpoint(storage: number, shape: number[], stride: number[]): Buffer {
+  const data = new Float32Array(storage).map((_, i) => i + 1);
+  return torchArchive(dictPickle([['w', tensorPickle({ key: '0', shape, stride }, storage)]]), {
+    0: new Uint8Array(data.buffer),
+  });
+}
+
+describe('expanded views and the output cap (#13.8)', () => {
+  it('a stride-0 view of 4 floats as 4096×4096 is refused before anything is written', async () => {
+    const { dir, result } = await convertHostile('stride0', viewCheckpoint(4, [4096, 4096], [0, 0]));
+    expect(result.ok).toBe(false);
+    const e = (result as { e: Error }).e;
+    expect(e).toBeInstanceOf(ConvertError);
+    expect(e.message).toMatch(/"w" is a view of 16777216 elements \(shape \[4096, 4096\], stride \[0, 0\]\) of a storage that holds only 4.*--allow-expanded-views/);
+    expect(leftovers(dir)).toEqual([]);
+  });
+
+  it('allowExpandedViews materialises a modest expansion, but never past the output cap', async () => {
+    const small = await convertHostile('expand', viewCheckpoint(4, [3, 4], [0, 1]), { allowExpandedViews: true });
+    if (!small.result.ok) throw small.result.e;
+    const st = SafetensorsFile.open(small.out);
+    expect(Array.from(st.readHost('w').data)).toEqual([1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4]);
+    st.close();
+    const huge = await convertHostile('expand-huge', viewCheckpoint(4, [16384, 16384], [0, 0]), { allowExpandedViews: true });
+    expect(huge.result.ok).toBe(false);
+    expect((huge.result as { e: Error }).e.message).toMatch(/would take at least 1073741824 bytes, over 8× the checkpoint's \d+ bytes/);
+    expect(leftovers(huge.dir)).toEqual([]);
+  });
+
+  it('a broadcast buffer that fits its storage ([1, n] with stride [0, 1]) needs no flag', async () => {
+    const { out, result } = await convertHostile('bcast', viewCheckpoint(4, [1, 4], [0, 1]));
+    if (!result.ok) throw result.e;
+    const st = SafetensorsFile.open(out);
+    expect(Array.from(st.readHost('w').data)).toEqual([1, 2, 3, 4]);
+    st.close();
+  });
+
+  it('many full views of one storage are capped at a multiple of the input size', async () => {
+    const n = 1 << 16;
+    const data = new Float32Array(n);
+    const items = Array.from({ length: 40 }, (_, i): [string, Buffer] => [`t${i}`, tensorPickle({ key: '0', shape: [n], stride: [1] }, n)]);
+    const ckpt = torchArchive(dictPickle(items), { 0: new Uint8Array(data.buffer) });
+    const { dir, result } = await convertHostile('tied', ckpt);
+    expect(result.ok).toBe(false);
+    expect((result as { e: Error }).e.message).toMatch(/over 8× the checkpoint's/);
+    expect(leftovers(dir)).toEqual([]);
+    // Tied weights in sane numbers (3 views of one storage) are fine.
+    const few = await convertHostile('tied3', torchArchive(dictPickle(items.slice(0, 3)), { 0: new Uint8Array(data.buffer) }));
+    if (!few.result.ok) throw few.result.e;
+    expect(few.result.r.tensors).toBe(3);
+  });
+});
+
+describe('audiox convert (CLI)', () => {
+  it('--allow-expanded-views lets a stride-0 view through', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'cli-expand-'));
+    const input = path.join(dir, 'x.ckpt');
+    fs.writeFileSync(input, viewCheckpoint(4, [3, 4], [0, 1]));
+    const out = path.join(dir, 'out.safetensors');
+    const refused = await runCli(['convert', input, out]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/holds only 4.*--allow-expanded-views/);
+    expect(fs.existsSync(out)).toBe(false);
+    const ok = await runCli(['convert', input, out, '--allow-expanded-views']);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(fs.existsSync(out)).toBe(true);
+  });
+
+  it('Ctrl-C during a conversion exits 130 and leaves no temp file (#13.11)', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'cli-sigint-'));
+    const input = path.join(dir, 'big.ckpt');
+    const tensors: Record<string, Float32Array> = {};
+    for (let i = 0; i < 4000; i++) tensors[`layer.${i}.weight`] = new Float32Array(2048).fill(i);
+    fs.writeFileSync(input, floatCheckpoint(tensors));
+    const out = path.join(dir, 'out.safetensors');
+    const { child, done } = startCli(['convert', input, out, '--dtype', 'f16']);
+    const deadline = Date.now() + 60_000;
+    let tmpSeen = '';
+    while (!tmpSeen && Date.now() < deadline && child.exitCode === null) {
+      tmpSeen = fs.readdirSync(dir).find((f) => f.includes('.tmp-')) ?? '';
+      if (!tmpSeen) await new Promise((r) => setTimeout(r, 3));
+    }
+    expect(tmpSeen, 'the conversion finished before it could be interrupted').not.toBe('');
+    child.kill('SIGINT');
+    const r = await done;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/interrupted/);
+    expect(fs.readdirSync(dir)).toEqual(['big.ckpt']);
+  }, 120_000);
 });

@@ -12,9 +12,9 @@ import {
   writeSafetensors,
 } from '../src/io/safetensors.ts';
 import type { SafetensorsDType, WriteEntry } from '../src/io/safetensors.ts';
-import { PyDict, typeName, unpickle } from './unpickler.ts';
+import { PyDict, clip, describeKey, typeName, unpickle } from './unpickler.ts';
 import type { PyValue } from './unpickler.ts';
-import { TorchTensor, torchPolicy } from './torch.ts';
+import { TorchTensor, fmtDims, torchPolicy } from './torch.ts';
 import type { TorchStorage } from './torch.ts';
 import { ZipReader } from './zip.ts';
 
@@ -35,6 +35,11 @@ export interface ConvertOptions {
   dtype?: TargetDType;
   /** Removed from the start of every key that has it. */
   stripPrefix?: string;
+  /**
+   * Materialise views with more elements than their storage holds (stride-0 / overlapping
+   * expansions such as `x.expand(...)`); refused by default. The output size cap still applies.
+   */
+  allowExpandedViews?: boolean;
   onProgress?: (p: ConvertProgress) => void;
 }
 
@@ -48,6 +53,14 @@ export interface ConvertResult {
 
 const TARGET: Record<TargetDType, SafetensorsDType> = { f32: 'F32', f16: 'F16', bf16: 'BF16' };
 
+/**
+ * The written tensor data may be at most this multiple of the checkpoint's size (plus OUTPUT_SLACK):
+ * room for a float16 → float32 cast and tied weights (several views of one storage), not for a
+ * view that turns a few bytes into gigabytes.
+ */
+export const MAX_OUTPUT_FACTOR = 8;
+export const OUTPUT_SLACK = 1 << 20;
+
 /** A torch checkpoint opened for reading: its tensors are read on demand. */
 export interface TorchCheckpoint {
   /** Tensors of the state dict (or the top-level dict), in pickle order. */
@@ -55,6 +68,8 @@ export interface TorchCheckpoint {
   skipped: string[];
   /** Raw, contiguous, little-endian bytes of one tensor in its stored dtype. */
   readTensor(t: TorchTensor): Promise<Uint8Array>;
+  /** Size in bytes of the storage a tensor views (its archive entry); throws when it is missing. */
+  storageBytes(t: TorchTensor): number;
   close(): void;
 }
 
@@ -112,6 +127,7 @@ export async function openTorchCheckpoint(file: string): Promise<TorchCheckpoint
       tensors,
       skipped,
       readTensor: (t) => readTensor(zip, `${prefix}data/`, t),
+      storageBytes: (t) => storageEntry(zip, `${prefix}data/`, t).size,
       close: () => zip.close(),
     };
   } catch (e) {
@@ -130,12 +146,12 @@ function collect(file: string, root: PyValue): { tensors: Map<string, TorchTenso
   const sd = root.map.get('state_dict');
   if (sd instanceof PyDict) {
     dict = sd;
-    for (const k of root.map.keys()) if (k !== 'state_dict') skipped.push(String(k));
+    for (const k of root.map.keys()) if (k !== 'state_dict') skipped.push(describeKey(k));
   }
   const tensors = new Map<string, TorchTensor>();
   for (const [k, v] of dict.map) {
     if (typeof k === 'string' && v instanceof TorchTensor) tensors.set(k, v);
-    else skipped.push(String(k));
+    else skipped.push(describeKey(k));
   }
   return { tensors, skipped };
 }
@@ -183,6 +199,12 @@ export function gather(src: Uint8Array, shape: number[], stride: number[], es: n
   return out;
 }
 
+function storageEntry(zip: ZipReader, dataDir: string, t: TorchTensor): { entry: string; size: number } {
+  const entry = `${dataDir}${t.storage.key}`;
+  if (!zip.has(entry)) throw new ConvertError(`storage "${t.storage.key}" is missing from the archive (no entry ${clip(entry)})`);
+  return { entry, size: zip.info(entry).size };
+}
+
 async function readTensor(zip: ZipReader, dataDir: string, t: TorchTensor): Promise<Uint8Array> {
   const { storage, shape, stride, offset } = t;
   const dtype = storage.type.dtype;
@@ -191,12 +213,10 @@ async function readTensor(zip: ZipReader, dataDir: string, t: TorchTensor): Prom
   const n = numel(shape);
   if (n === 0) return new Uint8Array(0);
   const extent = 1 + shape.reduce((acc, d, i) => acc + (d - 1) * stride[i], 0);
-  const entry = `${dataDir}${storage.key}`;
-  if (!zip.has(entry)) throw new ConvertError(`storage "${storage.key}" is missing from the archive (no entry ${entry})`);
-  const size = zip.info(entry).size;
+  const { entry, size } = storageEntry(zip, dataDir, t);
   if ((offset + extent) * es > size) {
     throw new ConvertError(
-      `tensor view (offset ${offset}, shape ${JSON.stringify(shape)}, stride ${JSON.stringify(stride)}) ` +
+      `tensor view (offset ${offset}, shape ${fmtDims(shape)}, stride ${fmtDims(stride)}) ` +
         `reaches past the end of storage "${storage.key}" (${size} bytes)`,
     );
   }
@@ -242,19 +262,46 @@ export async function convertCheckpoint(input: string, output: string, opts: Con
   }
   const ckpt = await openTorchCheckpoint(input);
   try {
+    if (ckpt.tensors.size === 0) {
+      const shown = ckpt.skipped.slice(0, 10).join(', ') + (ckpt.skipped.length > 10 ? `, … (${ckpt.skipped.length})` : '');
+      throw new ConvertError(
+        `${input}: no tensors found: the checkpoint holds only non-tensor entries (${shown || 'none'}). ` +
+          'It is not a model state dict; nothing was written',
+      );
+    }
+    const inputBytes = fs.statSync(input).size;
+    const maxOutput = MAX_OUTPUT_FACTOR * inputBytes + OUTPUT_SLACK;
+    let outputBytes = 0;
     const entries: WriteEntry[] = [];
     const names = new Map<string, string>();
     for (const [key, t] of ckpt.tensors) {
       const name = opts.stripPrefix && key.startsWith(opts.stripPrefix) ? key.slice(opts.stripPrefix.length) : key;
-      if (!name) throw new ConvertError(`stripping "${opts.stripPrefix}" from "${key}" leaves an empty name`);
+      if (!name) throw new ConvertError(`stripping "${opts.stripPrefix}" from "${clip(key)}" leaves an empty name`);
       const clash = names.get(name);
       if (clash !== undefined) {
-        throw new ConvertError(`"${clash}" and "${key}" both become "${name}" after stripping "${opts.stripPrefix}"`);
+        throw new ConvertError(`"${clip(clash)}" and "${clip(key)}" both become "${clip(name)}" after stripping "${opts.stripPrefix}"`);
       }
       names.set(name, key);
       const stored = t.storage.type.dtype;
-      if (!stored) throw new ConvertError(`${input}: "${key}" is a torch.${t.storage.type.name} tensor, which safetensors cannot hold`);
+      if (!stored) throw new ConvertError(`${input}: "${clip(key)}" is a torch.${t.storage.type.name} tensor, which safetensors cannot hold`);
       const dtype = opts.dtype && isFloatDType(stored) ? TARGET[opts.dtype] : stored;
+      const n = numel(t.shape);
+      const held = Math.floor(ckpt.storageBytes(t) / DTYPE_SIZE[stored]);
+      if (n > held && !opts.allowExpandedViews) {
+        throw new ConvertError(
+          `${input}: "${clip(key)}" is a view of ${n} elements (shape ${fmtDims(t.shape)}, stride ${fmtDims(t.stride)}) ` +
+            `of a storage that holds only ${held}: writing it would expand repeated (stride-0 or overlapping) data. ` +
+            'Pass --allow-expanded-views (allowExpandedViews) if you trust this checkpoint; nothing was written',
+        );
+      }
+      outputBytes += n * DTYPE_SIZE[dtype];
+      if (outputBytes > maxOutput) {
+        throw new ConvertError(
+          `${input}: the tensors would take at least ${outputBytes} bytes, over ${MAX_OUTPUT_FACTOR}× the ` +
+            `checkpoint's ${inputBytes} bytes (+${OUTPUT_SLACK >> 20} MiB); its views repeat data far beyond what ` +
+            'it stores. Refusing it; nothing was written',
+        );
+      }
       entries.push({
         name,
         dtype,

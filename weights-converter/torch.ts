@@ -1,7 +1,8 @@
 // What torch.save pickles mean: the allow/deny policy for globals, storages from persistent ids,
 // and tensors from _rebuild_tensor_v2. Only data is built; nothing named in a pickle is executed.
+import { MAX_RANK } from '../src/io/safetensors.ts';
 import type { SafetensorsDType } from '../src/io/safetensors.ts';
-import { PickleError, PyCallable, PyDict, PyExtension, PyOpaque, PySet, PyTuple, typeName } from './unpickler.ts';
+import { PickleError, PyCallable, PyDict, PyExtension, PyOpaque, PySet, PyTuple, clip, typeName } from './unpickler.ts';
 import type { PyValue, UnpicklePolicy } from './unpickler.ts';
 
 /** Storage classes by name; null = a real torch dtype that safetensors cannot hold. */
@@ -117,6 +118,11 @@ function int(v: PyValue, what: string): number {
   throw new PickleError(`pickle: ${what} must be an int, got ${typeName(v)}`);
 }
 
+/** A shape/stride for messages: at most 8 dims shown (pickled tuples can be arbitrarily long). */
+export function fmtDims(d: readonly number[]): string {
+  return d.length <= 8 ? `[${d.join(', ')}]` : `[${d.slice(0, 8).join(', ')}, … (${d.length} dims)]`;
+}
+
 function intTuple(v: PyValue, what: string): number[] {
   if (!(v instanceof PyTuple) && !Array.isArray(v)) throw new PickleError(`pickle: ${what} must be a tuple, got ${typeName(v)}`);
   return iterItems(v).map((x, i) => int(x, `${what}[${i}]`));
@@ -129,17 +135,20 @@ function rebuildTensor(args: PyValue[]): TorchTensor {
   }
   const shape = intTuple(size ?? null, 'tensor size');
   const strides = intTuple(stride ?? null, 'tensor stride');
+  if (shape.length > MAX_RANK) {
+    throw new PickleError(`pickle: tensor of rank ${shape.length} exceeds the limit of ${MAX_RANK} dimensions`);
+  }
   if (shape.length !== strides.length) {
-    throw new PickleError(`pickle: tensor size ${JSON.stringify(shape)} and stride ${JSON.stringify(strides)} differ in rank`);
+    throw new PickleError(`pickle: tensor size ${fmtDims(shape)} and stride ${fmtDims(strides)} differ in rank`);
   }
   if (shape.some((d) => d < 0) || strides.some((s) => s < 0)) {
-    throw new PickleError(`pickle: negative tensor size/stride ${JSON.stringify(shape)} / ${JSON.stringify(strides)}`);
+    throw new PickleError(`pickle: negative tensor size/stride ${fmtDims(shape)} / ${fmtDims(strides)}`);
   }
   return new TorchTensor(storage, int(offset ?? null, 'storage offset'), shape, strides);
 }
 
 function refuse(qual: string, why: string): never {
-  throw new PickleError(`refusing to unpickle global "${qual}": ${why}. The checkpoint is not a plain torch.save of tensors; do not load it`);
+  throw new PickleError(`refusing to unpickle global "${clip(qual)}": ${why}. The checkpoint is not a plain torch.save of tensors; do not load it`);
 }
 
 function resolveTorch(qual: string, name: string): PyValue {
@@ -243,7 +252,7 @@ export function torchPolicy(storages: Map<string, TorchStorage>): UnpicklePolicy
         throw new PickleError(`pickle: persistent id names ${typeName(type)} instead of a torch storage type`);
       }
       if (typeof key !== 'string' || !/^[A-Za-z0-9_.-]+$/.test(key)) {
-        throw new PickleError(`pickle: invalid storage key ${JSON.stringify(typeof key === 'string' ? key : typeName(key))}`);
+        throw new PickleError(`pickle: invalid storage key ${JSON.stringify(typeof key === 'string' ? clip(key, 40) : typeName(key))}`);
       }
       const existing = storages.get(key);
       if (existing) return existing;

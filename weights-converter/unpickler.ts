@@ -1,6 +1,8 @@
 // A restricted pickle VM. It only builds data: every GLOBAL is resolved through a caller-supplied
 // policy that returns our own data-building callables (or refuses), so nothing from the pickle is
-// ever imported or executed.
+// ever imported or executed. It is iterative (no recursion, no argument spreading), so nesting depth
+// and item counts are bounded by the pickle's size, not by the JS stack; the work our callables do
+// on their arguments is charged to a budget proportional to that size.
 
 export class PickleError extends Error {}
 
@@ -63,6 +65,23 @@ export interface UnpicklePolicy {
   persistentLoad(pid: PyValue): PyValue;
 }
 
+/** Longest piece of pickled text quoted in a message or used as a display name. */
+export const MAX_DISPLAY_CHARS = 200;
+
+/** Python's default int_max_str_digits: longer decimal INT/LONG literals are refused. */
+export const MAX_INT_DIGITS = 4300;
+
+/** Caps a string taken from pickled data for display (messages, skipped-entry names). */
+export function clip(s: string, max = MAX_DISPLAY_CHARS): string {
+  return s.length <= max ? s : `${s.slice(0, max)}… (${s.length} chars)`;
+}
+
+/** A display name for a dict key: strings (capped) as they are, anything else by its type, e.g. `<list>`. */
+export function describeKey(k: PyValue): string {
+  return typeof k === 'string' ? clip(k) : `<${typeName(k)}>`;
+}
+
+/** The Python type name of a value (capped: class names come from the pickle). */
 export function typeName(v: PyValue): string {
   if (v === null) return 'None';
   if (typeof v === 'boolean') return 'bool';
@@ -74,37 +93,63 @@ export function typeName(v: PyValue): string {
   if (v instanceof PyTuple) return 'tuple';
   if (v instanceof PyDict) return 'dict';
   if (v instanceof PySet) return 'set';
-  if (v instanceof PyOpaque) return v.type;
-  if (v instanceof PyCallable) return `<callable ${v.qualname}>`;
-  return v.describe();
+  if (v instanceof PyOpaque) return clip(v.type);
+  if (v instanceof PyCallable) return `<callable ${clip(v.qualname)}>`;
+  return clip(v.describe());
 }
 
 const utf8 = new TextDecoder('utf-8');
 const latin1 = new TextDecoder('latin1');
 
+/** Little-endian two's complement → bigint, in linear time (via hex) whatever the length. */
 function bytesToBigInt(b: Uint8Array): bigint {
   if (b.length === 0) return 0n;
-  let v = 0n;
-  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
-  if (b[b.length - 1] & 0x80) v -= 1n << BigInt(8 * b.length);
-  return v;
+  const v = BigInt(`0x${Buffer.from(b).reverse().toString('hex')}`);
+  return b[b.length - 1] & 0x80 ? v - (1n << BigInt(8 * b.length)) : v;
 }
 
 function normInt(v: bigint): number | bigint {
   return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
 }
 
+/** Items a callable may copy out of its argument (what building a set/dict/bytes from it costs). */
+function shallowSize(v: PyValue): number {
+  if (typeof v === 'string' || v instanceof Uint8Array || Array.isArray(v)) return v.length;
+  if (v instanceof PyTuple || v instanceof PySet) return v.items.length;
+  if (v instanceof PyDict) return v.map.size;
+  return 0;
+}
+
+export interface UnpickleOptions {
+  /**
+   * Work budget in units of one opcode or one item a callable receives (default
+   * 16 × the pickle's size + 2^20). Exceeding it is an error: the pickle does far more work than its size explains.
+   */
+  maxWork?: number;
+}
+
 /** Runs the pickle program in `data` and returns the value STOP leaves on the stack. */
-export function unpickle(data: Uint8Array, policy: UnpicklePolicy): PyValue {
+export function unpickle(data: Uint8Array, policy: UnpicklePolicy, opts: UnpickleOptions = {}): PyValue {
   const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let pos = 0;
   // MARK saves the current stack on the metastack and starts a fresh one.
   let stack: PyValue[] = [];
   const metastack: PyValue[][] = [];
   const memo = new Map<number, PyValue>();
+  const maxWork = opts.maxWork ?? 16 * data.length + (1 << 20);
+  let work = 0;
 
   const fail = (msg: string): never => {
     throw new PickleError(`pickle: ${msg} (at byte ${pos})`);
+  };
+  const charge = (units: number) => {
+    work += units;
+    if (work > maxWork) {
+      fail(
+        `the pickle does more than ${maxWork} units of work (16× its ${data.length} bytes + 2^20): ` +
+          'it rebuilds large shared objects over and over, which no torch.save output does; refusing it',
+      );
+    }
   };
   const need = (n: number) => {
     if (pos + n > data.length) fail(`truncated: needs ${n} more bytes, the data ends at ${data.length}`);
@@ -154,21 +199,34 @@ export function unpickle(data: Uint8Array, policy: UnpicklePolicy): PyValue {
   const call = (fn: PyValue, args: PyValue, op: string): PyValue => {
     if (!(fn instanceof PyCallable)) fail(`${op} on a non-callable ${typeName(fn)}`);
     if (!(args instanceof PyTuple)) fail(`${op} arguments are a ${typeName(args)}, expected a tuple`);
-    return (fn as PyCallable).call((args as PyTuple).items);
+    const items = (args as PyTuple).items;
+    for (const a of items) charge(shallowSize(a));
+    return (fn as PyCallable).call(items);
   };
   const setItems = (d: PyValue, kv: PyValue[]) => {
     if (!(d instanceof PyDict)) fail(`SETITEM(S) on a ${typeName(d)}`);
     if (kv.length % 2) fail('SETITEMS with an odd number of items');
     for (let i = 0; i < kv.length; i += 2) (d as PyDict).map.set(kv[i], kv[i + 1]);
   };
+  // A loop, not push(...items): spreading 300k items overflows the JS stack.
+  const pushAll = (to: PyValue[], items: PyValue[]) => {
+    for (const it of items) to.push(it);
+  };
   const append = (l: PyValue, items: PyValue[]) => {
     if (!Array.isArray(l)) fail(`APPEND(S) on a ${typeName(l)}`);
-    (l as PyValue[]).push(...items);
+    pushAll(l as PyValue[], items);
+  };
+  const intLiteral = (s: string, what: string): number | bigint => {
+    const digits = s.replace(/^[-+]/, '');
+    if (digits.length > MAX_INT_DIGITS) fail(`${what} literal of ${digits.length} digits exceeds the ${MAX_INT_DIGITS}-digit limit`);
+    if (!/^[-+]?\d+$/.test(s)) fail(`bad ${what} literal ${JSON.stringify(clip(s, 40))}`);
+    return normInt(BigInt(s));
   };
 
   for (;;) {
     const opPos = pos;
     const op = u8();
+    charge(1);
     switch (op) {
       case 0x80: // PROTO
         if (u8() > 5) fail('unsupported pickle protocol (> 5)');
@@ -222,17 +280,12 @@ export function unpickle(data: Uint8Array, policy: UnpicklePolicy): PyValue {
         const s = line().trim();
         if (s === '01') push(true);
         else if (s === '00') push(false);
-        else {
-          if (!/^[-+]?\d+$/.test(s)) fail(`bad INT literal ${JSON.stringify(s)}`);
-          push(normInt(BigInt(s)));
-        }
+        else push(intLiteral(s, 'INT'));
         break;
       }
       case 0x4c: {
         // LONG (text)
-        const s = line().trim().replace(/L$/, '');
-        if (!/^[-+]?\d+$/.test(s)) fail(`bad LONG literal ${JSON.stringify(s)}`);
-        push(normInt(BigInt(s)));
+        push(intLiteral(line().trim().replace(/L$/, ''), 'LONG'));
         break;
       }
       case 0x46: // FLOAT (text)
@@ -341,7 +394,7 @@ export function unpickle(data: Uint8Array, policy: UnpicklePolicy): PyValue {
         const items = popMark();
         const s = top();
         if (!(s instanceof PySet)) fail(`ADDITEMS on a ${typeName(s)}`);
-        (s as PySet).items.push(...items);
+        pushAll((s as PySet).items, items);
         break;
       }
       case 0x91: // FROZENSET
