@@ -12,6 +12,8 @@ import type { DownloadProgress } from '../src/hub/download.ts';
 import { audioxHome, modelDir, resolveUrl } from '../src/hub/models.ts';
 import { diffSafetensors } from '../weights-converter/compare.ts';
 import { FIXTURES } from './helpers.ts';
+import { startCli } from './cli/run-cli.ts';
+import { floatCheckpoint } from './torch-archive.ts';
 
 const CONVERT = path.join(FIXTURES, 'convert');
 const CKPT = fs.readFileSync(path.join(CONVERT, 'model.ckpt'));
@@ -42,6 +44,12 @@ class MockHub {
   cutFirst = new Set<string>();
   /** Paths served whole (200) even when a Range is asked for. */
   ignoreRange = new Set<string>();
+  /** Paths whose GET body never ends (chunked, no Content-Length: the body repeated forever). */
+  endless = new Set<string>();
+  /** Paths whose HEAD announces no size. */
+  noSize = new Set<string>();
+  /** Body bytes handed to sockets by endless responses. */
+  endlessSent = 0;
   private gets = new Map<string, number>();
   hub!: http.Server;
   cdn!: http.Server;
@@ -69,6 +77,9 @@ class MockHub {
     this.log = [];
     this.cutFirst.clear();
     this.ignoreRange.clear();
+    this.endless.clear();
+    this.noSize.clear();
+    this.endlessSent = 0;
     this.gets.clear();
   }
 
@@ -114,7 +125,21 @@ class MockHub {
   private send(key: string, f: Served, q: http.IncomingMessage, r: http.ServerResponse, etag: string): void {
     const total = f.body.length;
     if (q.method === 'HEAD') {
-      r.writeHead(200, { 'Content-Length': String(total), ETag: etag }).end();
+      r.writeHead(200, this.noSize.has(key) ? { ETag: etag } : { 'Content-Length': String(total), ETag: etag }).end();
+      return;
+    }
+    if (this.endless.has(key)) {
+      r.writeHead(200, { ETag: etag });
+      const pump = () => {
+        while (!r.destroyed) {
+          this.endlessSent += f.body.length;
+          if (!r.write(f.body)) {
+            r.once('drain', pump);
+            return;
+          }
+        }
+      };
+      pump();
       return;
     }
     const n = (this.gets.get(key) ?? 0) + 1;
@@ -325,4 +350,51 @@ describe('downloadModel against a mock hub', () => {
   it('rejects unknown model names', async () => {
     await expect(downloadModel('AudioY', { home })).rejects.toThrow(/unknown model "AudioY".*AudioX-MAF-MMDiT/);
   });
+
+  it('a body that keeps coming past the announced size is cut off at once (#13.13)', async () => {
+    hub.serve('HKUSTAudio/AudioX', 'config.json', CONFIG, false);
+    const body = crypto.randomBytes(1 << 20);
+    hub.serve('HKUSTAudio/AudioX', 'model.ckpt', body, true);
+    hub.endless.add('/cdn/HKUSTAudio/AudioX/resolve/main/model.ckpt');
+    const t0 = Date.now();
+    const err = await downloadModel('AudioX', { home, ...fast }).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/sent more than the announced 1048576 bytes for model\.ckpt; the transfer was stopped/);
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    // Whatever the socket buffers held, nothing near the 333 MB of the report.
+    expect(hub.endlessSent).toBeLessThan(64 << 20);
+    const dir = modelDir('AudioX', home);
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('model.'))).toEqual(['model.ckpt.meta.json']);
+  }, 30_000);
+
+  it('a body of unannounced size is bounded too', async () => {
+    hub.serve('HKUSTAudio/AudioX', 'config.json', Buffer.alloc(1 << 16, 0x20), false);
+    const key = '/HKUSTAudio/AudioX/resolve/main/config.json';
+    hub.noSize.add(key);
+    hub.endless.add(key);
+    const err = await downloadModel('AudioX', { home, ...fast }).catch((e: Error) => e);
+    expect((err as Error).message).toMatch(/sent more than 16777216 bytes without announcing a size for config\.json/);
+    expect(hub.endlessSent).toBeLessThan(96 << 20);
+    expect(fs.readdirSync(modelDir('AudioX', home)).filter((f) => !f.endsWith('.meta.json'))).toEqual([]);
+  }, 30_000);
+
+  it('Ctrl-C during the conversion after a download leaves no temp file, only the download (#13.11)', async () => {
+    const tensors: Record<string, Float32Array> = {};
+    for (let i = 0; i < 4000; i++) tensors[`layer.${i}.weight`] = new Float32Array(2048).fill(i);
+    hub.serve('HKUSTAudio/AudioX', 'config.json', CONFIG, false);
+    hub.serve('HKUSTAudio/AudioX', 'model.ckpt', floatCheckpoint(tensors), true);
+    const { child, done } = startCli(['download', 'AudioX'], { env: { HF_ENDPOINT: hub.hubUrl, AUDIOX_HOME: home } });
+    const dir = modelDir('AudioX', home);
+    const deadline = Date.now() + 60_000;
+    let tmpSeen = '';
+    while (!tmpSeen && Date.now() < deadline && child.exitCode === null) {
+      tmpSeen = fs.existsSync(dir) ? (fs.readdirSync(dir).find((f) => f.startsWith('model.safetensors.tmp-')) ?? '') : '';
+      if (!tmpSeen) await new Promise((r) => setTimeout(r, 3));
+    }
+    expect(tmpSeen, 'the conversion finished before it could be interrupted').not.toBe('');
+    child.kill('SIGINT');
+    const r = await done;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toMatch(/download interrupted \(SIGINT\); removed .*model\.safetensors\.tmp-/);
+    expect(fs.readdirSync(dir).sort()).toEqual(['config.json', 'config.json.meta.json', 'model.ckpt', 'model.ckpt.meta.json']);
+  }, 120_000);
 });

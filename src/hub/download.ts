@@ -72,6 +72,8 @@ interface RemoteInfo {
 }
 
 const SHA256 = /^[0-9a-f]{64}$/;
+/** The most a body may bring when neither the hub nor the response announces a size (HF keeps files over 10 MB in LFS, which always announces one). */
+export const MAX_UNANNOUNCED_BYTES = 16 * 1024 * 1024;
 
 function readMeta(file: string): Meta | null {
   try {
@@ -264,10 +266,17 @@ async function fetchFile({ url, dest, file, remote, headers, opts }: FetchFileAr
       if (!res.body) throw new RetryableError(`${final} sent no body`);
       const fh = await fs.promises.open(part, append ? 'a' : 'w');
       let received = offset;
+      // Never write past the announced size: a body that keeps coming is cut off at once.
+      const limit = total ?? remote.size ?? MAX_UNANNOUNCED_BYTES;
+      let overflow = false;
       try {
         opts.onProgress?.({ file, received, total });
         for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
           arm();
+          if (received + chunk.byteLength > limit) {
+            overflow = true;
+            break;
+          }
           await fh.write(chunk);
           received += chunk.byteLength;
           opts.onProgress?.({ file, received, total });
@@ -278,11 +287,17 @@ async function fetchFile({ url, dest, file, remote, headers, opts }: FetchFileAr
       } finally {
         await fh.close();
       }
-      if (total !== null && received < total) throw new RetryableError(`${final}: transfer stopped at ${received} of ${total} bytes`);
-      if (total !== null && received > total) {
+      if (overflow) {
+        ctrl.abort();
         fs.rmSync(part, { force: true });
-        throw new HubError(`${final}: received ${received} bytes, more than the announced ${total}`);
+        const announced = total ?? remote.size;
+        const what = announced !== null ? `more than the announced ${announced} bytes` : `more than ${limit} bytes without announcing a size`;
+        throw new HubError(
+          `${final} sent ${what} for ${file}; the transfer was stopped and the partial file deleted. ` +
+            `Check HF_ENDPOINT (now ${hfEndpoint()})`,
+        );
       }
+      if (total !== null && received < total) throw new RetryableError(`${final}: transfer stopped at ${received} of ${total} bytes`);
       if (total === null) total = received;
       break;
     } catch (e) {

@@ -3,6 +3,7 @@ import cliProgress from 'cli-progress';
 import { downloadModel } from '../../hub/download.ts';
 import type { DownloadEvent, DownloadProgress } from '../../hub/download.ts';
 import { MODEL_NAMES, modelSpec } from '../../hub/models.ts';
+import { cleanUpOnInterrupt } from '../interrupt.ts';
 
 const MiB = 1024 * 1024;
 
@@ -52,6 +53,7 @@ export function register(program: Command): void {
         if (e.stage === 'done') return;
         console.log(`${e.file}: ${e.stage}${e.message ? ` (${e.message})` : ''}`);
       };
+      const uninstall = cleanUpOnInterrupt('download', stopBar); // the resumable .part stays; conversion temps go
       try {
         const r = await downloadModel(model, { keepOriginal: opts.keepOriginal, revision: opts.revision, onProgress, onEvent });
         console.log(`${r.name} is ready in ${r.dir}:`);
@@ -61,6 +63,7 @@ export function register(program: Command): void {
         }
       } finally {
         stopBar();
+        uninstall();
       }
     });
 }
