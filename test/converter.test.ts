@@ -8,7 +8,7 @@ import { PickleError, unpickle } from '../weights-converter/unpickler.ts';
 import { torchPolicy } from '../weights-converter/torch.ts';
 import { startCli, runCli } from './cli/run-cli.ts';
 import { diffSafetensors } from '../weights-converter/compare.ts';
-import { ZipReader } from '../weights-converter/zip.ts';
+import { ZipError, ZipReader } from '../weights-converter/zip.ts';
 import { FIXTURES } from './helpers.ts';
 import { OP, buildZip, dictPickle, floatCheckpoint, pk, tensorPickle, torchArchive } from './torch-archive.ts';
 
@@ -475,4 +475,34 @@ describe('audiox convert (CLI)', () => {
     expect(r.stderr).toMatch(/interrupted/);
     expect(fs.readdirSync(dir)).toEqual(['big.ckpt']);
   }, 120_000);
+});
+
+describe('zip reader on hostile archives (found by the fuzzer)', () => {
+  it('a zip64 locator pointing past 2^53 is a ZipError, not an uncaught exception', async () => {
+    const zip = buildZip([['a/data.pkl', Buffer.from([0x80, 2, 0x7d, 0x2e])]]);
+    const eocd = zip.length - 22;
+    const loc = Buffer.alloc(20);
+    loc.writeUInt32LE(0x07064b50, 0);
+    loc.writeBigUInt64LE(2n ** 53n + 4096n, 8);
+    loc.writeUInt32LE(1, 16);
+    const f = path.join(tmp, 'zip64.zip');
+    fs.writeFileSync(f, Buffer.concat([zip.subarray(0, eocd), loc, zip.subarray(eocd)]));
+    await expect(ZipReader.open(f)).rejects.toThrow(ZipError);
+    await expect(ZipReader.open(f)).rejects.toThrow(/zip64\.zip: not a readable zip archive/);
+  }, 10_000);
+
+  it('a deflated entry claiming more than DEFLATE can expand is refused before allocating', async () => {
+    const zip = buildZip([['a/data.pkl', Buffer.alloc(64)]], true);
+    const cd = zip.readUInt32LE(zip.length - 22 + 16);
+    zip.writeUInt32LE(0xfffffff0, 22); // local header: uncompressed size
+    zip.writeUInt32LE(0xfffffff0, cd + 24); // central directory: uncompressed size
+    const f = path.join(tmp, 'bomb.zip');
+    fs.writeFileSync(f, zip);
+    const z = await ZipReader.open(f);
+    try {
+      await expect(z.read('a/data.pkl')).rejects.toThrow(/claims 4294967280 bytes from \d+ compressed, more than DEFLATE can expand/);
+    } finally {
+      z.close();
+    }
+  });
 });

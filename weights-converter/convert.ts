@@ -16,9 +16,12 @@ import { PyDict, clip, describeKey, typeName, unpickle } from './unpickler.ts';
 import type { PyValue } from './unpickler.ts';
 import { TorchTensor, fmtDims, torchPolicy } from './torch.ts';
 import type { TorchStorage } from './torch.ts';
-import { ZipReader } from './zip.ts';
+import { ZipError, ZipReader } from './zip.ts';
 
 export class ConvertError extends Error {}
+
+/** Largest data.pkl read (a real one is a few MB: it indexes the tensors, their data lives elsewhere). */
+export const MAX_PICKLE_BYTES = 1 << 30;
 
 export type TargetDType = 'f32' | 'f16' | 'bf16';
 
@@ -120,6 +123,10 @@ export async function openTorchCheckpoint(file: string): Promise<TorchCheckpoint
       const order = (await zip.read(`${prefix}byteorder`)).toString('latin1').trim();
       if (order !== 'little') throw new ConvertError(`${file}: byteorder "${order}" is not supported (only little-endian)`);
     }
+    const pklSize = zip.info(pkls[0]).size;
+    if (pklSize > MAX_PICKLE_BYTES) {
+      throw new ConvertError(`${file}: ${pkls[0]} is ${pklSize} bytes, over the ${MAX_PICKLE_BYTES >> 20} MiB limit for a checkpoint's index`);
+    }
     const storages = new Map<string, TorchStorage>();
     const root = unpickle(await zip.read(pkls[0]), torchPolicy(storages));
     const { tensors, skipped } = collect(file, root);
@@ -202,7 +209,12 @@ export function gather(src: Uint8Array, shape: number[], stride: number[], es: n
 function storageEntry(zip: ZipReader, dataDir: string, t: TorchTensor): { entry: string; size: number } {
   const entry = `${dataDir}${t.storage.key}`;
   if (!zip.has(entry)) throw new ConvertError(`storage "${t.storage.key}" is missing from the archive (no entry ${clip(entry)})`);
-  return { entry, size: zip.info(entry).size };
+  try {
+    return { entry, size: zip.info(entry).size };
+  } catch (e) {
+    if (e instanceof ZipError) throw new ConvertError(e.message);
+    throw e;
+  }
 }
 
 async function readTensor(zip: ZipReader, dataDir: string, t: TorchTensor): Promise<Uint8Array> {

@@ -144,7 +144,9 @@ function rebuildTensor(args: PyValue[]): TorchTensor {
   if (shape.some((d) => d < 0) || strides.some((s) => s < 0)) {
     throw new PickleError(`pickle: negative tensor size/stride ${fmtDims(shape)} / ${fmtDims(strides)}`);
   }
-  return new TorchTensor(storage, int(offset ?? null, 'storage offset'), shape, strides);
+  const off = int(offset ?? null, 'storage offset');
+  if (off < 0) throw new PickleError(`pickle: negative storage offset ${off}`);
+  return new TorchTensor(storage, off, shape, strides);
 }
 
 function refuse(qual: string, why: string): never {
@@ -166,8 +168,9 @@ function resolveTorch(qual: string, name: string): PyValue {
       // (func, new_type, args, state): tensor subclasses; we keep the plain tensor func builds.
       return new PyCallable(qual, (a) => {
         const [fn, , args] = a;
-        if (!(fn instanceof PyCallable) || !(args instanceof PyTuple)) {
-          throw new PickleError(`pickle: malformed ${qual} call`);
+        // Only tensor rebuilders: any other callable here would escape the unpickler's work budget.
+        if (!(fn instanceof PyCallable) || !fn.qualname.startsWith('torch._utils._rebuild_') || !(args instanceof PyTuple)) {
+          throw new PickleError(`pickle: malformed ${qual} call (expected a torch._utils._rebuild_* function and a tuple)`);
         }
         return fn.call(args.items);
       });

@@ -166,6 +166,7 @@ export function unpickle(data: Uint8Array, policy: UnpicklePolicy, opts: Unpickl
     return Number(v);
   };
   const bytes = (n: number) => {
+    if (n < 0) fail(`negative length ${n}`);
     need(n);
     pos += n;
     return data.subarray(pos - n, pos);
@@ -192,6 +193,11 @@ export function unpickle(data: Uint8Array, policy: UnpicklePolicy, opts: Unpickl
     return items;
   };
   const push = (v: PyValue) => stack.push(v);
+  const memoIndex = (s: string): number => {
+    const t = s.trim();
+    if (!/^\d{1,15}$/.test(t)) fail(`bad memo index ${JSON.stringify(clip(t, 40))}`);
+    return Number(t);
+  };
   const memoGet = (i: number) => {
     if (!memo.has(i)) fail(`memo key ${i} is not defined`);
     return memo.get(i)!;
@@ -453,7 +459,7 @@ export function unpickle(data: Uint8Array, policy: UnpicklePolicy, opts: Unpickl
         push(policy.persistentLoad(line()));
         break;
       case 0x70: // PUT
-        memo.set(Number.parseInt(line(), 10), top());
+        memo.set(memoIndex(line()), top());
         break;
       case 0x71: // BINPUT
         memo.set(u8(), top());
@@ -465,7 +471,7 @@ export function unpickle(data: Uint8Array, policy: UnpicklePolicy, opts: Unpickl
         memo.set(memo.size, top());
         break;
       case 0x67: // GET
-        push(memoGet(Number.parseInt(line(), 10)));
+        push(memoGet(memoIndex(line())));
         break;
       case 0x68: // BINGET
         push(memoGet(u8()));

@@ -1,10 +1,14 @@
 // Random-access reader for the zip container torch.save writes (entries are usually STORED, so
 // byte ranges are read straight from disk; DEFLATE entries are streamed and sliced).
+import fs from 'node:fs';
+import { PassThrough, Readable } from 'node:stream';
 import yauzl from 'yauzl';
 import type { Entry, ZipFile } from 'yauzl';
-import type { Readable } from 'node:stream';
 
 export class ZipError extends Error {}
+
+/** DEFLATE cannot expand data more than ~1032×: an entry declaring more is corrupt (or a zip bomb). */
+const MAX_DEFLATE_RATIO = 1032;
 
 export interface ZipEntryInfo {
   name: string;
@@ -12,11 +16,71 @@ export interface ZipEntryInfo {
   compressed: boolean;
 }
 
-function openZip(file: string): Promise<ZipFile> {
+/**
+ * The file as yauzl sees it. Every range is checked against the file size before it is read:
+ * yauzl trusts zip64 offsets, and one past 2^53 made fs.read throw outside any callback (an
+ * uncaught exception, or a read that never settles).
+ */
+class BoundedFileReader extends yauzl.RandomAccessReader {
+  private closed = false;
+  constructor(
+    private readonly fd: number,
+    private readonly size: number,
+  ) {
+    super();
+  }
+
+  override _readStreamForRange(start: number, end: number): Readable {
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start || end > this.size) {
+      const s = new PassThrough();
+      process.nextTick(() => s.destroy(new Error(`byte range [${start}, ${end}) is outside the ${this.size}-byte file`)));
+      return s;
+    }
+    // Positional reads of our own: an fs.ReadStream closes the shared fd when yauzl destroys it.
+    const fd = this.fd;
+    let pos = start;
+    return new Readable({
+      highWaterMark: 1 << 20,
+      read(size: number): void {
+        const n = Math.min(size, end - pos, 1 << 20);
+        if (n <= 0) {
+          this.push(null);
+          return;
+        }
+        const buf = Buffer.allocUnsafe(n);
+        fs.read(fd, buf, 0, n, pos, (err, got) => {
+          if (err) return void this.destroy(err);
+          if (got === 0) return void this.push(null); // the file ended early: yauzl reports the short read
+          pos += got;
+          this.push(got < n ? buf.subarray(0, got) : buf);
+        });
+      },
+    });
+  }
+
+  override close(callback: (err: Error | null) => void): void {
+    if (this.closed) return callback(null);
+    this.closed = true;
+    fs.close(this.fd, callback);
+  }
+}
+
+async function openZip(file: string): Promise<ZipFile> {
+  const fd = await new Promise<number>((resolve, reject) => fs.open(file, 'r', (e, d) => (e ? reject(e) : resolve(d))));
+  let size: number;
+  try {
+    size = fs.fstatSync(fd).size;
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
+  }
+  const reader = new BoundedFileReader(fd, size);
   return new Promise((resolve, reject) => {
-    yauzl.open(file, { lazyEntries: true, autoClose: false }, (err, zf) => {
-      if (err || !zf) reject(err ?? new Error('unknown error'));
-      else resolve(zf);
+    yauzl.fromRandomAccessReader(reader, size, { lazyEntries: true, autoClose: false }, (err, zf) => {
+      if (err || !zf) {
+        reader.close(() => undefined);
+        reject(err ?? new Error('unknown error'));
+      } else resolve(zf);
     });
   });
 }
@@ -61,7 +125,10 @@ export class ZipReader {
       throw new ZipError(`${file}: not a readable zip archive (${(e as Error).message})`);
     }
     try {
-      return new ZipReader(file, zf, await readEntries(zf));
+      const entries = await readEntries(zf);
+      // Errors yauzl reports later belong to a read (which reports them itself); never let one go unhandled.
+      zf.on('error', () => undefined);
+      return new ZipReader(file, zf, entries);
     } catch (e) {
       zf.close();
       throw new ZipError(`${file}: corrupt zip central directory (${(e as Error).message})`);
@@ -88,6 +155,11 @@ export class ZipReader {
     if (e.compressionMethod !== 0 && e.compressionMethod !== 8) {
       throw new ZipError(`${this.file}: entry "${name}" uses unsupported compression method ${e.compressionMethod}`);
     }
+    if (e.compressionMethod === 8 && e.uncompressedSize > e.compressedSize * MAX_DEFLATE_RATIO + 1024) {
+      throw new ZipError(
+        `${this.file}: entry "${name}" claims ${e.uncompressedSize} bytes from ${e.compressedSize} compressed, more than DEFLATE can expand; the archive is corrupt`,
+      );
+    }
     return e;
   }
 
@@ -98,15 +170,16 @@ export class ZipReader {
     if (start < 0 || stop < start || stop > e.uncompressedSize) {
       throw new ZipError(`${this.file}: range [${start}, ${stop}) is outside entry "${name}" (${e.uncompressedSize} bytes)`);
     }
-    const out = Buffer.alloc(stop - start);
-    if (out.length === 0) return out;
+    if (stop === start) return Buffer.alloc(0);
     const stored = e.compressionMethod === 0;
     let s: Readable;
     try {
+      // Opened before allocating: yauzl checks that the entry's data lies inside the file.
       s = await streamOf(this.zf, e, stored ? { start, end: stop } : undefined);
     } catch (err) {
       throw new ZipError(`${this.file}: cannot read entry "${name}" (${(err as Error).message})`);
     }
+    const out = Buffer.alloc(stop - start);
     // For stored entries the stream is exactly the range; for deflated ones skip to `start`.
     let pos = stored ? start : 0;
     let filled = 0;
