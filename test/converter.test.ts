@@ -477,6 +477,65 @@ describe('audiox convert (CLI)', () => {
   }, 120_000);
 });
 
+describe('tensor rebuild arguments', () => {
+  it('a negative storage offset is refused', async () => {
+    const ckpt = torchArchive(dictPickle([['w', tensorPickle({ key: '0', offset: -1, shape: [1], stride: [1] }, 4)]]), {
+      0: new Uint8Array(16),
+    });
+    const { result } = await convertHostile('negoffset', ckpt);
+    expect(result.ok).toBe(false);
+    expect((result as { e: Error }).e.message).toMatch(/negative storage offset -1/);
+  });
+
+  it('_rebuild_from_type_v2 only wraps tensor rebuilders (anything else would escape the work budget)', () => {
+    const pkl = Buffer.concat([
+      pk.proto(),
+      pk.global('torch._tensor', '_rebuild_from_type_v2'),
+      pk.tuple(pk.global('builtins', 'bytearray'), pk.ops(OP.NONE), pk.tuple(pk.str('x')), pk.ops(OP.EMPTY_DICT)),
+      pk.ops(OP.REDUCE, OP.STOP),
+    ]);
+    expect(() => unpickle(pkl, torchPolicy(new Map()))).toThrow(/expected a torch\._utils\._rebuild_\* function/);
+  });
+
+  it('a data.pkl over the 1 GiB index limit is refused before it is read', async () => {
+    // A sparse file: a stored 1.1 GiB entry costs no disk and, refused up front, no memory.
+    const f = path.join(tmp, 'hugepkl.ckpt');
+    const name = Buffer.from('a/data.pkl');
+    const size = 1_181_116_006;
+    const lh = Buffer.alloc(30);
+    lh.writeUInt32LE(0x04034b50, 0);
+    lh.writeUInt16LE(20, 4);
+    lh.writeUInt32LE(size, 18);
+    lh.writeUInt32LE(size, 22);
+    lh.writeUInt16LE(name.length, 26);
+    const ch = Buffer.alloc(46);
+    ch.writeUInt32LE(0x02014b50, 0);
+    ch.writeUInt16LE(20, 4);
+    ch.writeUInt16LE(20, 6);
+    ch.writeUInt32LE(size, 20);
+    ch.writeUInt32LE(size, 24);
+    ch.writeUInt16LE(name.length, 28);
+    const cdStart = 30 + name.length + size;
+    const eocd = Buffer.alloc(22);
+    eocd.writeUInt32LE(0x06054b50, 0);
+    eocd.writeUInt16LE(1, 8);
+    eocd.writeUInt16LE(1, 10);
+    eocd.writeUInt32LE(46 + name.length, 12);
+    eocd.writeUInt32LE(cdStart, 16);
+    const fd = fs.openSync(f, 'w');
+    fs.writeSync(fd, Buffer.concat([lh, name]), 0, 30 + name.length, 0);
+    fs.writeSync(fd, Buffer.concat([ch, name, eocd]), 0, 46 + name.length + 22, cdStart);
+    fs.closeSync(fd);
+    try {
+      await expect(convertCheckpoint(f, path.join(tmp, 'hugepkl.safetensors'))).rejects.toThrow(
+        /a\/data\.pkl is 1181116006 bytes, over the 1024 MiB limit/,
+      );
+    } finally {
+      fs.rmSync(f);
+    }
+  });
+});
+
 describe('zip reader on hostile archives (found by the fuzzer)', () => {
   it('a zip64 locator pointing past 2^53 is a ZipError, not an uncaught exception', async () => {
     const zip = buildZip([['a/data.pkl', Buffer.from([0x80, 2, 0x7d, 0x2e])]]);
