@@ -416,6 +416,29 @@ export function checkOutputDir(file: string): void {
   if (!ok) throw new MediaError('INVALID_ARGUMENT', `Output directory "${dir}" does not exist; create it first.`);
 }
 
+/**
+ * An output file we may write: its directory exists and is writable, and the path is not something
+ * other than a regular file (a directory, a device such as /dev/full, a FIFO).
+ */
+export function checkOutputFile(file: string): void {
+  checkOutputDir(file);
+  const abs = path.resolve(file);
+  const dir = path.dirname(abs);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    throw new MediaError('INVALID_ARGUMENT', `Output directory "${dir}" is not writable.`);
+  }
+  let st: fs.Stats | null = null;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    st = null;
+  }
+  if (st?.isDirectory()) throw new MediaError('INVALID_ARGUMENT', `Output "${file}" is a directory; name a file in it (e.g. ${path.join(file, 'out.wav')}).`);
+  if (st && !st.isFile()) throw new MediaError('INVALID_ARGUMENT', `Output "${file}" exists and is not a regular file (a device or a pipe); choose another path.`);
+}
+
 /** Runs `produce(tmp)` to write a temp file, then renames it onto `file`; removes the temp file on failure. */
 export async function writeAtomically<T>(file: string, produce: (tmp: string) => Promise<T>): Promise<T> {
   checkOutputDir(file);

@@ -55,6 +55,10 @@ export class AudioXModel {
   get videoFps(): number {
     return this.config.video_fps ?? 5;
   }
+  /** One latent frame: the shortest output (downsampling_ratio / sample_rate). */
+  get minSeconds(): number {
+    return this.wrapper.pretransform.downsamplingRatio / this.sampleRate;
+  }
   /** Seconds of audio one generation produces before trimming (sample_size / sample_rate). */
   get maxSeconds(): number {
     return this.sampleSize / this.sampleRate;

@@ -70,6 +70,8 @@ export interface ModelLimits {
   name: string;
   /** sample_size / sample_rate. */
   maxSeconds: number;
+  /** One latent frame (downsampling_ratio / sample_rate); default 0. */
+  minSeconds?: number;
 }
 
 /**
@@ -105,18 +107,28 @@ export function resolveParams(model: ModelLimits, o: GenerateOptions, windowSeco
     model: model.name,
   };
   check(Number.isInteger(p.steps) && p.steps >= 1 && p.steps <= 10000, `steps must be an integer in [1, 10000], got ${p.steps}`);
-  check(Number.isFinite(p.cfgScale) && p.cfgScale >= 0, `cfg scale must be ≥ 0, got ${p.cfgScale}`);
+  check(Number.isFinite(p.cfgScale) && p.cfgScale >= 0 && p.cfgScale <= 100, `cfg scale must be in [0, 100], got ${p.cfgScale}`);
   check(Number.isFinite(p.cfgRescale) && p.cfgRescale >= 0 && p.cfgRescale <= 1, `cfg rescale must be in [0, 1], got ${p.cfgRescale}`);
   check(SAMPLER_NAMES.includes(p.sampler), `unknown sampler "${p.sampler}"; valid: ${SAMPLER_NAMES.join(', ')}`);
   check(p.sigmaMin > 0 && p.sigmaMax > p.sigmaMin, `need 0 < sigma-min < sigma-max, got ${p.sigmaMin} and ${p.sigmaMax}`);
+  check(p.sigmaMax <= 10000, `sigma-max must be ≤ 10000, got ${p.sigmaMax}`);
+  check(Number.isFinite(p.rho) && p.rho > 0 && p.rho <= 100, `rho must be in (0, 100], got ${p.rho}`);
   check(
     Number.isFinite(p.secondsTotal) && p.secondsTotal > 0 && p.secondsTotal <= model.maxSeconds + 1e-9,
     `seconds must be in (0, ${model.maxSeconds.toFixed(2)}] for this model (sample_size / sample_rate), got ${p.secondsTotal}`,
   );
-  check(Number.isFinite(p.secondsStart) && p.secondsStart >= 0, `seconds start must be ≥ 0, got ${p.secondsStart}`);
+  const minSeconds = model.minSeconds ?? 0;
+  check(
+    p.secondsTotal >= minSeconds - 1e-12,
+    `seconds must be at least one latent frame (${minSeconds.toFixed(4)} s for this model), got ${p.secondsTotal}`,
+  );
+  check(Number.isFinite(p.secondsStart) && p.secondsStart >= 0 && p.secondsStart <= 1e6, `seconds start must be in [0, 1e6], got ${p.secondsStart}`);
   check(Number.isInteger(p.batchSize) && p.batchSize >= 1 && p.batchSize <= 64, `batch size must be an integer in [1, 64], got ${p.batchSize}`);
   check(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, `seed must be an integer in [0, 2^32) or -1, got ${o.seed}`);
-  check(p.initNoiseLevel === null || p.initNoiseLevel > 0, `init noise level must be > 0, got ${p.initNoiseLevel}`);
+  check(
+    p.initNoiseLevel === null || (p.initNoiseLevel > 0 && p.initNoiseLevel <= 10000),
+    `init noise level must be in (0, 10000], got ${p.initNoiseLevel}`,
+  );
   check(!(o.video && o.image), 'give either a video or an image, not both');
   check(!o.inpaint || o.initAudio !== undefined, 'inpainting needs init audio (the audio to regenerate part of)');
   check(o.initNoiseLevel === undefined || o.initAudio !== undefined, 'an init noise level needs init audio to vary');
@@ -364,6 +376,11 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
     } catch (e) {
       latents.dispose();
       throw e;
+    }
+    if (o.signal?.aborted) {
+      audioT.dispose();
+      latents.dispose();
+      throwIfAborted(o.signal);
     }
     const keepLatents = o.returnLatents ? latents : null;
     if (!keepLatents) latents.dispose();

@@ -3,7 +3,7 @@
 // spectrogram preview of the denoised estimate every `previewEvery` steps, and writes the results.
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { readConfig } from '../models/config.ts';
+import { minSeconds, readConfig } from '../models/config.ts';
 import { loadModel, resolveModelDir, type AudioXModel } from '../models/load.ts';
 import { GenerateError, generate, resolveParams, type ModelLimits } from '../pipeline/generate.ts';
 import type { GenerateOptions, Progress } from '../pipeline/types.ts';
@@ -102,7 +102,7 @@ export function createPipelineRunner(opts: PipelineRunnerOptions): PipelineRunne
     if (!l) {
       const { name: resolved, dir } = resolveModelDir(name);
       const config = readConfig(path.join(dir, 'config.json'));
-      l = { name: resolved, maxSeconds: config.sample_size / config.sample_rate };
+      l = { name: resolved, maxSeconds: config.sample_size / config.sample_rate, minSeconds: minSeconds(config) };
       limits.set(name, l);
     }
     return l;

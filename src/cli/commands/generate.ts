@@ -5,12 +5,12 @@ import cliProgress from 'cli-progress';
 import fs from 'node:fs';
 import path from 'node:path';
 import { activeBackend } from '../../backend/index.ts';
-import { checkOutputDir } from '../../io/ffmpeg.ts';
+import { checkOutputFile } from '../../io/ffmpeg.ts';
 import { probeMedia } from '../../io/ffmpeg.ts';
 import { muxVideoWithAudio } from '../../io/mux.ts';
 import { writeWav } from '../../io/wav.ts';
 import { modelDir } from '../../hub/models.ts';
-import { readConfig, type AudioXConfig } from '../../models/config.ts';
+import { minSeconds, readConfig, type AudioXConfig } from '../../models/config.ts';
 import { ModelNotFoundError, RELEASED_MODELS, loadModel, resolveModelDir } from '../../models/load.ts';
 import { GENERATE_DEFAULTS, SAMPLER_NAMES, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
 import { checkMediaInputs } from '../../pipeline/media.ts';
@@ -182,7 +182,7 @@ export function preflightModel(nameOrDir: string): ModelPreflight {
       need(modelDir('t5-base'), 'model.safetensors', 't5-base', 'Run `audiox download t5-base` first.');
     }
   }
-  return { name, dir, demo, config, maxSeconds: config.sample_size / config.sample_rate };
+  return { name, dir, demo, config, maxSeconds: config.sample_size / config.sample_rate, minSeconds: minSeconds(config) };
 }
 
 /** Output paths for a batch: out.wav, or out_0.wav, out_1.wav … */
@@ -202,7 +202,7 @@ export async function preflight(o: GenerationCliOptions, outputs: string[], sign
     if (d) windowSeconds = Math.max(model.maxSeconds, d);
   }
   resolveParams(model, opts, windowSeconds);
-  for (const out of outputs) checkOutputDir(out);
+  for (const out of outputs) checkOutputFile(out);
   const inputs = [o.video, o.image, o.audio, o.initAudio].filter((f): f is string => !!f).map((f) => path.resolve(f));
   for (const out of outputs) {
     if (inputs.includes(path.resolve(out))) throw new Error(`the output ${out} would overwrite an input; choose another -o`);
@@ -238,6 +238,8 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
   const batch = Number.isInteger(o.batch) && o.batch > 0 ? o.batch : 1;
   const wavs = batchPaths(o.output, batch, '.wav');
   const mp4s = o.video ? batchPaths(o.output, batch, '.mp4') : [];
+  // -o itself must not be a directory or a device either (it is the stem of the files written).
+  checkOutputFile(o.output);
   const info = await preflight(o, [...wavs, ...mp4s], signal);
   const log = (s: string) => o.progress && console.error(s);
   if (info.demo) {
@@ -252,7 +254,11 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
     const result = await generate(model, { ...generateOptions(o), signal, onProgress: ({ step }) => progress.update(step) }).finally(
       () => progress.stop(),
     );
+    const stopIfInterrupted = () => {
+      if (signal?.aborted) throw Object.assign(new Error('generation cancelled'), { name: 'AbortError' });
+    };
     for (const [i, channels] of result.audio.entries()) {
+      stopIfInterrupted();
       await writeWav(wavs[i], channels, result.sampleRate);
       written.push(wavs[i]);
       if (o.video) {
@@ -261,6 +267,8 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
         written.push(mp4s[i]);
       }
     }
+    // Ctrl-C while the last file was written still means no output.
+    stopIfInterrupted();
     const t = result.timings;
     const p = result.params;
     const seconds = result.audio[0][0].length / result.sampleRate;
