@@ -3,7 +3,7 @@
 // and the Gradio sync_transform (ARCHITECTURE.md §8.1, §6.1, quirks 13 and 14); the defaults follow what the
 // Synchformer saw in training (README "Reference quirks").
 import { MediaError } from './ffmpeg.ts';
-import { centerCropPlanar, resizePlanar, shorterSideSize } from './resize.ts';
+import { centerCropOffset, centerCropPlanar, resizeHwcWindow, resizePlanar, shorterSideSize } from './resize.ts';
 
 /**
  * How source frames are picked for the output slots k = 0…T−1:
@@ -118,9 +118,13 @@ export function selectedIndices(plan: FramePlan, total: number): number[] {
   return out;
 }
 
-/** One decoded frame (HWC, uint8) → planar [3, S, S] uint8 by `resize`. */
+/** One decoded frame (HWC, uint8) → planar [3, S, S] uint8 by `resize` (same values as transformPlanar). */
 export function transformFrame(hwc: Uint8Array, H: number, W: number, size: number, resize: FrameResize): Uint8Array {
-  return transformPlanar(hwcToPlanar(hwc, H, W), H, W, size, resize);
+  if (hwc.length !== H * W * 3) throw new MediaError('INVALID_ARGUMENT', `a ${H}×${W} RGB frame has ${3 * H * W} bytes, got ${hwc.length}`);
+  if (resize === 'squash') return resizeHwcWindow(hwc, H, W, size, size, { r0: 0, c0: 0, nh: size, nw: size }, 'bilinear');
+  const [h, w] = shorterSideSize(H, W, size);
+  const win = { r0: centerCropOffset(h, size), c0: centerCropOffset(w, size), nh: size, nw: size };
+  return resizeHwcWindow(hwc, H, W, h, w, win, 'bicubic');
 }
 
 function transformPlanar<T extends Uint8Array | Float32Array>(chw: T, H: number, W: number, size: number, resize: FrameResize): T {

@@ -134,8 +134,8 @@ function roundHalfEven(x: number): number {
 /** torchvision CenterCrop(size) of a planar [C, H, W] image at least size × size. */
 export function centerCropPlanar<T extends Pixels>(src: T, c: number, h: number, w: number, size: number): T {
   if (h < size || w < size) throw new Error(`center crop: ${h}×${w} is smaller than ${size}×${size}`);
-  const top = roundHalfEven((h - size) / 2);
-  const left = roundHalfEven((w - size) / 2);
+  const top = centerCropOffset(h, size);
+  const left = centerCropOffset(w, size);
   const out = (src instanceof Uint8Array ? new Uint8Array(c * size * size) : new Float32Array(c * size * size)) as T;
   for (let ch = 0; ch < c; ch++) {
     for (let y = 0; y < size; y++) {
@@ -150,4 +150,86 @@ export function centerCropPlanar<T extends Pixels>(src: T, c: number, h: number,
 export function shorterSideSize(h: number, w: number, size: number): [number, number] {
   if (h <= w) return [size, Math.trunc((size * w) / h)];
   return [Math.trunc((size * h) / w), size];
+}
+
+/** Rows [r0, r0 + nh) × columns [c0, c0 + nw) of an image resized to outH × outW (crop after resize). */
+export interface ResizeWindow {
+  r0: number;
+  c0: number;
+  nh: number;
+  nw: number;
+}
+
+/** Taps of output pixels [o0, o0 + n) only; identity (one tap, weight 1) when the size is unchanged. */
+function windowTaps(inSize: number, outSize: number, o0: number, n: number, filter: ResizeFilter): Taps {
+  if (inSize === outSize) {
+    return { start: Int32Array.from({ length: n }, (_, i) => o0 + i), count: new Int32Array(n).fill(1), weights: new Float32Array(n).fill(1), stride: 1 };
+  }
+  const t = computeTaps(inSize, outSize, filter);
+  return { start: t.start.slice(o0, o0 + n), count: t.count.slice(o0, o0 + n), weights: t.weights.slice(o0 * t.stride, (o0 + n) * t.stride), stride: t.stride };
+}
+
+/**
+ * An interleaved RGB uint8 frame [H, W, 3] resized to outH × outW and cut to `win`, as planar uint8
+ * [3, nh, nw]: the same values as resizePlanar followed by a crop (each output pixel is computed the same
+ * way), without the layout conversion and without computing the pixels the crop drops.
+ */
+export function resizeHwcWindow(hwc: Uint8Array, H: number, W: number, outH: number, outW: number, win: ResizeWindow, filter: ResizeFilter): Uint8Array {
+  const { r0, c0, nh, nw } = win;
+  if (hwc.length !== H * W * 3) throw new Error(`resize: ${hwc.length} bytes is not [${H}, ${W}, 3]`);
+  if (!(r0 >= 0 && c0 >= 0 && nh >= 1 && nw >= 1 && r0 + nh <= outH && c0 + nw <= outW)) {
+    throw new Error(`resize: window ${nh}×${nw} at (${r0}, ${c0}) is outside ${outH}×${outW}`);
+  }
+  // Width pass (all input rows, the window's columns) → planar float [3, H, nw].
+  const tw = windowTaps(W, outW, c0, nw, filter);
+  const plane = H * nw;
+  const tmp = new Float32Array(3 * plane);
+  const { start: ws, count: wc, weights: ww, stride: wst } = tw;
+  for (let y = 0; y < H; y++) {
+    const rowBase = y * W * 3;
+    const dst = y * nw;
+    for (let x = 0; x < nw; x++) {
+      const off = x * wst;
+      let p = rowBase + ws[x] * 3;
+      const w0 = ww[off];
+      let s0 = f(hwc[p] * w0);
+      let s1 = f(hwc[p + 1] * w0);
+      let s2 = f(hwc[p + 2] * w0);
+      for (let j = 1, n = wc[x]; j < n; j++) {
+        p += 3;
+        const wt = ww[off + j];
+        s0 = f(s0 + hwc[p] * wt);
+        s1 = f(s1 + hwc[p + 1] * wt);
+        s2 = f(s2 + hwc[p + 2] * wt);
+      }
+      tmp[dst + x] = s0;
+      tmp[plane + dst + x] = s1;
+      tmp[2 * plane + dst + x] = s2;
+    }
+  }
+  // Height pass (the window's rows) → uint8 [3, nh, nw].
+  const th = windowTaps(H, outH, r0, nh, filter);
+  const out = new Uint8Array(3 * nh * nw);
+  const acc = new Float32Array(nw);
+  for (let c = 0; c < 3; c++) {
+    for (let y = 0; y < nh; y++) {
+      const off = y * th.stride;
+      const base = c * plane + th.start[y] * nw;
+      const w0 = th.weights[off];
+      for (let x = 0; x < nw; x++) acc[x] = f(tmp[base + x] * w0);
+      for (let j = 1; j < th.count[y]; j++) {
+        const wt = th.weights[off + j];
+        const b = base + j * nw;
+        for (let x = 0; x < nw; x++) acc[x] = f(acc[x] + tmp[b + x] * wt);
+      }
+      const dst = (c * nh + y) * nw;
+      for (let x = 0; x < nw; x++) out[dst + x] = toByte(acc[x]);
+    }
+  }
+  return out;
+}
+
+/** CenterCrop's offset (Python round, half to even) of a `size` window in `n`. */
+export function centerCropOffset(n: number, size: number): number {
+  return roundHalfEven((n - size) / 2);
 }

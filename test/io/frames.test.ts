@@ -5,6 +5,7 @@ import {
   assembleWindow,
   branchFrameOptions,
   frameWindow,
+  hwcToPlanar,
   planFrames,
   selectedIndices,
   stillImageFrames,
@@ -138,6 +139,16 @@ describe('frame transforms', () => {
     expect([sq.length, cr.length]).toEqual([3 * 16 * 16, 3 * 16 * 16]);
     expect([sq[0], sq[8], sq[15]]).toEqual([0, 100, 200]);
     for (let x = 3; x < 13; x++) expect(cr[5 * 16 + x]).toBe(100); // (the bicubic taps at the cut edges reach the other thirds)
+  });
+  it('transformFrame (interleaved input, only the kept pixels) = resizePlanar + CenterCrop of the planar frame', () => {
+    for (const [H, W] of [[37, 90], [300, 170], [224, 400], [32, 60], [45, 32], [32, 32]]) {
+      const hwc = Uint8Array.from({ length: H * W * 3 }, (_, i) => (i * 2654435761) >>> 24);
+      const chw = hwcToPlanar(hwc, H, W);
+      expect(transformFrame(hwc, H, W, 32, 'squash')).toEqual(resizePlanar(chw, 3, H, W, 32, 32, 'bilinear'));
+      const [h, w] = shorterSideSize(H, W, 32);
+      expect(transformFrame(hwc, H, W, 32, 'crop')).toEqual(centerCropPlanar(resizePlanar(chw, 3, H, W, h, w, 'bicubic'), 3, h, w, 32));
+    }
+    expect(() => transformFrame(new Uint8Array(10), 2, 2, 8, 'squash')).toThrow(/has 12 bytes, got 10/);
   });
 });
 
