@@ -101,8 +101,11 @@ export async function syncFeatures(
     const x = repeatFrame(frame, SEGMENT_SIZE, 3, SYNC_SIZE, SYNC_SIZE);
     try {
       const one = withResident(sync.vfeat_extractor, () => encodeVideoWithSync(sync, x));
-      f = tf.tidy(() => tf.tile(one, [1, segments, 1]));
-      one.dispose();
+      try {
+        f = tf.tile(one, [1, segments, 1]);
+      } finally {
+        one.dispose();
+      }
     } finally {
       x.dispose();
     }
