@@ -142,6 +142,8 @@ export interface RunFfmpegOptions {
   /** Bytes written to ffmpeg's stdin (use with `-i pipe:0`). */
   input?: Buffer;
   signal?: AbortSignal;
+  /** Receives stdout as it arrives (then FfmpegResult.stdout is empty): for outputs too large to buffer. */
+  onStdout?: (chunk: Buffer) => void;
 }
 
 export interface FfmpegResult {
@@ -175,7 +177,7 @@ function spawnFfmpeg(args: readonly string[], opts: RunFfmpegOptions = {}): Prom
     const out: Buffer[] = [];
     let err = '';
     // stdio is ['pipe'|'ignore', 'pipe', 'pipe'], so stdout and stderr exist.
-    child.stdout!.on('data', (b: Buffer) => out.push(b));
+    child.stdout!.on('data', (b: Buffer) => (opts.onStdout ? opts.onStdout(b) : out.push(b)));
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (s: string) => {
       err += s;

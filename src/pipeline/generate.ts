@@ -179,7 +179,7 @@ async function conditionerInputs(
           const video = repeatBatch(await videoFrames(model, vc, { video: o.video, image: o.image }, media), b);
           inputs[id] = { video };
           if (vc instanceof CLIPWithSyncWithEmptyFeatureConditioner) {
-            inputs[id] = { video, syncFeatures: repeatBatch(await syncFeatures(model, vc, o.video, media), b) };
+            inputs[id] = { video, syncFeatures: repeatBatch(await syncFeatures(model, vc, { video: o.video, image: o.image }, media), b) };
           }
           break;
         }
