@@ -187,7 +187,7 @@ async function conditionerInputs(
           inputs[id] = Array.from({ length: b }, () => p.prompt);
           break;
         case 'audio':
-          inputs[id] = repeatBatch(await audioPrompt(model, o.audio, media, audioPromptSamples(model, c)), b);
+          inputs[id] = await audioPrompt(model, o.audio, media, audioPromptSamples(model, c), b);
           break;
         case 'number': {
           const v = o.numberConditioning?.[id] ?? (id === 'seconds_start' ? p.secondsStart : id === 'seconds_total' ? p.secondsTotal : NaN);

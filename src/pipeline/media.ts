@@ -136,7 +136,8 @@ export async function syncFeatures(
 }
 
 /**
- * Audio prompt [1, 2, samples] (default sr·10, see audioPromptSamples): a file brought to the window, given samples as they are, or silence.
+ * Audio prompt [batch, 2, samples] (default sr·10, see audioPromptSamples): a file brought to the window, given
+ * samples as they are (one set for every item, or one set per batch item), or silence.
  * Default: resampled to the model rate, right-padded with silence. With `referenceQuirks` a file is read like
  * the reference's `load_and_process_audio` (quirk 15: native rate kept, cut by model-rate sample indices,
  * left-padded). (The reference UI hides its audio-prompt widgets, so it always sends silence: that is what
@@ -144,20 +145,49 @@ export async function syncFeatures(
  */
 export async function audioPrompt(
   model: AudioXModel,
-  source: string | Float32Array[] | undefined,
+  source: AudioPromptSource | undefined,
   opts: MediaOptions,
   samples = Math.floor(model.sampleRate * CONDITIONING_SECONDS),
+  batch = 1,
 ): Promise<tf.Tensor> {
-  if (source === undefined) return tf.zeros([1, 2, samples]);
-  if (typeof source !== 'string') return stereoTensor(source);
-  const { data } = await loadAudioWindow(source, {
-    duration: samples / model.sampleRate,
-    sampleRate: model.sampleRate,
-    seekTime: opts.seekTime,
-    referenceQuirks: opts.referenceQuirks,
-    signal: opts.signal,
-  });
-  return stereoTensor(data);
+  if (source === undefined) return tf.zeros([batch, 2, samples]);
+  if (isPerItemAudio(source)) {
+    if (source.length !== batch) {
+      throw new MediaError('INVALID_ARGUMENT', `audio prompt: ${source.length} per-item prompts given for a batch of ${batch}; give one per item or a single one for all`);
+    }
+    const n = source[0][0]?.length;
+    if (source.some((item) => item[0]?.length !== n)) {
+      throw new MediaError('INVALID_ARGUMENT', `audio prompt: the per-item prompts have different lengths (${source.map((i) => i[0]?.length).join(', ')} samples); give them all the same length`);
+    }
+    const items = source.map(stereoTensor);
+    const t = items.length === 1 ? items[0] : tf.concat(items, 0);
+    if (items.length > 1) tf.dispose(items);
+    return t;
+  }
+  let one: tf.Tensor;
+  if (typeof source !== 'string') one = stereoTensor(source);
+  else {
+    const { data } = await loadAudioWindow(source, {
+      duration: samples / model.sampleRate,
+      sampleRate: model.sampleRate,
+      seekTime: opts.seekTime,
+      referenceQuirks: opts.referenceQuirks,
+      signal: opts.signal,
+    });
+    one = stereoTensor(data);
+  }
+  if (batch === 1) return one;
+  const t = tf.tidy(() => tf.tile(one, [batch, 1, 1]));
+  one.dispose();
+  return t;
+}
+
+/** An audio prompt: a path, stereo (or mono) samples for every item, or one such set per batch item. */
+export type AudioPromptSource = string | Float32Array[] | Float32Array[][];
+
+/** Whether the samples are given per batch item ([batch][channel][sample]). */
+export function isPerItemAudio(a: AudioPromptSource): a is Float32Array[][] {
+  return Array.isArray(a) && a.length > 0 && Array.isArray(a[0]);
 }
 
 /**
@@ -174,7 +204,7 @@ export function audioPromptSamples(model: AudioXModel, c: Module): number {
 export interface MediaSources {
   video?: string;
   image?: string;
-  audio?: string | Float32Array[];
+  audio?: AudioPromptSource;
   initAudio?: string | Float32Array[];
 }
 
@@ -240,8 +270,12 @@ export async function checkMediaInputs(
         // Decoding the window at a low rate is cheap and catches files with a header but no samples.
         await readAudio(a, { sampleRate: 8000, channels: 1, seekTime: key === 'audio' ? seekTime : 0, duration: CONDITIONING_SECONDS, signal });
       } else {
-        if (!a.length || !a[0].length) throw new MediaError('INVALID_ARGUMENT', 'the given samples are empty');
-        if (a.some((c) => c.length !== a[0].length)) throw new MediaError('INVALID_ARGUMENT', 'channels have different lengths');
+        const items = isPerItemAudio(a) ? a : [a];
+        items.forEach((item, i) => {
+          const which = items.length > 1 ? ` (batch item ${i})` : '';
+          if (!item.length || !item[0].length) throw new MediaError('INVALID_ARGUMENT', `the given samples are empty${which}`);
+          if (item.some((c) => c.length !== item[0].length)) throw new MediaError('INVALID_ARGUMENT', `channels have different lengths${which}`);
+        });
       }
     } catch (e) {
       relabel(label[key], e);

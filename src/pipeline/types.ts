@@ -38,8 +38,11 @@ export interface GenerateOptions {
   /** Paths of conditioning media. */
   video?: string;
   image?: string;
-  /** Audio prompt: a path (brought to the 10 s window) or stereo samples at the model rate (used as given). */
-  audio?: string | Float32Array[];
+  /**
+   * Audio prompt: a path (brought to the 10 s window) or stereo samples at the model rate (used as given), the
+   * same for every batch item; or one set of samples per batch item ([batch][channel], all the same length).
+   */
+  audio?: string | Float32Array[] | Float32Array[][];
   secondsStart?: number;
   /** Length of the generated audio in seconds (default 10, at most sample_size / sample_rate). */
   secondsTotal?: number;
