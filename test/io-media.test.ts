@@ -318,14 +318,16 @@ describe('wav', () => {
     expect(leftovers(FIXTURES)).toEqual([]);
   });
 
-  it('toInt16: clamp, ×32767 in float32, round to nearest with ties to even (the reference writer)', async () => {
+  it('toInt16: the reference writer (clamp, ⌊x·32768⌋, clip to 32767) and its README recipe (trunc x·32767)', async () => {
     const x = [new Float32Array([0.5, -1.0, 0.25, 0.99995]), new Float32Array([2.0, -0.3, 0, -2.0])];
-    // 0.5·32767 = 16383.5 → 16384 (even); 0.25·32767 = 8191.75 → 8192; -0.3·32767 = -9830.1 → -9830
     const y = toInt16(x);
-    expect(Array.from(y[0])).toEqual([16384, -32767, 8192, 32765]);
-    expect(Array.from(y[1])).toEqual([32767, -9830, 0, -32767]);
-    // ±0.5 is the one exact tie (±16383.5): to the even neighbour, not truncated to ±16383
-    expect(Array.from(toInt16([new Float32Array([-0.5])])[0])).toEqual([-16384]);
+    // 0.5 → 16384; -1 → -32768; 0.25 → 8192; 0.99995·32768 = 32766.4 → 32766; 1 → 32768 clipped; -0.3·32768 = -9830.4 → -9831
+    expect(Array.from(y[0])).toEqual([16384, -32768, 8192, 32766]);
+    expect(Array.from(y[1])).toEqual([32767, -9831, 0, -32768]);
+    const r = toInt16(x, { recipe: 'readme' });
+    // ×32767 truncated toward zero: 16383.5 → 16383, -0.3·32767 = -9830.1 → -9830
+    expect(Array.from(r[0])).toEqual([16383, -32767, 8191, 32765]);
+    expect(Array.from(r[1])).toEqual([32767, -9830, 0, -32767]);
     expect(() => toInt16([new Float32Array([0, NaN])])).toThrow(/NaN at sample 1/);
     // writeWav's 16-bit path writes exactly these values
     await writeWav(f('conv16.wav'), x, 22050);

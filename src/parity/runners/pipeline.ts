@@ -116,7 +116,7 @@ async function run(fx: Fixture) {
     const N = result.audio[0][0].length;
     const flat = new Float32Array(B * C * N);
     result.audio.forEach((item, b) => item.forEach((ch, c) => flat.set(ch, (b * C + c) * N)));
-    // The front-end's post-processing: peak normalisation over everything, 'b d n -> d (b n)', int16.
+    // The post-processing: peak normalisation over everything, 'b d n -> d (b n)', int16.
     const normalized = peakNormalizeBatch(result.audio);
     const perChannel = Array.from({ length: C }, (_, c) => {
       const out = new Float32Array(B * N);
@@ -126,7 +126,9 @@ async function run(fx: Fixture) {
     const floatFlat = new Float32Array(C * B * N);
     perChannel.forEach((ch, c) => floatFlat.set(ch, c * B * N));
     const i16flat = new Int32Array(C * B * N);
-    toInt16(perChannel).forEach((ch, c) => i16flat.set(Int32Array.from(ch), c * B * N));
+    // The reference's two int16 recipes: its demo front-end's WAV writer, or its README script.
+    const recipe = fx.reference.includes('audiox.interface.gradio') ? 'writer' : 'readme';
+    toInt16(perChannel, { recipe }).forEach((ch, c) => i16flat.set(Int32Array.from(ch), c * B * N));
     return {
       outputs: {
         audio: tf.tensor(flat, [B, C, N]),
