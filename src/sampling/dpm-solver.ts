@@ -32,9 +32,10 @@ class EpsCache {
     if (hit) return hit;
     const x = input();
     try {
-      const e = this.evaluate(x, t).eps;
-      this.eps.set(key, e);
-      return e;
+      const { eps, denoised } = this.evaluate(x, t);
+      denoised.dispose();
+      this.eps.set(key, eps);
+      return eps;
     } finally {
       x.dispose();
     }

@@ -41,7 +41,7 @@ function buildBackbone(fx: Fixture): { model: DiffusionModel & Module; inner: Mo
 }
 
 /** What a run did besides its result: model calls, and σ / step control at every callback. */
-interface Trace {
+export interface Trace {
   modelCalls: number;
   sigmas: number[];
   accepted: boolean[];
@@ -72,7 +72,7 @@ function numbered(fx: Fixture, prefix: string): string[] {
 }
 
 /** Throws (naming the first difference) unless the run's trace is the reference's. */
-function checkTrace(fx: Fixture, trace: Trace): void {
+export function checkTrace(fx: Fixture, trace: Trace): void {
   const host = (n: string) => Array.from(fx.file.readHost(`intermediates/${n}`).data, Number);
   if (fx.has('intermediates/adaptive_accept')) {
     const want = host('adaptive_accept').map(Boolean);

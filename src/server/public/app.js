@@ -159,7 +159,7 @@ function renderProgress(job) {
   q.textContent = job.cancelRequested && job.status === 'running' ? 'cancelling…' : '';
   if (!p) return;
   const bar = $('#progress');
-  // Steps not known in advance (k-dpm-adaptive): the bar shows the fraction of the noise range covered.
+  // Steps not known in advance (an adaptive sampler): the bar shows the fraction of the noise range covered.
   bar.max = p.steps === null ? 1 : p.steps || 1;
   bar.value = p.steps === null ? p.fraction : p.step;
   const parts = [p.stage];
