@@ -51,8 +51,10 @@ describe('sampler registry', () => {
   it('the CLI help lists every sampler with its objective and default', () => {
     const help = addGenerationOptions(new Command('generate'), { steps: 1 }).helpInformation().replace(/\s+/g, ' ');
     for (const n of SAMPLER_NAMES) expect(help).toContain(n);
-    expect(help).toContain(`v-objective models: ${samplersFor('v').join(', ')} (default dpmpp-3m-sde)`);
-    expect(help).toContain('rectified-flow models: rf-euler (default rf-euler)');
+    expect(help).toContain(
+      'v-objective models: dpmpp-3m-sde (default), dpmpp-2m-sde, k-heun, k-lms, k-dpm-2, k-dpmpp-2s-ancestral, k-dpm-fast, ' +
+        'k-dpm-adaptive, and ours (not in the reference): k-euler, k-euler-ancestral, dpmpp-2m; rectified-flow models: rf-euler (default)',
+    );
   });
 
   it('the HTTP API accepts every registry name (k-dpmpp-2s-ancestral too) and describes them for the page', () => {

@@ -163,7 +163,12 @@ export function describeSamplers(): SamplerDescription[] {
   });
 }
 
-/** The `--sampler` help text: the names per objective and the defaults. */
+/** The `--sampler` help text: the names per objective, the defaults, and which ones the reference lacks. */
 export function samplerHelp(): string {
-  return DIFFUSION_OBJECTIVES.map((o) => `${OBJECTIVE_LABEL[o]} models: ${samplersFor(o).join(', ')} (default ${DEFAULT_SAMPLERS[o]})`).join('; ');
+  return DIFFUSION_OBJECTIVES.map((o) => {
+    const label = (n: SamplerName) => (n === DEFAULT_SAMPLERS[o] ? `${n} (default)` : n);
+    const theirs = samplersFor(o).filter((n) => SAMPLER_REGISTRY[n].inReference).map(label);
+    const ours = samplersFor(o).filter((n) => !SAMPLER_REGISTRY[n].inReference).map(label);
+    return `${OBJECTIVE_LABEL[o]} models: ${theirs.join(', ')}${ours.length ? `, and ours (not in the reference): ${ours.join(', ')}` : ''}`;
+  }).join('; ');
 }
