@@ -117,7 +117,7 @@ describe('samplers per model objective', () => {
   it("the objective comes from the config's diffusion_objective (default v); an unknown one is refused", () => {
     const config = (objective?: string) =>
       ({ sample_rate: 44100, sample_size: 441000, model: { diffusion: { diffusion_objective: objective } } }) as unknown as AudioXConfig;
-    expect(configLimits('a', config())).toEqual({ name: 'a', maxSeconds: 10, objective: 'v' });
+    expect(configLimits('a', config())).toEqual({ name: 'a', maxSeconds: 10, minSeconds: 2048 / 44100, objective: 'v' });
     expect(configLimits('b', config('rectified_flow')).objective).toBe('rectified_flow');
     expect(() => configLimits('c', config('eps'))).toThrow('model "c": diffusion_objective "eps" is not supported (use "v" or "rectified_flow")');
   });
