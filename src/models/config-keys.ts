@@ -92,6 +92,11 @@ export function configKeyPaths(config: unknown): string[] {
 
 export type KeyStatus = { status: 'read'; pattern: string } | { status: 'ignored'; pattern: string } | { status: 'unknown' };
 
+/** The read and the ignored patterns a key matches (a key should match exactly one kind). */
+export function matchingPatterns(key: string): { read: string[]; ignored: string[] } {
+  return { read: READ.filter(([, re]) => re.test(key)).map(([p]) => p), ignored: IGNORED.filter(([, re]) => re.test(key)).map(([p]) => p) };
+}
+
 export function keyStatus(key: string): KeyStatus {
   const ignored = IGNORED.find(([, re]) => re.test(key));
   if (ignored) return { status: 'ignored', pattern: ignored[0] };
