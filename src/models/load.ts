@@ -232,6 +232,8 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
     ? `Run \`audiox download ${name}\` first.`
     : 'Convert the checkpoint with `audiox convert model.ckpt model.safetensors`.';
   const config = readConfig(requireFile(dir, 'config.json', name, download));
+  // Before building: an unsupported t5_model_name is refused with the list of supported encoders.
+  const t5Uses = demo ? [] : textEncoders(config, opts.t5Dir);
   const wrapper = createModelFromConfig(config);
   let synchformer: Synchformer | null = null;
   let file: SafetensorsFile | null = null;
@@ -240,7 +242,6 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
     const needsSync = [...wrapper.conditioner.conditioners.entries.values()].some(
       (c) => c instanceof CLIPWithSyncWithEmptyFeatureConditioner,
     );
-    const t5Uses = demo ? [] : textEncoders(config, opts.t5Dir);
     const t5Dirs = requireTextEncoders(t5Uses, !!opts.t5Dir);
     const syncFile = needsSync && !demo ? path.join(dir, 'synchformer.safetensors') : null;
     const mainFile = demo ? null : requireFile(dir, 'model.safetensors', name, download);
@@ -286,7 +287,12 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
       for (const dirOfT5 of t5Dirs.keys()) {
         const ids = new Set(t5Uses.filter((u) => u.dir === dirOfT5).map((u) => u.id));
         const { encoder, tokenizer } = loadT5Pretrained(dirOfT5);
-        attachT5(wrapper, encoder, tokenizer, ids);
+        try {
+          attachT5(wrapper, encoder, tokenizer, ids);
+        } catch (e) {
+          encoder.dispose();
+          throw new Error(`text encoder ${dirOfT5}: ${(e as Error).message}`);
+        }
         if (plan.mode === 'streamed') offloadToHost([encoder.encoder], hostDType);
       }
       if (syncFile) {

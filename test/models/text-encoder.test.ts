@@ -93,5 +93,10 @@ describe('loading the selected encoder', () => {
     await writeModelDir(dir, withText('my-own-t5'));
     expect(() => preflightModel(dir)).toThrow(/t5_model_name "my-own-t5" is not supported; supported text encoders: t5-small, t5-base/);
     await expect(loadModel(dir)).rejects.toThrow(/t5_model_name "my-own-t5" is not supported/);
+    // A released-style entry (no width override) is refused by name too, not by the conditioner's width table.
+    const plain = tinyMMDiTConfig();
+    plain.model.conditioning.configs.push({ id: 'text_prompt', type: 't5', config: { t5_model_name: 'my-own-t5' } });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(plain));
+    await expect(loadModel(dir)).rejects.toThrow(/t5_model_name "my-own-t5" is not supported; supported text encoders: t5-small/);
   });
 });
