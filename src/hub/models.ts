@@ -77,7 +77,7 @@ export function textEncoderModel(t5ModelName: string | undefined, where = 't5_mo
 }
 
 /**
- * The `t5_model_name`s a raw config.json's text conditioners name (default t5-base), with where each is
+ * The `t5_model_name`s a raw config.json's text conditioners name (undefined: the default t5-base), with where each is
  * set; for fetching a model's text encoder along with it.
  */
 export function textEncoderNamesIn(config: unknown): { name: string | undefined; where: string }[] {

@@ -7,7 +7,7 @@ import { activeBackend, initBackend } from '../backend/index.ts';
 import { SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
 import type { Module, Parameter } from '../nn/module.ts';
 import { loadStateDictStreamed, offloadToHost, releaseStreamed, type HostDType } from '../nn/streaming.ts';
-import { modelDir, MODELS, textEncoderModel } from '../hub/models.ts';
+import { DEFAULT_T5_MODEL_NAME, modelDir, MODELS, textEncoderModel } from '../hub/models.ts';
 import { readConfig, type AudioXConfig } from './config.ts';
 import { CLIPWithSyncWithEmptyFeatureConditioner } from './conditioners/clip.ts';
 import { T5_MODEL_DIMS, T5Conditioner, loadT5Pretrained } from './conditioners/t5.ts';
@@ -157,7 +157,7 @@ export function textEncoders(config: AudioXConfig, t5Dir?: string): TextEncoderU
   config.model.conditioning.configs.forEach((e, i) => {
     if (e.type !== 't5') return;
     const raw = (e.config as { t5_model_name?: unknown }).t5_model_name;
-    const t5ModelName = typeof raw === 'string' ? raw : 't5-base';
+    const t5ModelName = typeof raw === 'string' ? raw : DEFAULT_T5_MODEL_NAME;
     if (t5Dir) {
       out.push({ id: e.id, t5ModelName, name: path.basename(path.resolve(t5Dir)), dir: path.resolve(t5Dir) });
       return;
