@@ -232,6 +232,7 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
     ? `Run \`audiox download ${name}\` first.`
     : 'Convert the checkpoint with `audiox convert model.ckpt model.safetensors`.';
   const config = readConfig(requireFile(dir, 'config.json', name, download));
+  const mainFile = demo ? null : requireFile(dir, 'model.safetensors', name, download);
   // Before building: an unsupported t5_model_name is refused with the list of supported encoders.
   const t5Uses = demo ? [] : textEncoders(config, opts.t5Dir);
   const wrapper = createModelFromConfig(config);
@@ -244,7 +245,6 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
     );
     const t5Dirs = requireTextEncoders(t5Uses, !!opts.t5Dir);
     const syncFile = needsSync && !demo ? path.join(dir, 'synchformer.safetensors') : null;
-    const mainFile = demo ? null : requireFile(dir, 'model.safetensors', name, download);
     file = mainFile ? SafetensorsFile.open(mainFile) : null;
     if (file) {
       const fix = RELEASED_MODELS.includes(name as (typeof RELEASED_MODELS)[number])
