@@ -9,9 +9,8 @@ import { checkOutputFile } from '../../io/ffmpeg.ts';
 import { probeMedia } from '../../io/ffmpeg.ts';
 import { muxVideoWithAudio } from '../../io/mux.ts';
 import { writeWav } from '../../io/wav.ts';
-import { modelDir } from '../../hub/models.ts';
 import { readConfig, type AudioXConfig } from '../../models/config.ts';
-import { ModelNotFoundError, RELEASED_MODELS, loadModel, resolveModelDir } from '../../models/load.ts';
+import { ModelNotFoundError, RELEASED_MODELS, loadModel, resolveModelDir, textEncoders } from '../../models/load.ts';
 import { GENERATE_DEFAULTS, configLimits, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
 import { checkMediaInputs } from '../../pipeline/media.ts';
 import type { GenerateOptions, InpaintOptions, Progress, SamplerName, WindowPosition } from '../../pipeline/types.ts';
@@ -180,9 +179,7 @@ export function preflightModel(nameOrDir: string): ModelPreflight {
   const config = readConfig(need(dir, 'config.json', name, hint));
   if (!demo) {
     need(dir, 'model.safetensors', name, hint);
-    if (config.model.conditioning.configs.some((c) => c.type === 't5')) {
-      need(modelDir('t5-base'), 'model.safetensors', 't5-base', 'Run `audiox download t5-base` first.');
-    }
+    for (const t5 of textEncoders(config)) need(t5.dir, 'model.safetensors', t5.name, `Run \`audiox download ${t5.name}\` first.`);
   }
   return { ...configLimits(name, config), dir, demo, config };
 }
