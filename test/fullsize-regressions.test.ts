@@ -45,13 +45,13 @@ describe('syncFeatures with a streamed Synchformer', () => {
       (c): c is CLIPWithSyncWithEmptyFeatureConditioner => c instanceof CLIPWithSyncWithEmptyFeatureConditioner,
     )!;
     const opts = { seekTime: 0, referenceQuirks: false };
-    const want = await syncFeatures(model, cond, video, opts);
+    const want = await syncFeatures(model, cond, { video }, opts);
     const extractor = model.synchformer!.vfeat_extractor;
     offloadToHost([extractor]);
     try {
       const n0 = tf.memory().numTensors;
       streamStats.reset();
-      const got = await syncFeatures(model, cond, video, opts);
+      const got = await syncFeatures(model, cond, { video }, opts);
       expect(streamStats.uploads).toBe(1);
       expect(got.shape).toEqual([1, cond.sizes.sync_tokens, cond.sizes.temporal_dim]);
       expect(Array.from(await got.data())).toEqual(Array.from(await want.data()));

@@ -6,170 +6,24 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { SafetensorsFile } from '../src/io/safetensors.ts';
-import { downloadModel } from '../src/hub/download.ts';
+import * as tf from '@tensorflow/tfjs';
+import { SafetensorsFile, saveTensors } from '../src/io/safetensors.ts';
+import { downloadModel, downloadModelWithTextEncoders } from '../src/hub/download.ts';
 import type { DownloadProgress } from '../src/hub/download.ts';
 import { audioxHome, modelDir, resolveUrl } from '../src/hub/models.ts';
+import { MissingWeightsError } from '../src/models/conditioner-weights.ts';
+import { loadModel, type AudioXModel } from '../src/models/load.ts';
+import { AutoencoderPretransform, type PretransformConfig } from '../src/models/vae/pretransform.ts';
 import { diffSafetensors } from '../weights-converter/compare.ts';
 import { FIXTURES } from './helpers.ts';
 import { startCli } from './cli/run-cli.ts';
+import { MockHub } from './mock-hub.ts';
 import { floatCheckpoint } from './torch-archive.ts';
 
 const CONVERT = path.join(FIXTURES, 'convert');
 const CKPT = fs.readFileSync(path.join(CONVERT, 'model.ckpt'));
 const SYNCH = fs.readFileSync(path.join(CONVERT, 'synchformer_state_dict.pth'));
 const CONFIG = Buffer.from(JSON.stringify({ model_type: 'diffusion_cond', sample_rate: 44100 }));
-
-interface Served {
-  body: Buffer;
-  /** LFS files answer the resolve URL with a redirect to the CDN and X-Linked-* headers. */
-  lfs: boolean;
-  etag?: string;
-}
-
-interface Logged {
-  method: string;
-  url: string;
-  range?: string;
-  auth?: string;
-  server: 'hub' | 'cdn';
-}
-
-const sha256 = (b: Buffer) => crypto.createHash('sha256').update(b).digest('hex');
-
-class MockHub {
-  files = new Map<string, Served>();
-  log: Logged[] = [];
-  /** Paths whose first GET body is cut off half-way (socket destroyed). */
-  cutFirst = new Set<string>();
-  /** Paths served whole (200) even when a Range is asked for. */
-  ignoreRange = new Set<string>();
-  /** Paths whose GET body never ends (chunked, no Content-Length: the body repeated forever). */
-  endless = new Set<string>();
-  /** Paths whose HEAD announces no size. */
-  noSize = new Set<string>();
-  /** Body bytes handed to sockets by endless responses. */
-  endlessSent = 0;
-  private gets = new Map<string, number>();
-  hub!: http.Server;
-  cdn!: http.Server;
-  hubUrl = '';
-  cdnUrl = '';
-
-  async start(): Promise<void> {
-    this.hub = http.createServer((q, r) => this.handle('hub', q, r));
-    this.cdn = http.createServer((q, r) => this.handle('cdn', q, r));
-    for (const s of [this.hub, this.cdn]) await new Promise<void>((res) => s.listen(0, '127.0.0.1', res));
-    this.hubUrl = `http://127.0.0.1:${(this.hub.address() as AddressInfo).port}`;
-    // A different origin (localhost vs 127.0.0.1), like HF's CDN: Authorization must not follow.
-    this.cdnUrl = `http://localhost:${(this.cdn.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    for (const s of [this.hub, this.cdn]) {
-      s.closeAllConnections();
-      await new Promise((res) => s.close(res));
-    }
-  }
-
-  reset(): void {
-    this.files.clear();
-    this.log = [];
-    this.cutFirst.clear();
-    this.ignoreRange.clear();
-    this.endless.clear();
-    this.noSize.clear();
-    this.endlessSent = 0;
-    this.gets.clear();
-  }
-
-  serve(repo: string, file: string, body: Buffer, lfs: boolean, etag?: string): void {
-    this.files.set(`/${repo}/resolve/main/${file}`, { body, lfs, etag });
-  }
-
-  gotten(server: 'hub' | 'cdn' = 'cdn'): Logged[] {
-    return this.log.filter((l) => l.method === 'GET' && l.server === server);
-  }
-
-  private handle(server: 'hub' | 'cdn', q: http.IncomingMessage, r: http.ServerResponse): void {
-    const url = q.url ?? '';
-    this.log.push({ method: q.method ?? '', url, range: q.headers.range, auth: q.headers.authorization, server });
-    if (server === 'hub') {
-      const f = this.files.get(url);
-      if (!f) {
-        r.writeHead(404, { 'Content-Type': 'text/plain' }).end('Entry not found');
-        return;
-      }
-      if (f.lfs) {
-        const etag = f.etag ?? sha256(f.body);
-        r.writeHead(302, {
-          Location: `${this.cdnUrl}/cdn${url}`,
-          'X-Linked-Etag': `"${etag}"`,
-          'X-Linked-Size': String(f.body.length),
-          ETag: '"not-the-content-etag"',
-        });
-        r.end();
-        return;
-      }
-      this.send(url, f, q, r, `"${f.etag ?? sha256(f.body).slice(0, 40)}"`);
-      return;
-    }
-    const f = this.files.get(url.replace(/^\/cdn/, ''));
-    if (!f) {
-      r.writeHead(404).end();
-      return;
-    }
-    this.send(url, f, q, r, `"${sha256(f.body)}"`);
-  }
-
-  private send(key: string, f: Served, q: http.IncomingMessage, r: http.ServerResponse, etag: string): void {
-    const total = f.body.length;
-    if (q.method === 'HEAD') {
-      r.writeHead(200, this.noSize.has(key) ? { ETag: etag } : { 'Content-Length': String(total), ETag: etag }).end();
-      return;
-    }
-    if (this.endless.has(key)) {
-      r.writeHead(200, { ETag: etag });
-      const pump = () => {
-        while (!r.destroyed) {
-          this.endlessSent += f.body.length;
-          if (!r.write(f.body)) {
-            r.once('drain', pump);
-            return;
-          }
-        }
-      };
-      pump();
-      return;
-    }
-    const n = (this.gets.get(key) ?? 0) + 1;
-    this.gets.set(key, n);
-    const m = /^bytes=(\d+)-$/.exec(q.headers.range ?? '');
-    let start = 0;
-    if (m && !this.ignoreRange.has(key)) {
-      start = Number(m[1]);
-      if (start >= total) {
-        r.writeHead(416, { 'Content-Range': `bytes */${total}` }).end();
-        return;
-      }
-      r.writeHead(206, {
-        'Content-Length': String(total - start),
-        'Content-Range': `bytes ${start}-${total - 1}/${total}`,
-        ETag: etag,
-      });
-    } else {
-      r.writeHead(200, { 'Content-Length': String(total), ETag: etag });
-    }
-    const body = f.body.subarray(start);
-    if (n === 1 && this.cutFirst.has(key)) {
-      r.write(body.subarray(0, Math.floor(body.length / 2)), () => {
-        setTimeout(() => r.socket?.destroy(), 20);
-      });
-      return;
-    }
-    r.end(body);
-  }
-}
 
 const hub = new MockHub();
 let home: string;
@@ -350,7 +204,130 @@ describe('downloadModel against a mock hub', () => {
   it('rejects unknown model names', async () => {
     await expect(downloadModel('AudioY', { home })).rejects.toThrow(/unknown model "AudioY".*AudioX-MAF-MMDiT/);
   });
+});
 
+// The pipeline/audiox_t2a toy model (whose state dict convert/model.ckpt holds) with an audio_autoencoder prompt.
+const T2A_CONFIG = (() => {
+  const f = SafetensorsFile.open(path.join(FIXTURES, 'pipeline', 'audiox_t2a.safetensors'));
+  try {
+    return JSON.parse(f.metadata.config) as {
+      model: { conditioning: { configs: { id: string; type: string; config: Record<string, unknown> }[] } };
+    };
+  } finally {
+    f.close();
+  }
+})();
+const PROMPT_VAE = 'conditioner.conditioners.audio_prompt.pretransform.';
+
+/** The audio prompt autoencoder's posterior mean for a fixed input: from a loaded model, or from a file. */
+function promptLatents(from: AudioXModel | string): Float32Array {
+  const entry = T2A_CONFIG.model.conditioning.configs.find((e) => e.id === 'audio_prompt')!;
+  let pre: AutoencoderPretransform;
+  if (typeof from === 'string') {
+    pre = AutoencoderPretransform.fromConfig(entry.config.pretransform_config as PretransformConfig);
+    const f = SafetensorsFile.open(from);
+    try {
+      pre.loadStateDict(f, { prefix: PROMPT_VAE, strict: false });
+    } finally {
+      f.close();
+    }
+  } else {
+    pre = (from.wrapper.conditioner.conditioners.entries.get('audio_prompt') as unknown as { pretransform: AutoencoderPretransform }).pretransform;
+  }
+  const out = tf.tidy(() => pre.encode(tf.sin(tf.range(0, 2 * 64).reshape([1, 2, 64]).mul(0.1)) as tf.Tensor3D, { meanOnly: true }).dataSync() as Float32Array);
+  if (typeof from === 'string') pre.dispose();
+  return out;
+}
+
+describe('AudioX-MAF-MMDiT: VAE.ckpt', () => {
+  it('is downloaded and converted, and loading takes the audio prompt autoencoder from it when model.ckpt lacks it', async () => {
+    const repo = 'HKUSTAudio/AudioX-MAF-MMDiT';
+    const config = structuredClone(T2A_CONFIG);
+    config.model.conditioning.configs.find((e) => e.id === 'audio_prompt')!.config.pretransform_ckpt_path = './model/VAE.ckpt';
+    hub.serve(repo, 'config.json', Buffer.from(JSON.stringify(config)), false);
+    hub.serve(repo, 'model.ckpt', CKPT, true);
+    hub.serve(repo, 'synchformer_state_dict.pth', SYNCH, true);
+    hub.serve(repo, 'VAE.ckpt', CKPT, true); // a checkpoint that holds the audio prompt's autoencoder (full-model key layout)
+    const r = await downloadModel('AudioX-MAF-MMDiT', { home, ...fast });
+    expect(r.files.map((f) => [f.file, f.status, path.basename(f.path)])).toEqual([
+      ['config.json', 'downloaded', 'config.json'],
+      ['model.ckpt', 'downloaded', 'model.safetensors'],
+      ['synchformer_state_dict.pth', 'downloaded', 'synchformer.safetensors'],
+      ['VAE.ckpt', 'downloaded', 'VAE.safetensors'],
+    ]);
+    const dir = modelDir('AudioX-MAF-MMDiT', home);
+    expect(fs.existsSync(path.join(dir, 'VAE.ckpt'))).toBe(false);
+    expectSameTensors(path.join(dir, 'VAE.safetensors'), path.join(CONVERT, 'model.safetensors'));
+    const want = promptLatents(path.join(dir, 'VAE.safetensors'));
+
+    // Lay the main checkpoint out without the audio prompt's autoencoder.
+    const main = path.join(dir, 'model.safetensors');
+    const src = SafetensorsFile.open(main);
+    const kept = Object.fromEntries(src.keys().filter((k) => !k.startsWith(PROMPT_VAE)).map((k) => [k, src.read(k)]));
+    const dropped = src.keys().length - Object.keys(kept).length;
+    src.close();
+    expect(dropped).toBeGreaterThan(10);
+    await saveTensors(main, kept);
+    tf.dispose(Object.values(kept));
+
+    const before = tf.memory().numTensors;
+    const m = await loadModel(dir);
+    expect(m.name).toBe('AudioX-MAF-MMDiT');
+    expect(promptLatents(m)).toEqual(want);
+    m.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+
+    // Without VAE.safetensors, the error names the keys, the files and the fix.
+    fs.rmSync(path.join(dir, 'VAE.safetensors'));
+    const err = await loadModel(dir).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MissingWeightsError);
+    const msg = (err as Error).message;
+    expect(msg).toContain(`keys are not in ${main} (${PROMPT_VAE}model.`);
+    expect(msg).toContain(`looked in ${path.join(dir, 'model', 'VAE.safetensors')} (absent); ${path.join(dir, 'model', 'VAE.ckpt')} (absent); ` +
+      `${path.join(dir, 'VAE.safetensors')} (absent)`);
+    expect(msg).toContain('Run `audiox download AudioX-MAF-MMDiT` (it fetches VAE.ckpt');
+    expect(tf.memory().numTensors).toBe(before);
+  });
+});
+
+describe('the text encoder a config names', () => {
+  const withText = (t5: string | undefined) =>
+    Buffer.from(JSON.stringify({ model: { conditioning: { configs: [{ id: 'text_prompt', type: 't5', config: t5 ? { t5_model_name: t5 } : {} }] } } }));
+  const serveT5 = (repo: string) => {
+    hub.serve(repo, 'config.json', CONFIG, false);
+    hub.serve(repo, 'tokenizer.json', Buffer.from('{}'), false);
+    hub.serve(repo, 'model.safetensors', fs.readFileSync(path.join(CONVERT, 'views.safetensors')), true);
+  };
+
+  it('is downloaded after the model (from its own repository, at main)', async () => {
+    const repo = 'HKUSTAudio/AudioX';
+    hub.files.set(`/${repo}/resolve/v1/config.json`, { body: withText('google/flan-t5-base'), lfs: false });
+    hub.files.set(`/${repo}/resolve/v1/model.ckpt`, { body: CKPT, lfs: true });
+    serveT5('google/flan-t5-base');
+    const rs = await downloadModelWithTextEncoders('AudioX', { home, ...fast, revision: 'v1' });
+    expect(rs.map((r) => r.name)).toEqual(['AudioX', 'flan-t5-base']);
+    expect(rs[1].files.map((f) => f.file)).toEqual(['config.json', 'tokenizer.json', 'model.safetensors']);
+    expect(fs.existsSync(path.join(modelDir('flan-t5-base', home), 'model.safetensors'))).toBe(true);
+
+    // t5-base when the config names none.
+    hub.files.set(`/${repo}/resolve/v1/config.json`, { body: withText(undefined), lfs: false });
+    serveT5('google-t5/t5-base');
+    const again = await downloadModelWithTextEncoders('AudioX', { home, ...fast, revision: 'v1' });
+    expect(again.map((r) => r.name)).toEqual(['AudioX', 't5-base']);
+  });
+
+  it('an unsupported one is refused with the file, the key and the supported names', async () => {
+    hub.serve('HKUSTAudio/AudioX', 'config.json', withText('t5-11b'), false);
+    hub.serve('HKUSTAudio/AudioX', 'model.ckpt', CKPT, true);
+    const dir = modelDir('AudioX', home);
+    await expect(downloadModelWithTextEncoders('AudioX', { home, ...fast })).rejects.toThrow(
+      `${path.join(dir, 'config.json')}: model.conditioning.configs[0].config.t5_model_name "t5-11b" is not supported; ` +
+        'supported text encoders: t5-small, t5-base, t5-large, google/flan-t5-small, google/flan-t5-base, google/flan-t5-large',
+    );
+  });
+});
+
+describe('hostile hub bodies and interruption (#13)', () => {
   it('a body that keeps coming past the announced size is cut off at once (#13.13)', async () => {
     hub.serve('HKUSTAudio/AudioX', 'config.json', CONFIG, false);
     const body = crypto.randomBytes(1 << 20);

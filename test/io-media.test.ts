@@ -15,7 +15,8 @@ import {
   runFfmpeg,
 } from '../src/io/ffmpeg.ts';
 import { muxVideoWithAudio, probeStreams } from '../src/io/mux.ts';
-import { loadImageAsVideo, normalizeSyncFrames, readImageFrames, readVideoFrames } from '../src/io/video.ts';
+import { transformFrame } from '../src/io/frames.ts';
+import { normalizeSyncFrames, readImage, readVideoFrames } from '../src/io/video.ts';
 import {
   peakNormalize,
   readWav,
@@ -171,47 +172,48 @@ describe('probeMedia', () => {
   });
 });
 
-describe('video → frames', () => {
+describe('video → frames (ffmpeg decode + frames.ts)', () => {
   it('CLIP branch: 10 s window at 5 fps from a 3 s video = 50 frames, padded with the last frame', async () => {
     const v = await readVideoFrames(f('clip.mp4'), { fps: 5, duration: 10 });
-    expect([v.T, v.H, v.W]).toEqual([50, 224, 224]);
+    expect([v.T, v.size]).toEqual([50, 224]);
     expect(v.frames.length).toBe(50 * 3 * 224 * 224);
     expect(v.decodedFrames).toBe(15);
+    expect(v.indices).toEqual(Array.from({ length: 15 }, (_, k) => 6 * k));
     const last = frame(v.frames, 14, 224, 224);
     for (let t = 15; t < 50; t++) expect(same(frame(v.frames, t, 224, 224), last)).toBe(true);
     expect(same(frame(v.frames, 0, 224, 224), frame(v.frames, 5, 224, 224))).toBe(false); // testsrc moves
   });
 
-  it('time-exact sampling matches the stride sampling where they coincide (30 fps → every 6th frame)', async () => {
+  it('slot-start sampling equals the stride sampling where they coincide (30 fps → every 6th frame)', async () => {
     const exact = await readVideoFrames(f('clip.mp4'), { fps: 5, duration: 10 });
-    const quirk = await readVideoFrames(f('clip.mp4'), { fps: 5, duration: 10, referenceQuirks: true });
+    const quirk = await readVideoFrames(f('clip.mp4'), { fps: 5, duration: 10, sampling: 'stride' });
     expect(quirk.decodedFrames).toBe(15);
-    for (const t of [0, 1, 7, 14]) expect(same(frame(exact.frames, t, 224, 224), frame(quirk.frames, t, 224, 224))).toBe(true);
+    expect(same(exact.frames, quirk.frames)).toBe(true);
   });
 
-  it('time-exact frame k is the frame shown at seekTime + k/fps (25 fps and an unaligned seek)', async () => {
+  it('the decoded frame k is source frame indices[k] (ffmpeg select keeps exactly the planned frames)', async () => {
     const size = 32;
     const all = await readVideoFrames(f('clip.mp4'), { fps: 30, duration: 3, size });
     expect(all.decodedFrames).toBe(90);
+    expect(all.indices).toEqual([...Array(90).keys()]);
     const index = (v: Uint8Array, t: number): number[] =>
       [...Array(90).keys()].filter((j) => same(frame(v, t, size, size), frame(all.frames, j, size, size)));
-    const v25 = await readVideoFrames(f('clip.mp4'), { fps: 25, duration: 10, size });
-    // latest 30 fps frame with time ≤ k/25
-    expect([0, 1, 4, 5, 6, 74].map((k) => index(v25.frames, k))).toEqual([[0], [1], [4], [6], [7], [88]]);
+    const v25 = await readVideoFrames(f('clip.mp4'), { fps: 25, duration: 10, size, sampling: 'slot-centre' });
+    // frame on screen at (k + ½)/25 s: ⌈(k + ½)·1.2⌉ − 1
+    expect([0, 1, 2, 4, 5, 74].map((k) => index(v25.frames, k))).toEqual([[0], [1], [2], [5], [6], [89]]);
     const sk = await readVideoFrames(f('clip.mp4'), { fps: 5, duration: 1, seekTime: 0.51, size });
-    // slot 0 = first frame at/after the seek point (0.5333 s), then frames shown at 0.71, 0.91, … s
-    expect([0, 1, 2, 4].map((k) => index(sk.frames, k))).toEqual([[16], [21], [27], [39]]);
+    // frame on screen at 0.51 + k/5 s: ⌊(0.51 + k/5)·30⌋
+    expect([0, 1, 2, 4].map((k) => index(sk.frames, k))).toEqual([[15], [21], [27], [39]]);
   });
 
-  it('Synchformer branch: 250×3×224×224; stride quirk takes every 2nd frame at 30 fps (15 fps)', async () => {
-    const v = await readVideoFrames(f('clip.mp4'), { fps: 25, duration: 10, mode: 'sync' });
-    expect([v.T, v.H, v.W, v.frames.length]).toEqual([250, 224, 224, 250 * 3 * 224 * 224]);
+  it('Synchformer branch: 250×3×224×224; default crop vs the reference\'s stride + squash', async () => {
+    const v = await readVideoFrames(f('clip.mp4'), { fps: 25, duration: 10, sampling: 'slot-centre', resize: 'crop' });
+    expect([v.T, v.size, v.frames.length]).toEqual([250, 224, 250 * 3 * 224 * 224]);
     expect(v.decodedFrames).toBe(75);
     expect(same(frame(v.frames, 249, 224, 224), frame(v.frames, 74, 224, 224))).toBe(true);
-    const q = await readVideoFrames(f('clip.mp4'), { fps: 25, duration: 10, mode: 'sync', referenceQuirks: true });
+    const q = await readVideoFrames(f('clip.mp4'), { fps: 25, duration: 10, sampling: 'stride', resize: 'squash' });
     expect(q.T).toBe(250);
-    expect(q.decodedFrames).toBe(45);
-    // Crop (sync) and squash (quirk) differ at frame 0.
+    expect(q.decodedFrames).toBe(45); // every 2nd frame at 30 fps: 15 fps of content
     expect(same(frame(v.frames, 0, 224, 224), frame(q.frames, 0, 224, 224))).toBe(false);
     const norm = normalizeSyncFrames(v.frames.subarray(0, 4));
     for (let i = 0; i < 4; i++) expect(norm[i]).toBeCloseTo((v.frames[i] / 255 - 0.5) / 0.5, 6);
@@ -221,25 +223,21 @@ describe('video → frames', () => {
     const v = await readVideoFrames(f('clip.mp4'), { fps: 5, duration: 10, seekTime: 2 });
     expect(v.T).toBe(50);
     expect(v.decodedFrames).toBe(5);
+    expect(v.indices).toEqual([60, 66, 72, 78, 84]);
     await expectMediaError(readVideoFrames(f('clip.mp4'), { fps: 5, duration: 2, seekTime: 30 }), 'NO_FRAMES', /window/);
+    await expectMediaError(readVideoFrames(f('clip.mp4'), { fps: 0, duration: 2 }), 'INVALID_ARGUMENT', /target frame rate/);
+    await expectMediaError(readVideoFrames(f('clip.mp4'), { fps: 5, seekTime: -1 }), 'INVALID_ARGUMENT', /seek time/);
+    await expectMediaError(readVideoFrames(f('clip.mp4'), { fps: 5, size: 0 }), 'INVALID_ARGUMENT', /size/);
   });
 
-  it('still image → repeated frames; float version with and without the double /255 quirk', async () => {
-    const im = await readImageFrames(f('still.png'), { T: 50 });
-    expect([im.T, im.H, im.W]).toEqual([50, 224, 224]);
-    const f0 = frame(im.frames, 0, 224, 224);
-    for (const t of [1, 25, 49]) expect(same(frame(im.frames, t, 224, 224), f0)).toBe(true);
-    const viaVideo = await readVideoFrames(f('still.png'), { fps: 5, duration: 10 });
-    expect(viaVideo.T).toBe(50);
-    expect(same(frame(viaVideo.frames, 49, 224, 224), f0)).toBe(true);
-    const fl = await loadImageAsVideo(f('still.png'), 4);
-    const flq = await loadImageAsVideo(f('still.png'), 4, { referenceQuirks: true });
-    expect(fl.maxValue).toBe(1);
-    expect(flq.maxValue).toBeCloseTo(1 / 255, 9);
-    const max = (a: Float32Array): number => a.reduce((m, x) => Math.max(m, x), -Infinity);
-    expect(max(fl.frames)).toBeCloseTo(1, 5);
-    expect(max(flq.frames)).toBeLessThanOrEqual(1 / 255 + 1e-9);
-    expect(flq.frames[1000]).toBeCloseTo(fl.frames[1000] / 255, 9);
+  it('still image → its picture repeated; readImage gives the pixels at their own size', async () => {
+    const img = await readImage(f('still.png'));
+    expect([img.H, img.W, img.hwc.length]).toEqual([240, 320, 240 * 320 * 3]);
+    const v = await readVideoFrames(f('still.png'), { fps: 5, duration: 10 });
+    expect([v.T, v.decodedFrames]).toEqual([50, 1]);
+    const f0 = frame(v.frames, 0, 224, 224);
+    for (const t of [1, 25, 49]) expect(same(frame(v.frames, t, 224, 224), f0)).toBe(true);
+    expect(same(f0, transformFrame(img.hwc, img.H, img.W, 224, 'squash'))).toBe(true);
   });
 });
 
@@ -320,14 +318,16 @@ describe('wav', () => {
     expect(leftovers(FIXTURES)).toEqual([]);
   });
 
-  it('toInt16: clamp, ×32767 in float32, round to nearest with ties to even (the reference writer)', async () => {
+  it('toInt16: the reference writer (clamp, ⌊x·32768⌋, clip to 32767) and its README recipe (trunc x·32767)', async () => {
     const x = [new Float32Array([0.5, -1.0, 0.25, 0.99995]), new Float32Array([2.0, -0.3, 0, -2.0])];
-    // 0.5·32767 = 16383.5 → 16384 (even); 0.25·32767 = 8191.75 → 8192; -0.3·32767 = -9830.1 → -9830
     const y = toInt16(x);
-    expect(Array.from(y[0])).toEqual([16384, -32767, 8192, 32765]);
-    expect(Array.from(y[1])).toEqual([32767, -9830, 0, -32767]);
-    // ±0.5 is the one exact tie (±16383.5): to the even neighbour, not truncated to ±16383
-    expect(Array.from(toInt16([new Float32Array([-0.5])])[0])).toEqual([-16384]);
+    // 0.5 → 16384; -1 → -32768; 0.25 → 8192; 0.99995·32768 = 32766.4 → 32766; 1 → 32768 clipped; -0.3·32768 = -9830.4 → -9831
+    expect(Array.from(y[0])).toEqual([16384, -32768, 8192, 32766]);
+    expect(Array.from(y[1])).toEqual([32767, -9831, 0, -32768]);
+    const r = toInt16(x, { recipe: 'readme' });
+    // ×32767 truncated toward zero: 16383.5 → 16383, -0.3·32767 = -9830.1 → -9830
+    expect(Array.from(r[0])).toEqual([16383, -32767, 8191, 32765]);
+    expect(Array.from(r[1])).toEqual([32767, -9830, 0, -32767]);
     expect(() => toInt16([new Float32Array([0, NaN])])).toThrow(/NaN at sample 1/);
     // writeWav's 16-bit path writes exactly these values
     await writeWav(f('conv16.wav'), x, 22050);
@@ -397,7 +397,7 @@ describe('bad inputs', () => {
   it.each(cases)('%s → %s', async (name, code, re) => {
     await expectMediaError(readVideoFrames(f(name), { fps: 5 }), code, re);
     await expectMediaError(readAudio(f(name)), code, re);
-    await expectMediaError(readImageFrames(f(name), { T: 2 }), code, re);
+    await expectMediaError(readImage(f(name)), code, re);
     expect(leftovers(FIXTURES)).toEqual([]);
   });
 

@@ -28,20 +28,48 @@ export function defaultWasmThreads(): number {
   return Math.max(1, Math.min(8, os.availableParallelism?.() ?? os.cpus().length));
 }
 
-function workerScriptPath(version: string, contents: string): string {
-  // One file per tfjs version in the temp dir; rewritten only when missing or different.
-  const file = path.join(os.tmpdir(), `audiox-tfjs-wasm-${version}-${process.getuid?.() ?? 0}.worker.js`);
-  let current: string | null = null;
+/**
+ * A directory only this user can write: `<root>/audiox-<uid>` (mode 0700, ours, not a symlink), or — when
+ * that name is taken by something else (another user, a symlink, loose permissions) — a fresh mkdtemp one.
+ */
+export function privateDir(root = os.tmpdir()): string {
+  const uid = process.getuid?.() ?? 0;
+  const dir = path.join(root, `audiox-${uid}`);
   try {
-    current = fs.readFileSync(file, 'utf8');
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  const st = fs.lstatSync(dir);
+  const ours = st.isDirectory() && !st.isSymbolicLink() && (process.getuid === undefined || st.uid === uid) && (st.mode & 0o077) === 0;
+  return ours ? dir : fs.mkdtempSync(path.join(root, 'audiox-'));
+}
+
+/**
+ * The pthread worker script in a private directory; rewritten when missing, different, or not a regular file
+ * of ours (a planted FIFO or symlink is removed, never opened).
+ */
+export function workerScriptPath(version: string, contents: string, root?: string): string {
+  const file = path.join(privateDir(root), `tfjs-wasm-${version}.worker.js`);
+  let st: fs.Stats | null = null;
+  try {
+    st = fs.lstatSync(file);
   } catch {
-    current = null;
+    st = null;
   }
-  if (current !== contents) {
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, contents);
-    fs.renameSync(tmp, file);
+  const regular = st !== null && st.isFile() && (process.getuid === undefined || st.uid === process.getuid());
+  if (regular && fs.readFileSync(file, 'utf8') === contents) return file;
+  if (st !== null) fs.rmSync(file, { force: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.rmSync(tmp, { force: true }); // a leftover of a crashed run with our pid
+  // O_EXCL | O_NOFOLLOW: never write through something planted under the temporary name either.
+  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
+  try {
+    fs.writeSync(fd, contents);
+  } finally {
+    fs.closeSync(fd);
   }
+  fs.renameSync(tmp, file);
   return file;
 }
 

@@ -4,7 +4,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { convertCheckpoint } from '../../weights-converter/convert.ts';
-import { hfEndpoint, hfToken, MODEL_NAMES, modelDir, modelSpec, resolveUrl } from './models.ts';
+import { hfEndpoint, hfToken, MODEL_NAMES, modelDir, modelSpec, resolveUrl, textEncoderModel, textEncoderNamesIn } from './models.ts';
+import type { TextEncoderName } from './models.ts';
 
 export class HubError extends Error {}
 /** A failure worth retrying (network drop, 5xx, 429). */
@@ -403,4 +404,35 @@ export async function downloadModel(name: string, opts: DownloadOptions = {}): P
     opts.onEvent?.({ file, stage: 'done' });
   }
   return { name: spec.name, dir, files };
+}
+
+/**
+ * The text encoders a downloaded model's config.json names (`t5_model_name` of its text conditioners),
+ * deduplicated; an unsupported name throws, naming the file, the key and the supported encoders.
+ */
+export function textEncodersOf(dir: string): TextEncoderName[] {
+  const file = path.join(dir, 'config.json');
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch {
+    return []; // no or no valid config.json: nothing to add (loading reports the config itself)
+  }
+  const out = new Set<TextEncoderName>();
+  for (const { name, where } of textEncoderNamesIn(raw)) out.add(textEncoderModel(name, `${file}: ${where}`));
+  return [...out];
+}
+
+/**
+ * downloadModel, then the text encoders the model's config names (the reference loads them by name from
+ * the hub at build time). Returns the model's result first.
+ */
+export async function downloadModelWithTextEncoders(name: string, opts: DownloadOptions = {}): Promise<DownloadResult[]> {
+  const main = await downloadModel(name, opts);
+  const results = [main];
+  for (const enc of textEncodersOf(main.dir)) {
+    // `revision` names a commit of the model's repository, not of the encoder's.
+    if (enc !== main.name) results.push(await downloadModel(enc, { ...opts, revision: undefined }));
+  }
+  return results;
 }

@@ -142,6 +142,8 @@ export interface RunFfmpegOptions {
   /** Bytes written to ffmpeg's stdin (use with `-i pipe:0`). */
   input?: Buffer;
   signal?: AbortSignal;
+  /** Receives stdout as it arrives (then FfmpegResult.stdout is empty): for outputs too large to buffer. */
+  onStdout?: (chunk: Buffer) => void;
 }
 
 export interface FfmpegResult {
@@ -175,7 +177,7 @@ function spawnFfmpeg(args: readonly string[], opts: RunFfmpegOptions = {}): Prom
     const out: Buffer[] = [];
     let err = '';
     // stdio is ['pipe'|'ignore', 'pipe', 'pipe'], so stdout and stderr exist.
-    child.stdout!.on('data', (b: Buffer) => out.push(b));
+    child.stdout!.on('data', (b: Buffer) => (opts.onStdout ? opts.onStdout(b) : out.push(b)));
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (s: string) => {
       err += s;
@@ -414,6 +416,29 @@ export function checkOutputDir(file: string): void {
     ok = false;
   }
   if (!ok) throw new MediaError('INVALID_ARGUMENT', `Output directory "${dir}" does not exist; create it first.`);
+}
+
+/**
+ * An output file we may write: its directory exists and is writable, and the path is not something
+ * other than a regular file (a directory, a device such as /dev/full, a FIFO).
+ */
+export function checkOutputFile(file: string): void {
+  checkOutputDir(file);
+  const abs = path.resolve(file);
+  const dir = path.dirname(abs);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch {
+    throw new MediaError('INVALID_ARGUMENT', `Output directory "${dir}" is not writable.`);
+  }
+  let st: fs.Stats | null = null;
+  try {
+    st = fs.statSync(abs);
+  } catch {
+    st = null;
+  }
+  if (st?.isDirectory()) throw new MediaError('INVALID_ARGUMENT', `Output "${file}" is a directory; name a file in it (e.g. ${path.join(file, 'out.wav')}).`);
+  if (st && !st.isFile()) throw new MediaError('INVALID_ARGUMENT', `Output "${file}" exists and is not a regular file (a device or a pipe); choose another path.`);
 }
 
 /** Runs `produce(tmp)` to write a temp file, then renames it onto `file`; removes the temp file on failure. */

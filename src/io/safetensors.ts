@@ -39,6 +39,8 @@ export interface TensorSource {
   has(key: string): boolean;
   shape(key: string): number[];
   read(key: string): tf.Tensor;
+  /** For a source that combines others: the source and key that hold `key` (lets readers use a file's raw bytes). */
+  locate?(key: string): { source: TensorSource; key: string };
 }
 
 export class SafetensorsError extends Error {}

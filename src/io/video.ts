@@ -1,123 +1,47 @@
-// Video / still image → uint8 frames [T,3,H,W] (CHW per frame) via ffmpeg rawvideo rgb24 on stdout.
-// Reference: ARCHITECTURE.md §8.1 (read_video), §6.1 (Synchformer input), quirks 13 and 14.
-import { MediaError, ffTime, probeMedia, runFfmpeg, type MediaInfo } from './ffmpeg.ts';
+// Video / still image files → frames, via ffmpeg rawvideo rgb24 on stdout. ffmpeg only decodes (at the
+// source size, from the first frame, keeping the frames a window needs); the selection, resize and padding are
+// the functions over decoded frames in frames.ts, the same ones the media parity fixtures check.
+import { MediaError, probeMedia, runFfmpeg, type MediaInfo } from './ffmpeg.ts';
+import {
+  assembleWindow,
+  planFrames,
+  transformFrame,
+  windowFrameCount,
+  type FrameResize,
+  type FrameSampling,
+  type FrameWindow,
+} from './frames.ts';
 
-export type FrameMode = 'squash' | 'sync';
+export { normalizeSyncFrames } from './frames.ts';
 
 export interface ReadVideoOptions {
   /** Window start in seconds (default 0). */
   seekTime?: number;
   /** Window length in seconds (default 10). */
   duration?: number;
-  /** Target frame rate: the model's `video_fps` (5) for CLIP, 25 for Synchformer. */
+  /** Target frame rate: the model's `video_fps` (5) for CLIP, 25 for the Synchformer. */
   fps: number;
   /** Output side length (default 224). */
   size?: number;
-  /**
-   * 'squash' (CLIP branch, default): resize to size×size without keeping the aspect ratio (bilinear).
-   * 'sync' (Synchformer branch): resize the shorter side to `size` (bicubic), then centre-crop size×size.
-   */
-  mode?: FrameMode;
-  /**
-   * Reproduce the reference's `read_video` (quirk 14): pick every ⌈src_fps/fps⌉-th frame starting at frame
-   * ⌊seekTime·src_fps⌋ instead of time-exact sampling, and always squash to size×size (the reference squashes in
-   * read_video, so its Synchformer Resize/CenterCrop are no-ops) — i.e. `mode` is ignored.
-   */
-  referenceQuirks?: boolean;
+  /** Default 'slot-start' (see frames.ts; branchFrameOptions gives each branch's). */
+  sampling?: FrameSampling;
+  /** Default 'squash'. */
+  resize?: FrameResize;
   signal?: AbortSignal;
 }
 
-export interface Frames {
-  /** uint8 RGB, layout [T,3,H,W] (channel-major within each frame). */
-  frames: Uint8Array;
-  T: number;
-  H: number;
-  W: number;
-}
-
-export interface VideoFrames extends Frames {
-  /** Frames actually decoded from the file before padding/trimming to T. */
+export interface VideoFrames extends FrameWindow {
+  /** Source frames actually decoded for the window (before padding). */
   decodedFrames: number;
   /** Probe result of the input. */
   info: MediaInfo;
 }
 
-function checkPositive(name: string, v: number, integer = false): void {
-  if (!Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
-    throw new MediaError('INVALID_ARGUMENT', `${name} must be a positive${integer ? ' integer' : ' number'}, got ${v}.`);
-  }
-}
-
-/** Number of frames in a window: exactly round(duration·fps) (50 for 10 s at 5 fps, 250 at 25 fps). */
-export function windowFrameCount(duration: number, fps: number): number {
-  return Math.round(duration * fps);
-}
-
-function scaleFilter(mode: FrameMode, size: number): string {
-  if (mode === 'squash') return `scale=${size}:${size}:flags=bilinear+accurate_rnd+full_chroma_int`;
-  return (
-    `scale=${size}:${size}:force_original_aspect_ratio=increase:flags=bicubic+accurate_rnd+full_chroma_int,` +
-    `crop=${size}:${size}`
-  );
-}
-
-/** HWC rgb24 frames (as decoded) → [T,3,H,W], padding by repeating the last frame up to T / trimming. */
-export function hwcToChwFrames(raw: Uint8Array, decoded: number, T: number, H: number, W: number): Uint8Array {
-  if (decoded < 1) throw new MediaError('NO_FRAMES', 'Cannot build frames from zero decoded frames.');
-  const plane = H * W;
-  const frameSize = 3 * plane;
-  const out = new Uint8Array(T * frameSize);
-  const n = Math.min(decoded, T);
-  for (let t = 0; t < n; t++) {
-    const src = t * frameSize;
-    const dst = t * frameSize;
-    for (let p = 0, s = src; p < plane; p++, s += 3) {
-      out[dst + p] = raw[s];
-      out[dst + plane + p] = raw[s + 1];
-      out[dst + 2 * plane + p] = raw[s + 2];
-    }
-  }
-  const last = out.subarray((n - 1) * frameSize, n * frameSize);
-  for (let t = n; t < T; t++) out.set(last, t * frameSize);
-  return out;
-}
-
-async function decodeRgb(
-  abs: string,
-  inputArgs: string[],
-  filters: string,
-  maxFrames: number,
-  size: number,
-  signal: AbortSignal | undefined,
-): Promise<{ raw: Uint8Array; decoded: number }> {
-  const args = [
-    '-hide_banner',
-    '-nostdin',
-    '-loglevel',
-    'error',
-    ...inputArgs,
-    '-i',
-    abs,
-    '-map',
-    '0:v:0',
-    '-an',
-    '-sn',
-    '-vf',
-    filters,
-    '-vsync',
-    'passthrough',
-    '-frames:v',
-    String(maxFrames),
-    '-pix_fmt',
-    'rgb24',
-    '-f',
-    'rawvideo',
-    'pipe:1',
-  ];
-  const { stdout } = await runFfmpeg(args, { signal });
-  const frameBytes = size * size * 3;
-  const decoded = Math.floor(stdout.length / frameBytes);
-  return { raw: new Uint8Array(stdout.buffer, stdout.byteOffset, decoded * frameBytes), decoded };
+/** A decoded still picture, HWC uint8 RGB at its own size. */
+export interface DecodedImage {
+  hwc: Uint8Array;
+  H: number;
+  W: number;
 }
 
 async function probeVideo(file: string, signal?: AbortSignal): Promise<MediaInfo> {
@@ -129,52 +53,116 @@ async function probeVideo(file: string, signal?: AbortSignal): Promise<MediaInfo
       `"${file}" has ${has}; a video or image (mp4/mov/webm/mkv/png/jpg…) is required.`,
     );
   }
+  if (!(info.video.width > 0 && info.video.height > 0)) {
+    throw new MediaError('NOT_MEDIA', `Cannot determine the picture size of "${file}".`);
+  }
   return info;
 }
 
+/** `select` expression for a sorted set of frame numbers, as arithmetic runs (ffmpeg escaping for -vf). */
+export function selectExpression(sorted: number[]): string {
+  const terms: string[] = [];
+  for (let i = 0; i < sorted.length; ) {
+    const a = sorted[i];
+    if (i + 1 === sorted.length) {
+      terms.push(`eq(n\\,${a})`);
+      break;
+    }
+    const d = sorted[i + 1] - a;
+    let j = i + 1;
+    while (j + 1 < sorted.length && sorted[j + 1] - sorted[j] === d) j++;
+    const b = sorted[j];
+    terms.push(d === 1 ? `between(n\\,${a}\\,${b})` : `between(n\\,${a}\\,${b})*not(mod(n-${a}\\,${d}))`);
+    i = j + 1;
+  }
+  return `select='${terms.join('+')}'`;
+}
+
 /**
- * Decodes `duration` seconds of video starting at `seekTime` into exactly round(duration·fps) frames
- * [T,3,size,size] uint8. Short inputs are padded by repeating the last decoded frame, long ones trimmed.
- * Default sampling is time-exact (ffmpeg `fps` filter: frame k shows time seekTime + k/fps).
- * Still images are accepted and give the picture repeated T times.
+ * Decodes the frames numbered `wanted` (sorted, distinct; counted from the first frame) at the source size and
+ * hands each to `onFrame` as it arrives (so a long high-resolution window is never held whole).
+ */
+async function decodeFrames(
+  info: MediaInfo,
+  wanted: number[],
+  onFrame: (k: number, hwc: Uint8Array) => void,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  const { width: W, height: H } = info.video!;
+  const frameBytes = W * H * 3;
+  const buf = new Uint8Array(frameBytes);
+  let fill = 0;
+  let got = 0;
+  let failure: unknown = null;
+  const onStdout = (chunk: Buffer): void => {
+    let off = 0;
+    while (off < chunk.length && failure === null) {
+      const n = Math.min(frameBytes - fill, chunk.length - off);
+      buf.set(chunk.subarray(off, off + n), fill);
+      fill += n;
+      off += n;
+      if (fill === frameBytes) {
+        fill = 0;
+        try {
+          if (got < wanted.length) onFrame(got, buf);
+        } catch (e) {
+          failure = e;
+        }
+        got++;
+      }
+    }
+  };
+  // The scale filter only pins the size (no resampling: the probed size) and converts to RGB with swscale's
+  // default flags, as decord does (accurate_rnd/full_chroma_int would triple the cost at 1080p).
+  const filters = `${selectExpression(wanted)},scale=${W}:${H},format=rgb24`;
+  await runFfmpeg(
+    [
+      '-hide_banner', '-nostdin', '-loglevel', 'error',
+      '-i', info.file,
+      '-map', '0:v:0', '-an', '-sn',
+      '-vf', filters,
+      '-vsync', 'passthrough',
+      '-frames:v', String(wanted.length),
+      '-pix_fmt', 'rgb24', '-f', 'rawvideo', 'pipe:1',
+    ],
+    { signal, onStdout },
+  );
+  if (failure !== null) throw failure;
+  return Math.min(got, wanted.length);
+}
+
+/**
+ * Reads `duration` seconds of video from `seekTime` as exactly round(duration·fps) frames [T, 3, S, S] uint8
+ * (frames.ts: `sampling`, `resize`; short windows padded by repeating the last frame). A still image gives
+ * its picture T times. Frames are counted from the start of the file at the container's average frame rate
+ * (as decord does), so the video is decoded from its start up to the window's end.
  */
 export async function readVideoFrames(file: string, opts: ReadVideoOptions): Promise<VideoFrames> {
   const seekTime = opts.seekTime ?? 0;
   const duration = opts.duration ?? 10;
   const size = opts.size ?? 224;
-  const mode: FrameMode = opts.referenceQuirks ? 'squash' : (opts.mode ?? 'squash');
-  checkPositive('fps', opts.fps);
-  checkPositive('duration', duration);
-  checkPositive('size', size, true);
-  ffTime(seekTime);
-  const T = windowFrameCount(duration, opts.fps);
-  if (T < 1) throw new MediaError('INVALID_ARGUMENT', `duration·fps = ${duration * opts.fps} gives no frames.`);
+  const resize = opts.resize ?? 'squash';
+  const sampling = opts.sampling ?? 'slot-start';
+  if (!(Number.isInteger(size) && size >= 1)) throw new MediaError('INVALID_ARGUMENT', `size must be a positive integer, got ${size}.`);
+  // Checks the arguments before any ffmpeg work.
+  let plan = planFrames(1, { seekTime, duration, targetFps: opts.fps, sampling });
   const info = await probeVideo(file, opts.signal);
-  const abs = info.file;
+  const { width: W, height: H } = info.video!;
 
-  let res: { raw: Uint8Array; decoded: number };
   if (info.isStillImage) {
-    res = await decodeRgb(abs, [], scaleFilter(mode, size), 1, size, opts.signal);
-  } else if (opts.referenceQuirks) {
-    // decord: fps = avg_fps; seek_frame = int(seek·fps); interval = ceil(fps/target); n = int(target·duration).
-    const srcFps = info.video?.fps;
-    if (!srcFps) {
-      throw new MediaError('NOT_MEDIA', `Cannot determine the frame rate of "${file}" (needed for referenceQuirks sampling).`);
-    }
-    const seekFrame = Math.floor(seekTime * srcFps);
-    const interval = Math.ceil(srcFps / opts.fps - 1e-9);
-    const n = Math.floor(opts.fps * duration + 1e-9);
-    const select = `select='gte(n\\,${seekFrame})*not(mod(n-${seekFrame}\\,${interval}))'`;
-    res = await decodeRgb(abs, [], `${select},${scaleFilter('squash', size)}`, Math.max(1, Math.min(n, T)), size, opts.signal);
-  } else {
-    const inputArgs = seekTime > 0 ? ['-ss', ffTime(seekTime), '-t', ffTime(duration)] : ['-t', ffTime(duration)];
-    // Time-exact: output frame k is the input frame shown at time k/fps, i.e. the latest frame with
-    // pts ≤ k/fps (fps filter keeps the latest frame per slot; round=up maps pts to slot ⌈pts·fps⌉).
-    // start_time=0 anchors slot 0 at the window start (after -ss the first frame may be slightly later).
-    const fpsFilter = `fps=fps=${opts.fps}:round=up:start_time=0`;
-    res = await decodeRgb(abs, inputArgs, `${fpsFilter},${scaleFilter(mode, size)}`, T, size, opts.signal);
+    const img = await decodeImage(info, opts.signal);
+    const frame = transformFrame(img.hwc, img.H, img.W, size, resize);
+    const T = windowFrameCount(duration, opts.fps);
+    const win = assembleWindow({ T, indices: [0] }, [0], () => frame, size);
+    return { ...win, decodedFrames: 1, info };
   }
-  if (res.decoded === 0) {
+  const srcFps = info.video!.fps;
+  if (!srcFps) throw new MediaError('NOT_MEDIA', `Cannot determine the frame rate of "${file}".`);
+  plan = planFrames(srcFps, { seekTime, duration, targetFps: opts.fps, sampling });
+  const wanted = [...new Set(plan.indices)];
+  const transformed = new Map<number, Uint8Array>();
+  const decoded = await decodeFrames(info, wanted, (k, hwc) => transformed.set(wanted[k], transformFrame(hwc, H, W, size, resize)), opts.signal);
+  if (decoded === 0) {
     const len = info.duration === null ? 'unknown length' : `${info.duration.toFixed(3)} s long`;
     throw new MediaError(
       'NO_FRAMES',
@@ -182,57 +170,24 @@ export async function readVideoFrames(file: string, opts: ReadVideoOptions): Pro
         `(the media is ${len}). Use a smaller seek time or a non-empty video.`,
     );
   }
-  const frames = hwcToChwFrames(res.raw, res.decoded, T, size, size);
-  return { frames, T, H: size, W: size, decodedFrames: res.decoded, info };
+  // The decoded frames are the first `decoded` wanted ones: the video ends before the others.
+  const available = plan.indices.filter((i) => transformed.has(i));
+  const win = assembleWindow(plan, available, (i) => transformed.get(i)!, size);
+  return { ...win, decodedFrames: decoded, info };
 }
 
-/** A still image as T identical uint8 frames [T,3,size,size] (squashed to size×size). */
-export async function readImageFrames(
-  file: string,
-  opts: { T: number; size?: number; signal?: AbortSignal },
-): Promise<Frames> {
-  const size = opts.size ?? 224;
-  checkPositive('T', opts.T, true);
-  checkPositive('size', size, true);
+async function decodeImage(info: MediaInfo, signal?: AbortSignal): Promise<DecodedImage> {
+  const { width: W, height: H } = info.video!;
+  const got: Uint8Array[] = [];
+  await decodeFrames(info, [0], (_k, f) => got.push(f.slice()), signal);
+  if (!got.length) throw new MediaError('NO_FRAMES', `No picture could be decoded from "${info.file}".`);
+  return { hwc: got[0], H, W };
+}
+
+/** A still image (or a video's first frame) as HWC uint8 RGB at its own size. */
+export async function readImage(file: string, opts: { signal?: AbortSignal } = {}): Promise<DecodedImage> {
   const info = await probeVideo(file, opts.signal);
-  const res = await decodeRgb(info.file, [], scaleFilter('squash', size), 1, size, opts.signal);
-  if (res.decoded === 0) throw new MediaError('NO_FRAMES', `No picture could be decoded from "${file}".`);
-  return { frames: hwcToChwFrames(res.raw, 1, opts.T, size, size), T: opts.T, H: size, W: size };
-}
-
-export interface FloatFrames {
-  /** float32, layout [T,3,H,W]. */
-  frames: Float32Array;
-  T: number;
-  H: number;
-  W: number;
-  /** Value the pixel 255 maps to: 1, or 1/255 with referenceQuirks (quirk 13). */
-  maxValue: number;
-}
-
-/**
- * A still image as a float "video" for the CLIP branch: T repeated frames in [0,1].
- * With `referenceQuirks: true` the reference's double division by 255 (quirk 13) is applied here, so values lie
- * in [0, 1/255] (nearly black) — the caller must then NOT divide by 255 again. Without it, values are in [0,1],
- * matching what a uint8 video frame gives after the model's usual /255.
- */
-export async function loadImageAsVideo(
-  file: string,
-  T: number,
-  opts: { size?: number; referenceQuirks?: boolean; signal?: AbortSignal } = {},
-): Promise<FloatFrames> {
-  const u8 = await readImageFrames(file, { T, size: opts.size, signal: opts.signal });
-  const scale = opts.referenceQuirks ? 1 / (255 * 255) : 1 / 255;
-  const frames = new Float32Array(u8.frames.length);
-  for (let i = 0; i < frames.length; i++) frames[i] = u8.frames[i] * scale;
-  return { frames, T: u8.T, H: u8.H, W: u8.W, maxValue: opts.referenceQuirks ? 1 / 255 : 1 };
-}
-
-/** Synchformer normalisation (§6.1): uint8 → float32 (x/255 − 0.5)/0.5 ∈ [−1, 1]. Same layout. */
-export function normalizeSyncFrames(frames: Uint8Array): Float32Array {
-  const out = new Float32Array(frames.length);
-  for (let i = 0; i < frames.length; i++) out[i] = (frames[i] / 255 - 0.5) / 0.5;
-  return out;
+  return decodeImage(info, opts.signal);
 }
 
 /** Extensions the reference treats as still images (§8.1). */

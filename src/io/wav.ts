@@ -6,6 +6,9 @@ import { MediaError, writeAtomically } from './ffmpeg.ts';
 
 export type WavBitDepth = 16 | '32f';
 
+/** 'writer': the reference demo's WAV writer (default); 'readme': its README script's truncation. */
+export type Int16Recipe = 'writer' | 'readme';
+
 export interface WavHeader {
   sampleRate: number;
   channels: number;
@@ -83,25 +86,25 @@ export async function writeWavInt16(file: string, channels: readonly Int16Array[
   await writeAtomically(file, async (tmp) => fs.promises.writeFile(tmp, new Uint8Array(buf)));
 }
 
-/** Round to nearest, ties to even (C's lrintf in the default rounding mode). */
-function rint(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 /**
- * The one float → int16 conversion (WAV writer, CLI, server, parity): clamp to [−1, 1], ×32767 in float32,
- * round to nearest with ties to even — what the reference front-end's WAV writer produces (soundfile /
- * libsndfile PCM_16: lrintf(x·32767)). The input is expected peak-normalised already
- * ({@link peakNormalize}). NaN is refused.
+ * The one float → int16 conversion (WAV writer, CLI, server, parity): clamp to [−1, 1], ×32768, round
+ * down, clip to 32767 — the values the reference front-end's WAV writer (soundfile → libsndfile PCM_16)
+ * actually stored in pipeline/postprocess: 639 of 640 samples are ⌊x·32768⌋ and the 640th is the peak
+ * +1.0 clipped to 32767 (neither lrintf(x·32767) nor the README recipe's truncation of x·32767 fits).
+ * The input is expected peak-normalised already ({@link peakNormalize}). NaN is refused.
+ *
+ * `recipe: 'readme'` is the other conversion the reference ships — its README's inference script:
+ * ×32767 in float32, truncated toward zero (up to 2 steps apart from the writer's for negative samples).
  */
-export function toInt16(channels: readonly Float32Array[]): Int16Array[] {
+export function toInt16(channels: readonly Float32Array[], opts: { recipe?: Int16Recipe } = {}): Int16Array[] {
+  const readme = opts.recipe === 'readme';
   return channels.map((x, c) => {
     const out = new Int16Array(x.length);
     for (let i = 0; i < x.length; i++) {
       const v = x[i];
       if (Number.isNaN(v)) throw new MediaError('INVALID_ARGUMENT', `Audio channel ${c} contains NaN at sample ${i}; cannot convert to int16.`);
-      out[i] = rint(Math.fround(Math.min(1, Math.max(-1, v)) * 32767));
+      const q = Math.min(1, Math.max(-1, v));
+      out[i] = readme ? Math.trunc(Math.fround(q * 32767)) : Math.min(32767, Math.floor(q * 32768));
     }
     return out;
   });

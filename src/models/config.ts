@@ -92,6 +92,11 @@ export function readConfig(file: string): AudioXConfig {
   return validateConfig(raw, file);
 }
 
+/** The shortest output that makes sense: one latent frame (downsampling_ratio / sample_rate seconds). */
+export function minSeconds(cfg: AudioXConfig): number {
+  return Number(cfg.model.pretransform?.config?.downsampling_ratio ?? 2048) / cfg.sample_rate;
+}
+
 /** Latent frames of a generation: sample_size // downsampling_ratio (485100 → 236). */
 export function latentLength(cfg: AudioXConfig): number {
   const ratio = Number(cfg.model.pretransform.config.downsampling_ratio ?? 2048);

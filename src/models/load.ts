@@ -7,14 +7,15 @@ import { activeBackend, initBackend } from '../backend/index.ts';
 import { SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
 import type { Module, Parameter } from '../nn/module.ts';
 import { loadStateDictStreamed, offloadToHost, releaseStreamed, type HostDType } from '../nn/streaming.ts';
-import { modelDir, MODELS } from '../hub/models.ts';
+import { DEFAULT_T5_MODEL_NAME, modelDir, MODELS, textEncoderModel } from '../hub/models.ts';
 import { readConfig, type AudioXConfig } from './config.ts';
 import { CLIPWithSyncWithEmptyFeatureConditioner } from './conditioners/clip.ts';
-import { T5Conditioner, loadT5Pretrained } from './conditioners/t5.ts';
+import { T5_MODEL_DIMS, T5Conditioner, loadT5Pretrained } from './conditioners/t5.ts';
+import { withConditionerWeights, type ConditionerWeights } from './conditioner-weights.ts';
 import { DEMO_DIR, demoWeight, initDemoWeights } from './demo.ts';
 import { chooseMemoryPlan, describePlan, type MemoryPlan, type WeightMode } from './memory.ts';
 import { Synchformer } from './synchformer/synchformer.ts';
-import { T5_BASE_CONFIG, T5EncoderModel, type T5Config } from './t5.ts';
+import { T5EncoderModel, type T5Config } from './t5.ts';
 import { TextTokenizer } from './tokenizer.ts';
 import { ConditionedDiffusionModelWrapper, createModelFromConfig } from './wrapper.ts';
 
@@ -54,6 +55,10 @@ export class AudioXModel {
   }
   get videoFps(): number {
     return this.config.video_fps ?? 5;
+  }
+  /** One latent frame: the shortest output (downsampling_ratio / sample_rate). */
+  get minSeconds(): number {
+    return this.wrapper.pretransform.downsamplingRatio / this.sampleRate;
   }
   /** Seconds of audio one generation produces before trimming (sample_size / sample_rate). */
   get maxSeconds(): number {
@@ -109,7 +114,10 @@ function requireFile(dir: string, file: string, name: string, hint: string): str
 }
 
 export interface LoadModelOptions {
-  /** Directory of the t5-base snapshot (default: the download cache's t5-base). */
+  /**
+   * Directory of the text encoder's snapshot, for every text conditioner (default: the download cache's
+   * copy of the encoder each conditioner's `t5_model_name` names).
+   */
   t5Dir?: string;
   backend?: string;
   /**
@@ -133,15 +141,65 @@ function weightMode(opt: boolean | 'auto' | undefined): WeightMode | 'auto' {
   return 'auto';
 }
 
+/** A text conditioner and the encoder snapshot it loads (chosen by its `t5_model_name`). */
+export interface TextEncoderUse {
+  /** The conditioner's id (e.g. text_prompt). */
+  id: string;
+  /** `t5_model_name` as the config gives it (the reference's default t5-base when absent). */
+  t5ModelName: string;
+  /** The downloadable encoder (`audiox download <name>`), or the t5Dir override's folder name. */
+  name: string;
+  dir: string;
+}
+
+/**
+ * The text encoder each T5 conditioner of `config` loads. An unsupported `t5_model_name` is refused
+ * with the supported list, unless `t5Dir` says where the encoder is.
+ */
+export function textEncoders(config: AudioXConfig, t5Dir?: string): TextEncoderUse[] {
+  const out: TextEncoderUse[] = [];
+  config.model.conditioning.configs.forEach((e, i) => {
+    if (e.type !== 't5') return;
+    const raw = (e.config as { t5_model_name?: unknown }).t5_model_name;
+    const t5ModelName = typeof raw === 'string' ? raw : DEFAULT_T5_MODEL_NAME;
+    if (t5Dir) {
+      out.push({ id: e.id, t5ModelName, name: path.basename(path.resolve(t5Dir)), dir: path.resolve(t5Dir) });
+      return;
+    }
+    let name: string;
+    try {
+      name = textEncoderModel(t5ModelName, `model.conditioning.configs[${i}] ("${e.id}"): t5_model_name`);
+    } catch (err) {
+      const known = Object.hasOwn(T5_MODEL_DIMS, t5ModelName)
+        ? ' (the reference accepts it, but its hub checkpoint is sharded or too large for this loader)'
+        : '';
+      throw new ModelNotFoundError(`${(err as Error).message}${known}. Set t5_model_name in config.json to one of them.`);
+    }
+    out.push({ id: e.id, t5ModelName, name, dir: modelDir(name) });
+  });
+  return out;
+}
+
+/** Each distinct text encoder snapshot, checked to be present (config, tokenizer, weights). */
+function requireTextEncoders(uses: TextEncoderUse[], t5DirGiven: boolean): Map<string, TextEncoderUse> {
+  const dirs = new Map<string, TextEncoderUse>();
+  for (const u of uses) {
+    if (dirs.has(u.dir)) continue;
+    const fix = t5DirGiven ? `Put the encoder's snapshot in ${u.dir}.` : `Run \`audiox download ${u.name}\` first.`;
+    for (const f of ['model.safetensors', 'config.json', 'tokenizer.json']) requireFile(u.dir, f, u.name, fix);
+    dirs.set(u.dir, u);
+  }
+  return dirs;
+}
+
 /**
  * What loadModel loads besides the checkpoint (built, not loaded: shapes only), for the memory
  * plan, with the parts streamed in streamed mode: T5's encoder stack, the Synchformer's extractor.
  */
-function extraModels(w: ConditionedDiffusionModelWrapper, t5Dir: string, syncFile: string | null): { module: Module; streamable: Module[] }[] {
+function extraModels(t5Dirs: Iterable<string>, syncFile: string | null): { module: Module; streamable: Module[] }[] {
   const out: { module: Module; streamable: Module[] }[] = [];
-  if (hasT5(w)) {
-    const cfgFile = path.join(t5Dir, 'config.json');
-    const t5 = T5EncoderModel.fromConfig(fs.existsSync(cfgFile) ? (JSON.parse(fs.readFileSync(cfgFile, 'utf8')) as T5Config) : T5_BASE_CONFIG);
+  for (const dir of t5Dirs) {
+    const t5 = T5EncoderModel.fromConfig(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')) as T5Config);
     out.push({ module: t5, streamable: [t5.encoder] });
   }
   if (syncFile && fs.existsSync(syncFile)) {
@@ -178,24 +236,35 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
     ? `Run \`audiox download ${name}\` first.`
     : 'Convert the checkpoint with `audiox convert model.ckpt model.safetensors`.';
   const config = readConfig(requireFile(dir, 'config.json', name, download));
+  const mainFile = demo ? null : requireFile(dir, 'model.safetensors', name, download);
+  // Before building: an unsupported t5_model_name is refused with the list of supported encoders.
+  const t5Uses = demo ? [] : textEncoders(config, opts.t5Dir);
   const wrapper = createModelFromConfig(config);
   let synchformer: Synchformer | null = null;
   let file: SafetensorsFile | null = null;
+  let weights: ConditionerWeights | null = null;
   try {
     const needsSync = [...wrapper.conditioner.conditioners.entries.values()].some(
       (c) => c instanceof CLIPWithSyncWithEmptyFeatureConditioner,
     );
-    const t5Dir = opts.t5Dir ?? modelDir('t5-base');
+    const t5Dirs = requireTextEncoders(t5Uses, !!opts.t5Dir);
     const syncFile = needsSync && !demo ? path.join(dir, 'synchformer.safetensors') : null;
-    file = demo ? null : SafetensorsFile.open(requireFile(dir, 'model.safetensors', name, download));
+    file = mainFile ? SafetensorsFile.open(mainFile) : null;
+    if (file) {
+      const fix = RELEASED_MODELS.includes(name as (typeof RELEASED_MODELS)[number])
+        ? `Run \`audiox download ${name}\` (it fetches VAE.ckpt and converts it to VAE.safetensors).`
+        : `Convert the autoencoder's checkpoint into the model directory: \`audiox convert VAE.ckpt ${path.join(dir, 'VAE.safetensors')}\` ` +
+          '(or point the entry\'s pretransform_ckpt_path at it).';
+      weights = withConditionerWeights(wrapper, file, { name, dir, mainFile: mainFile!, fix });
+    }
     const backend = activeBackend();
     const budget = opts.memoryBudget ?? backend.memoryBudget;
     const hostDType = opts.hostDType ?? (process.env.AUDIOX_STREAM_FP16 === '1' ? 'float16' : 'keep');
     const plan = chooseMemoryPlan(wrapper, name, {
       backend: backend.name,
       budget,
-      extra: demo ? [] : extraModels(wrapper, t5Dir, syncFile),
-      source: file ?? undefined,
+      extra: demo ? [] : extraModels(t5Dirs.keys(), syncFile),
+      source: weights?.source ?? file ?? undefined,
       hostDType,
       mode: weightMode(opts.streamWeights),
     });
@@ -216,12 +285,18 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
         initDemoWeights(synchformer);
       }
     } else {
-      load(file!);
+      load(weights!.source);
+      weights!.close();
       file!.close();
-      if (hasT5(wrapper)) {
-        requireFile(t5Dir, 'model.safetensors', 't5-base', 'Run `audiox download t5-base` first.');
-        const { encoder, tokenizer } = loadT5Pretrained(t5Dir);
-        attachT5(wrapper, encoder, tokenizer);
+      for (const dirOfT5 of t5Dirs.keys()) {
+        const ids = new Set(t5Uses.filter((u) => u.dir === dirOfT5).map((u) => u.id));
+        const { encoder, tokenizer } = loadT5Pretrained(dirOfT5);
+        try {
+          attachT5(wrapper, encoder, tokenizer, ids);
+        } catch (e) {
+          encoder.dispose();
+          throw new Error(`text encoder ${dirOfT5}: ${(e as Error).message}`);
+        }
         if (plan.mode === 'streamed') offloadToHost([encoder.encoder], hostDType);
       }
       if (syncFile) {
@@ -240,6 +315,7 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
     }
     return new AudioXModel(name, dir, config, wrapper, synchformer, demo, plan);
   } catch (e) {
+    weights?.close();
     file?.close();
     wrapper.dispose();
     releaseStreamed(wrapper);
@@ -248,12 +324,9 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
   }
 }
 
-function hasT5(w: ConditionedDiffusionModelWrapper): boolean {
-  return [...w.conditioner.conditioners.entries.values()].some((c) => c instanceof T5Conditioner);
-}
-
-function attachT5(w: ConditionedDiffusionModelWrapper, encoder: T5EncoderModel, tokenizer: TextTokenizer): void {
-  for (const c of w.conditioner.conditioners.entries.values()) if (c instanceof T5Conditioner) c.attach(encoder, tokenizer);
+/** Attaches one encoder to the T5 conditioners (those with an id in `ids`, or all). */
+function attachT5(w: ConditionedDiffusionModelWrapper, encoder: T5EncoderModel, tokenizer: TextTokenizer, ids?: ReadonlySet<string>): void {
+  for (const [id, c] of w.conditioner.conditioners.entries) if (c instanceof T5Conditioner && (!ids || ids.has(id))) c.attach(encoder, tokenizer);
 }
 
 /** Names of models whose files are present locally (for pickers). */

@@ -4,7 +4,10 @@ import * as tf from '@tensorflow/tfjs';
 import { Activation, LayerNorm, Linear, Module, Sequential, type Parameter } from '../nn/index.ts';
 import { MultiheadAttention, TransformerEncoder, TransformerEncoderLayer } from '../nn/mha.ts';
 
-/** The reference's `gate_type_config` keys (+ `dim`, hard-coded to 768 by the wrapper). */
+/**
+ * The reference's `gate_type_config` keys, plus `dim`: the reference wrapper hard-codes 768, which is the width
+ * of the conditioning tokens it fuses (`conditioning.cond_dim`); the wrapper passes that (see wrapper.ts).
+ */
 export interface MAFConfig {
   dim?: number;
   num_experts_per_modality?: number;
@@ -20,7 +23,7 @@ export interface MAFOutput {
   audio: tf.Tensor;
 }
 
-/** The dimension ConditionedDiffusionModelWrapper hard-codes for its MAF block. */
+/** The dimension ConditionedDiffusionModelWrapper hard-codes for its MAF block (= cond_dim of the released models). */
 export const MAF_DIM = 768;
 
 export class MAFBlock extends Module {

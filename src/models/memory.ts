@@ -134,7 +134,8 @@ export function defaultHostBudget(backend: string, backendPeak: number): number 
   return host;
 }
 
-function hostTensorBytes(key: string, shape: number[], dtype: string, source: TensorSource | undefined, hostDType: HostDType): number {
+function hostTensorBytes(fromKey: string, shape: number[], dtype: string, from: TensorSource | undefined, hostDType: HostDType): number {
+  const { source, key } = from?.locate?.(fromKey) ?? { source: from, key: fromKey };
   const n = numel(shape);
   if (dtype === 'int32') return n * 4;
   if (hostDType === 'float16') return n * 2;

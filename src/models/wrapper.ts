@@ -45,7 +45,7 @@ export class ConditionedDiffusionModelWrapper extends Module {
     );
     this.maf_block =
       d.gate && d.gate_type === 'MAF'
-        ? this.module('maf_block', MAFBlock.fromConfig({ ...(d.gate_type_config ?? {}), ...(mafDimOverride(config)) }))
+        ? this.module('maf_block', MAFBlock.fromConfig({ ...(d.gate_type_config ?? {}), dim: mafDim(config) }))
         : null;
     this.crossAttnCondIds = d.cross_attention_cond_ids ?? [];
     this.globalCondIds = d.global_cond_ids ?? [];
@@ -83,10 +83,14 @@ export class ConditionedDiffusionModelWrapper extends Module {
   }
 }
 
-/** The reference hard-codes the MAF width to 768; tiny models (demo, fixtures) set `gate_type_config.dim`. */
-function mafDimOverride(config: AudioXConfig): { dim?: number } {
+/**
+ * The MAF width. The reference hard-codes 768, the width of the conditioning tokens the block fuses: every
+ * conditioner gives cond_dim-wide tokens (768 in the released models), so it is `conditioning.cond_dim` here.
+ * `gate_type_config.dim` (a project extension) still overrides it.
+ */
+export function mafDim(config: AudioXConfig): number {
   const dim = (config.model.diffusion.gate_type_config as { dim?: number } | undefined)?.dim;
-  return dim ? { dim } : {};
+  return dim ?? config.model.conditioning.cond_dim;
 }
 
 /** create_model_from_config for `diffusion_cond`. */

@@ -212,7 +212,8 @@ export function withResident<T>(unit: Module, fn: () => T): T {
 }
 
 /** Reads one tensor into host memory; a safetensors file is read as raw bytes (no backend tensor). */
-function readHost(source: TensorSource, key: string, hostDType: HostDType): HostTensor {
+function readHost(from: TensorSource, fromKey: string, hostDType: HostDType): HostTensor {
+  const { source, key } = from.locate?.(fromKey) ?? { source: from, key: fromKey };
   let h: HostTensor;
   if (source instanceof SafetensorsFile) {
     const { dtype, shape } = source.entry(key);

@@ -10,18 +10,18 @@ import type { DiffusionCond } from '../models/diffusion-types.ts';
 import type { AudioXModel } from '../models/load.ts';
 import { decoderReceptiveRadius } from '../models/vae/pretransform.ts';
 import { InjectedNoise, SeededNoise, type NoiseSource } from '../sampling/noise.ts';
-import { SAMPLERS } from '../sampling/samplers.ts';
-import { sampleK, sampleKSigmas, sampleRf, sampleRfTimesteps } from '../sampling/sample.ts';
+import { DEFAULT_SAMPLERS, DIFFUSION_OBJECTIVES, samplerProblem, type DiffusionObjective, type SamplerName } from '../sampling/registry.ts';
+import { sampleK, sampleKSigmas, sampleRf, sampleRfTimesteps, type SampleProgress } from '../sampling/sample.ts';
 import { cutPaste, buildMask, resolveMaskArgs, type MaskArgs } from './inpaint.ts';
 import { CONDITIONING_SECONDS, audioPrompt, audioPromptSamples, checkMediaInputs, stereoTensor, syncFeatures, videoFrames, type MediaOptions } from './media.ts';
-import type { GenerateOptions, GenerateResult, SamplerName } from './types.ts';
+import { minSeconds, type AudioXConfig } from '../models/config.ts';
+import type { GenerateOptions, GenerateResult } from './types.ts';
 
 /** Defaults of the original AudioX README example (spec §7.8). */
 export const GENERATE_DEFAULTS = {
   steps: 250,
   cfgScale: 7,
   cfgRescale: 0,
-  sampler: 'dpmpp-3m-sde' as SamplerName,
   sigmaMin: 0.3,
   sigmaMax: 500,
   rho: 1,
@@ -31,7 +31,7 @@ export const GENERATE_DEFAULTS = {
   initNoiseLevel: 1,
 };
 
-export const SAMPLER_NAMES: string[] = [...Object.keys(SAMPLERS), 'rf-euler'];
+export { SAMPLER_NAMES } from '../sampling/registry.ts';
 
 export class GenerateError extends Error {}
 
@@ -50,7 +50,7 @@ export interface ResolvedParams {
   steps: number;
   cfgScale: number;
   cfgRescale: number;
-  sampler: string;
+  sampler: SamplerName;
   sigmaMin: number;
   sigmaMax: number;
   rho: number;
@@ -70,6 +70,17 @@ export interface ModelLimits {
   name: string;
   /** sample_size / sample_rate. */
   maxSeconds: number;
+  /** One latent frame (downsampling_ratio / sample_rate); default 0. */
+  minSeconds?: number;
+  /** The config's diffusion_objective (default "v"): which samplers apply, and the default one. */
+  objective?: DiffusionObjective;
+}
+
+/** A model's limits from its config.json (no weights needed). */
+export function configLimits(name: string, config: AudioXConfig): ModelLimits {
+  const objective = config.model.diffusion.diffusion_objective ?? 'v';
+  check(DIFFUSION_OBJECTIVES.includes(objective), `model "${name}": diffusion_objective "${objective}" is not supported (use "v" or "rectified_flow")`);
+  return { name, maxSeconds: config.sample_size / config.sample_rate, minSeconds: minSeconds(config), objective };
 }
 
 /**
@@ -91,7 +102,7 @@ export function resolveParams(model: ModelLimits, o: GenerateOptions, windowSeco
     steps: o.steps ?? d.steps,
     cfgScale: o.cfgScale ?? d.cfgScale,
     cfgRescale: o.cfgRescale ?? d.cfgRescale,
-    sampler: o.sampler ?? d.sampler,
+    sampler: o.sampler ?? DEFAULT_SAMPLERS[model.objective ?? 'v'],
     sigmaMin: o.sigmaMin ?? d.sigmaMin,
     sigmaMax: o.sigmaMax ?? d.sigmaMax,
     rho: o.rho ?? d.rho,
@@ -105,18 +116,29 @@ export function resolveParams(model: ModelLimits, o: GenerateOptions, windowSeco
     model: model.name,
   };
   check(Number.isInteger(p.steps) && p.steps >= 1 && p.steps <= 10000, `steps must be an integer in [1, 10000], got ${p.steps}`);
-  check(Number.isFinite(p.cfgScale) && p.cfgScale >= 0, `cfg scale must be ≥ 0, got ${p.cfgScale}`);
+  check(Number.isFinite(p.cfgScale) && p.cfgScale >= 0 && p.cfgScale <= 100, `cfg scale must be in [0, 100], got ${p.cfgScale}`);
   check(Number.isFinite(p.cfgRescale) && p.cfgRescale >= 0 && p.cfgRescale <= 1, `cfg rescale must be in [0, 1], got ${p.cfgRescale}`);
-  check(SAMPLER_NAMES.includes(p.sampler), `unknown sampler "${p.sampler}"; valid: ${SAMPLER_NAMES.join(', ')}`);
+  const samplerError = samplerProblem(p.sampler, model.objective ?? 'v', `model "${model.name}"`);
+  check(samplerError === null, samplerError!);
   check(p.sigmaMin > 0 && p.sigmaMax > p.sigmaMin, `need 0 < sigma-min < sigma-max, got ${p.sigmaMin} and ${p.sigmaMax}`);
+  check(p.sigmaMax <= 10000, `sigma-max must be ≤ 10000, got ${p.sigmaMax}`);
+  check(Number.isFinite(p.rho) && p.rho > 0 && p.rho <= 100, `rho must be in (0, 100], got ${p.rho}`);
   check(
     Number.isFinite(p.secondsTotal) && p.secondsTotal > 0 && p.secondsTotal <= model.maxSeconds + 1e-9,
     `seconds must be in (0, ${model.maxSeconds.toFixed(2)}] for this model (sample_size / sample_rate), got ${p.secondsTotal}`,
   );
-  check(Number.isFinite(p.secondsStart) && p.secondsStart >= 0, `seconds start must be ≥ 0, got ${p.secondsStart}`);
+  const minSeconds = model.minSeconds ?? 0;
+  check(
+    p.secondsTotal >= minSeconds - 1e-12,
+    `seconds must be at least one latent frame (${minSeconds.toFixed(4)} s for this model), got ${p.secondsTotal}`,
+  );
+  check(Number.isFinite(p.secondsStart) && p.secondsStart >= 0 && p.secondsStart <= 1e6, `seconds start must be in [0, 1e6], got ${p.secondsStart}`);
   check(Number.isInteger(p.batchSize) && p.batchSize >= 1 && p.batchSize <= 64, `batch size must be an integer in [1, 64], got ${p.batchSize}`);
   check(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, `seed must be an integer in [0, 2^32) or -1, got ${o.seed}`);
-  check(p.initNoiseLevel === null || p.initNoiseLevel > 0, `init noise level must be > 0, got ${p.initNoiseLevel}`);
+  check(
+    p.initNoiseLevel === null || (p.initNoiseLevel > 0 && p.initNoiseLevel <= 10000),
+    `init noise level must be in (0, 10000], got ${p.initNoiseLevel}`,
+  );
   check(!(o.video && o.image), 'give either a video or an image, not both');
   check(!o.inpaint || o.initAudio !== undefined, 'inpainting needs init audio (the audio to regenerate part of)');
   check(o.initNoiseLevel === undefined || o.initAudio !== undefined, 'an init noise level needs init audio to vary');
@@ -167,7 +189,7 @@ async function conditionerInputs(
           const video = repeatBatch(await videoFrames(model, vc, { video: o.video, image: o.image }, media), b);
           inputs[id] = { video };
           if (vc instanceof CLIPWithSyncWithEmptyFeatureConditioner) {
-            inputs[id] = { video, syncFeatures: repeatBatch(await syncFeatures(model, vc, o.video, media), b) };
+            inputs[id] = { video, syncFeatures: repeatBatch(await syncFeatures(model, vc, { video: o.video, image: o.image }, media), b) };
           }
           break;
         }
@@ -175,7 +197,7 @@ async function conditionerInputs(
           inputs[id] = Array.from({ length: b }, () => p.prompt);
           break;
         case 'audio':
-          inputs[id] = repeatBatch(await audioPrompt(model, o.audio, media, audioPromptSamples(model, c)), b);
+          inputs[id] = await audioPrompt(model, o.audio, media, audioPromptSamples(model, c), b);
           break;
         case 'number': {
           const v = o.numberConditioning?.[id] ?? (id === 'seconds_start' ? p.secondsStart : id === 'seconds_total' ? p.secondsTotal : NaN);
@@ -230,7 +252,7 @@ function throwIfAborted(signal?: AbortSignal): void {
  */
 export async function generate(model: AudioXModel, o: GenerateOptions = {}): Promise<GenerateResult> {
   const t0 = performance.now();
-  let p = resolveParams(model, o);
+  let p = resolveParams(configLimits(model.name, model.config), o);
   // Bad media fail here, before any tensor is made.
   await checkMediaInputs({ video: o.video, image: o.image, audio: o.audio, initAudio: o.initAudio }, { seekTime: p.secondsStart, signal: o.signal });
   throwIfAborted(o.signal);
@@ -238,7 +260,7 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
   const ratio = w.pretransform.downsamplingRatio;
   const init = o.initAudio ? await initAudioSamples(model, o.initAudio, o.signal) : null;
   const genSamples = generationSamples(model.sampleSize, ratio, init?.[0].length);
-  if (o.inpaint) p = resolveParams(model, o, genSamples / model.sampleRate);
+  if (o.inpaint) p = resolveParams(configLimits(model.name, model.config), o, genSamples / model.sampleRate);
   throwIfAborted(o.signal);
   const noise: NoiseSource = o.noise ? new InjectedNoise(o.noise, new SeededNoise(p.seed)) : new SeededNoise(p.seed);
   const media: MediaOptions = { seekTime: p.secondsStart, referenceQuirks: p.referenceQuirks, signal: o.signal };
@@ -310,12 +332,12 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
 
     // 3. Sampling with the one shared sampler module.
     const onProgress = o.onProgress
-      ? (s: { step: number; steps: number; sigma: number; denoised: tf.Tensor }) =>
+      ? (s: SampleProgress) =>
           o.onProgress!({ ...s, elapsedMs: performance.now() - t0 })
       : undefined;
     let latents: tf.Tensor;
     let sigmas: number[];
-    if (w.diffusionObjective === 'rectified_flow' || p.sampler === 'rf-euler') {
+    if (w.diffusionObjective === 'rectified_flow') {
       const rf = { model: w.model, noise: x0, initData, steps: p.steps, sigmaMax: p.sigmaMax, initNoiseLevel: p.initNoiseLevel ?? undefined, cond: dc, onProgress, signal: o.signal };
       sigmas = sampleRfTimesteps(rf);
       latents = await sampleRf(rf);
@@ -364,6 +386,11 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
     } catch (e) {
       latents.dispose();
       throw e;
+    }
+    if (o.signal?.aborted) {
+      audioT.dispose();
+      latents.dispose();
+      throwIfAborted(o.signal);
     }
     const keepLatents = o.returnLatents ? latents : null;
     if (!keepLatents) latents.dispose();

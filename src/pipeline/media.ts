@@ -1,12 +1,14 @@
 // Media → conditioner inputs, always brought to the fixed 10 s conditioning window of the released
-// models (spec §8; quirks 13–15 reproduced only with `referenceQuirks`).
+// models (spec §8; quirks 13–15 reproduced only with `referenceQuirks`). Frame selection and transforms:
+// src/io/frames.ts.
 import * as tf from '@tensorflow/tfjs';
 import { loadAudioWindow, readAudio } from '../io/audio.ts';
 import { MediaError, probeMedia } from '../io/ffmpeg.ts';
-import { isImagePath, readImageFrames, readVideoFrames } from '../io/video.ts';
+import { branchFrameOptions, stillImageFrames, windowFrameCount, type StillImageFrames } from '../io/frames.ts';
+import { isImagePath, readImage, readVideoFrames } from '../io/video.ts';
 import type { AudioXModel } from '../models/load.ts';
 import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../models/conditioners/clip.ts';
-import { encodeVideoWithSync, prepareSyncFrames, SYNC_FPS, SYNC_SIZE } from '../models/synchformer/features.ts';
+import { encodeVideoWithSync, prepareSyncFrames, SEGMENT_SIZE, SYNC_FPS, SYNC_SIZE, syncSegmentCount } from '../models/synchformer/features.ts';
 import { AudioAutoencoderConditionerV2 } from '../models/conditioners/audio.ts';
 import type { Module } from '../nn/module.ts';
 import { withResident } from '../nn/streaming.ts';
@@ -22,14 +24,38 @@ export interface MediaOptions {
 
 type VideoConditionerModule = CLIPConditioner | CLIPWithSyncWithEmptyFeatureConditioner;
 
+/** A video or a still image (`image`, or a `video` with an image extension, as the reference decides). */
+export interface VisualSource {
+  video?: string;
+  image?: string;
+}
+
+function stillImagePath(source: VisualSource): string | undefined {
+  if (source.image) return source.image;
+  return source.video && isImagePath(source.video) ? source.video : undefined;
+}
+
+async function stillImage(file: string, referenceQuirks: boolean, clipSize: number, signal?: AbortSignal): Promise<StillImageFrames> {
+  const img = await readImage(file, { signal });
+  return stillImageFrames(img.hwc, img.H, img.W, { clipSize, syncSize: SYNC_SIZE, referenceQuirks });
+}
+
+/** [C, H, W] float frame repeated T times → [1, T, C, H, W]. */
+function repeatFrame(frame: Float32Array, T: number, c: number, h: number, w: number): tf.Tensor {
+  const buf = new Float32Array(T * frame.length);
+  for (let t = 0; t < T; t++) buf.set(frame, t * frame.length);
+  return tf.tensor(buf, [1, T, c, h, w]);
+}
+
 /**
  * Frames for a video conditioner: [1, T, 3, S, S] in uint8 value range (the conditioner divides by 255).
  * No video and no image → zeros (the conditioner then substitutes its learned empty feature).
+ * Still images: see stillImageFrames (quirk 13 only with `referenceQuirks`).
  */
 export async function videoFrames(
   model: AudioXModel,
   cond: VideoConditionerModule,
-  source: { video?: string; image?: string },
+  source: VisualSource,
   opts: MediaOptions,
 ): Promise<tf.Tensor> {
   const fps = model.videoFps;
@@ -37,68 +63,81 @@ export async function videoFrames(
   const size = cond.sizes.clip_vision?.image_size ?? 224;
   const file = source.video ?? source.image;
   if (!file) return tf.zeros([1, T, 3, size, size]);
-  if (source.image || isImagePath(file)) {
-    const { frames } = await readImageFrames(file, { T, size, signal: opts.signal });
-    const t = tf.tensor(Float32Array.from(frames), [1, T, 3, size, size]);
-    if (!opts.referenceQuirks) return t;
-    // Quirk 13: the reference feeds ToTensor()'s [0, 1] floats to a conditioner that divides by 255 again.
-    const q = t.div(255);
-    t.dispose();
-    return q;
-  }
+  const image = stillImagePath(source);
+  if (image) return repeatFrame((await stillImage(image, opts.referenceQuirks, size, opts.signal)).clip, T, 3, size, size);
   const { frames } = await readVideoFrames(file, {
     fps,
     seekTime: opts.seekTime,
     duration: T / fps,
     size,
-    mode: 'squash',
-    referenceQuirks: opts.referenceQuirks,
+    ...branchFrameOptions('clip', opts.referenceQuirks),
     signal: opts.signal,
   });
   return tf.tensor(Float32Array.from(frames), [1, T, 3, size, size]);
 }
 
 /**
- * Synchformer features [1, tokens, D] for the sync variant: 25 fps frames through the Synchformer, or
- * zeros when there is no video or no Synchformer (what the reference UI does).
+ * Synchformer features [1, tokens, D] for the sync variant: 25 fps frames of the video (or the still image
+ * repeated) through the Synchformer; zeros when there is neither, or no Synchformer (as the reference UI).
  */
 export async function syncFeatures(
   model: AudioXModel,
   cond: CLIPWithSyncWithEmptyFeatureConditioner,
-  video: string | undefined,
+  source: VisualSource,
   opts: MediaOptions,
 ): Promise<tf.Tensor> {
   const tokens = cond.sizes.sync_tokens;
   const dim = cond.sizes.temporal_dim;
-  if (!video || !model.synchformer || isImagePath(video)) return tf.zeros([1, tokens, dim]);
-  const { frames, T } = await readVideoFrames(video, {
-    fps: SYNC_FPS,
-    seekTime: opts.seekTime,
-    duration: CONDITIONING_SECONDS,
-    size: SYNC_SIZE,
-    mode: opts.referenceQuirks ? 'squash' : 'sync',
-    referenceQuirks: opts.referenceQuirks,
-    signal: opts.signal,
-  });
-  const raw = tf.tensor(Int32Array.from(frames), [1, T, 3, SYNC_SIZE, SYNC_SIZE], 'int32');
-  const x = prepareSyncFrames(raw);
-  raw.dispose();
-  try {
-    // One upload of a streamed extractor for all 30 segments, not one per segment.
-    const sync = model.synchformer;
-    const f = withResident(sync.vfeat_extractor, () => encodeVideoWithSync(sync, x));
-    if (f.shape[1] !== tokens || f.shape[2] !== dim) {
-      f.dispose();
-      throw new Error(`Synchformer gave [${f.shape}], the video conditioner expects [1, ${tokens}, ${dim}]`);
+  const file = source.video ?? source.image;
+  if (!file || !model.synchformer) return tf.zeros([1, tokens, dim]);
+  const sync = model.synchformer;
+  const T = windowFrameCount(CONDITIONING_SECONDS, SYNC_FPS);
+  const image = stillImagePath(source);
+  let f: tf.Tensor;
+  if (image) {
+    // Every 16-frame segment of a repeated picture is the same: encode one and repeat its 8 tokens.
+    const { sync: frame } = await stillImage(image, opts.referenceQuirks, cond.sizes.clip_vision?.image_size ?? 224, opts.signal);
+    const segments = syncSegmentCount(T);
+    const x = repeatFrame(frame, SEGMENT_SIZE, 3, SYNC_SIZE, SYNC_SIZE);
+    try {
+      const one = withResident(sync.vfeat_extractor, () => encodeVideoWithSync(sync, x));
+      try {
+        f = tf.tile(one, [1, segments, 1]);
+      } finally {
+        one.dispose();
+      }
+    } finally {
+      x.dispose();
     }
-    return f;
-  } finally {
-    x.dispose();
+  } else {
+    const { frames } = await readVideoFrames(file, {
+      fps: SYNC_FPS,
+      seekTime: opts.seekTime,
+      duration: CONDITIONING_SECONDS,
+      size: SYNC_SIZE,
+      ...branchFrameOptions('sync', opts.referenceQuirks),
+      signal: opts.signal,
+    });
+    const raw = tf.tensor(Int32Array.from(frames), [1, T, 3, SYNC_SIZE, SYNC_SIZE], 'int32');
+    const x = prepareSyncFrames(raw);
+    raw.dispose();
+    try {
+      // One upload of a streamed extractor for all 30 segments, not one per segment.
+      f = withResident(sync.vfeat_extractor, () => encodeVideoWithSync(sync, x));
+    } finally {
+      x.dispose();
+    }
   }
+  if (f.shape[1] !== tokens || f.shape[2] !== dim) {
+    f.dispose();
+    throw new Error(`Synchformer gave [${f.shape}], the video conditioner expects [1, ${tokens}, ${dim}]`);
+  }
+  return f;
 }
 
 /**
- * Audio prompt [1, 2, samples] (default sr·10, see audioPromptSamples): a file brought to the window, given samples as they are, or silence.
+ * Audio prompt [batch, 2, samples] (default sr·10, see audioPromptSamples): a file brought to the window, given
+ * samples as they are (one set for every item, or one set per batch item), or silence.
  * Default: resampled to the model rate, right-padded with silence. With `referenceQuirks` a file is read like
  * the reference's `load_and_process_audio` (quirk 15: native rate kept, cut by model-rate sample indices,
  * left-padded). (The reference UI hides its audio-prompt widgets, so it always sends silence: that is what
@@ -106,20 +145,49 @@ export async function syncFeatures(
  */
 export async function audioPrompt(
   model: AudioXModel,
-  source: string | Float32Array[] | undefined,
+  source: AudioPromptSource | undefined,
   opts: MediaOptions,
   samples = Math.floor(model.sampleRate * CONDITIONING_SECONDS),
+  batch = 1,
 ): Promise<tf.Tensor> {
-  if (source === undefined) return tf.zeros([1, 2, samples]);
-  if (typeof source !== 'string') return stereoTensor(source);
-  const { data } = await loadAudioWindow(source, {
-    duration: samples / model.sampleRate,
-    sampleRate: model.sampleRate,
-    seekTime: opts.seekTime,
-    referenceQuirks: opts.referenceQuirks,
-    signal: opts.signal,
-  });
-  return stereoTensor(data);
+  if (source === undefined) return tf.zeros([batch, 2, samples]);
+  if (isPerItemAudio(source)) {
+    if (source.length !== batch) {
+      throw new MediaError('INVALID_ARGUMENT', `audio prompt: ${source.length} per-item prompts given for a batch of ${batch}; give one per item or a single one for all`);
+    }
+    const n = source[0][0]?.length;
+    if (source.some((item) => item[0]?.length !== n)) {
+      throw new MediaError('INVALID_ARGUMENT', `audio prompt: the per-item prompts have different lengths (${source.map((i) => i[0]?.length).join(', ')} samples); give them all the same length`);
+    }
+    const items = source.map(stereoTensor);
+    const t = items.length === 1 ? items[0] : tf.concat(items, 0);
+    if (items.length > 1) tf.dispose(items);
+    return t;
+  }
+  let one: tf.Tensor;
+  if (typeof source !== 'string') one = stereoTensor(source);
+  else {
+    const { data } = await loadAudioWindow(source, {
+      duration: samples / model.sampleRate,
+      sampleRate: model.sampleRate,
+      seekTime: opts.seekTime,
+      referenceQuirks: opts.referenceQuirks,
+      signal: opts.signal,
+    });
+    one = stereoTensor(data);
+  }
+  if (batch === 1) return one;
+  const t = tf.tidy(() => tf.tile(one, [batch, 1, 1]));
+  one.dispose();
+  return t;
+}
+
+/** An audio prompt: a path, stereo (or mono) samples for every item, or one such set per batch item. */
+export type AudioPromptSource = string | Float32Array[] | Float32Array[][];
+
+/** Whether the samples are given per batch item ([batch][channel][sample]). */
+export function isPerItemAudio(a: AudioPromptSource): a is Float32Array[][] {
+  return Array.isArray(a) && a.length > 0 && Array.isArray(a[0]);
 }
 
 /**
@@ -136,7 +204,7 @@ export function audioPromptSamples(model: AudioXModel, c: Module): number {
 export interface MediaSources {
   video?: string;
   image?: string;
-  audio?: string | Float32Array[];
+  audio?: AudioPromptSource;
   initAudio?: string | Float32Array[];
 }
 
@@ -189,7 +257,7 @@ export async function checkMediaInputs(
       if (!info.isStillImage) {
         throw new MediaError('INVALID_ARGUMENT', `"${src.image}" is a video, not a still image: pass it as the ${label.video} instead.`);
       }
-      await readImageFrames(src.image, { T: 1, size: 8, signal });
+      await readImage(src.image, { signal });
     } catch (e) {
       relabel(label.image, e);
     }
@@ -202,8 +270,12 @@ export async function checkMediaInputs(
         // Decoding the window at a low rate is cheap and catches files with a header but no samples.
         await readAudio(a, { sampleRate: 8000, channels: 1, seekTime: key === 'audio' ? seekTime : 0, duration: CONDITIONING_SECONDS, signal });
       } else {
-        if (!a.length || !a[0].length) throw new MediaError('INVALID_ARGUMENT', 'the given samples are empty');
-        if (a.some((c) => c.length !== a[0].length)) throw new MediaError('INVALID_ARGUMENT', 'channels have different lengths');
+        const items = isPerItemAudio(a) ? a : [a];
+        items.forEach((item, i) => {
+          const which = items.length > 1 ? ` (batch item ${i})` : '';
+          if (!item.length || !item[0].length) throw new MediaError('INVALID_ARGUMENT', `the given samples are empty${which}`);
+          if (item.some((c) => c.length !== item[0].length)) throw new MediaError('INVALID_ARGUMENT', `channels have different lengths${which}`);
+        });
       }
     } catch (e) {
       relabel(label[key], e);

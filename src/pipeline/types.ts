@@ -1,20 +1,14 @@
 // Public types of the generation pipeline (what the CLI, the web UI and library users call).
 import type * as tf from '@tensorflow/tfjs';
+import type { AdaptiveAttempt } from '../sampling/loop.ts';
 import type { NoiseStream } from '../sampling/noise.ts';
+import type { SamplerName } from '../sampling/registry.ts';
 import type { InpaintOptions } from './inpaint.ts';
 
 export type { InpaintOptions, WindowPosition } from './inpaint.ts';
 
-export type SamplerName =
-  | 'dpmpp-3m-sde'
-  | 'dpmpp-2m-sde'
-  | 'k-heun'
-  | 'k-lms'
-  | 'k-dpm-2'
-  | 'k-euler'
-  | 'k-euler-ancestral'
-  | 'dpmpp-2m'
-  | 'rf-euler';
+/** The samplers of the registry (src/sampling/registry.ts). */
+export type { SamplerName };
 
 /** A conditioner output: tokens [B, L, D] and the reference's mask for them. */
 export interface CondTensors {
@@ -23,9 +17,14 @@ export interface CondTensors {
 }
 
 export interface Progress {
-  /** 0-based index of the step just finished. */
+  /** 0-based index of the step just finished (k-dpm-adaptive: of the attempt, accepted or not). */
   step: number;
-  steps: number;
+  /** Steps in all; null when the sampler picks them as it goes (k-dpm-adaptive). */
+  steps: number | null;
+  /** Fraction of the sampling done, 0 … 1 (k-dpm-adaptive: of the log-σ range from σ_max to σ_min). */
+  fraction: number;
+  /** k-dpm-adaptive: the step control of this attempt (accepted?, error, next step size). */
+  attempt?: AdaptiveAttempt;
   sigma: number;
   /** The current denoised estimate (latents [B, C, T]); valid only during the callback. */
   denoised: tf.Tensor;
@@ -38,8 +37,11 @@ export interface GenerateOptions {
   /** Paths of conditioning media. */
   video?: string;
   image?: string;
-  /** Audio prompt: a path (brought to the 10 s window) or stereo samples at the model rate (used as given). */
-  audio?: string | Float32Array[];
+  /**
+   * Audio prompt: a path (brought to the 10 s window) or stereo samples at the model rate (used as given), the
+   * same for every batch item; or one set of samples per batch item ([batch][channel], all the same length).
+   */
+  audio?: string | Float32Array[] | Float32Array[][];
   secondsStart?: number;
   /** Length of the generated audio in seconds (default 10, at most sample_size / sample_rate). */
   secondsTotal?: number;
@@ -47,6 +49,7 @@ export interface GenerateOptions {
   cfgScale?: number;
   /** CFG rescale (the reference's scale_phi). */
   cfgRescale?: number;
+  /** Default: the model objective's default (dpmpp-3m-sde for v, rf-euler for rectified flow). */
   sampler?: SamplerName;
   sigmaMin?: number;
   sigmaMax?: number;

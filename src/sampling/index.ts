@@ -2,5 +2,7 @@
 export * from './schedule.ts';
 export * from './denoiser.ts';
 export * from './samplers.ts';
+export * from './dpm-solver.ts';
+export * from './registry.ts';
 export * from './sample.ts';
 export * from './noise.ts';

@@ -7,6 +7,21 @@ import type { DenoiseFn } from './denoiser.ts';
 /** Fresh N(0, I) noise of x's shape for the step σ → σ_next (k-diffusion's `noise_sampler`). */
 export type NoiseSampler = (sigma: number, sigmaNext: number) => tf.Tensor;
 
+/** k-dpm-adaptive: the step-size controller's record of one attempt (k-diffusion's info dict). */
+export interface AdaptiveAttempt {
+  accepted: boolean;
+  /** The embedded error estimate of the attempt (scaled by rtol / atol; ≈ 1 is on target). */
+  error: number;
+  /** The step size in t = −ln σ proposed for the next attempt (updated on rejections too). */
+  h: number;
+  /** t = −ln σ reached after the attempt (unchanged when it was rejected). */
+  t: number;
+  accepts: number;
+  rejects: number;
+  /** Model evaluations so far. */
+  modelCalls: number;
+}
+
 /** What a step reports right after its first model evaluation (k-diffusion's callback dict). */
 export interface StepInfo {
   i: number;
@@ -14,6 +29,15 @@ export interface StepInfo {
   sigma: number;
   sigmaHat: number;
   denoised: tf.Tensor;
+  /**
+   * How many steps the run makes in all, when that is not the schedule's length (k-dpm-fast); null
+   * when the sampler picks its steps as it goes (k-dpm-adaptive).
+   */
+  steps?: number | null;
+  /** Fraction of the run done after this step, when not (i + 1)/steps (k-dpm-adaptive: of the log-σ range). */
+  fraction?: number;
+  /** k-dpm-adaptive: this attempt's step control. */
+  attempt?: AdaptiveAttempt;
 }
 
 /**

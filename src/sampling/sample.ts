@@ -5,13 +5,22 @@ import * as tf from '@tensorflow/tfjs';
 import type { DiffusionCond, DiffusionModel } from '../models/diffusion-types.ts';
 import { rectifiedFlowVelocity, vDenoiser } from './denoiser.ts';
 import type { NoiseSource } from './noise.ts';
-import { getSampler, sampleDiscreteEuler, STOCHASTIC_SAMPLERS, type SamplerType, type StepCallback } from './samplers.ts';
+import type { AdaptiveAttempt, StepCallback } from './loop.ts';
+import { kSampler, SAMPLER_REGISTRY, type KSchedule, type SamplerName } from './registry.ts';
 import { polyexponentialSigmas, rectifiedFlowTimesteps } from './schedule.ts';
 
 export interface SampleProgress {
-  /** Index of the step, 0 … steps − 1. */
+  /** Index of the step (k-dpm-adaptive: of the attempt), 0 … steps − 1. */
   step: number;
-  steps: number;
+  /**
+   * Steps in all (k-dpm-fast: its DPM-Solver steps, fewer than the model calls); null when not known in
+   * advance (k-dpm-adaptive picks them as it goes).
+   */
+  steps: number | null;
+  /** Fraction of the sampling done after this step, 0 … 1 (k-dpm-adaptive: of the log-σ range). */
+  fraction: number;
+  /** k-dpm-adaptive: whether this attempt was accepted, its error estimate and the next step size. */
+  attempt?: AdaptiveAttempt;
   /** Noise level (rectified flow: timestep) at which the model was evaluated. */
   sigma: number;
   /** The clean-latent estimate [B, C, T] of this step; valid only during the call (clone to keep). */
@@ -23,7 +32,7 @@ export type ProgressCallback = (p: SampleProgress) => void | Promise<void>;
 /** Defaults of the shipped Gradio front-end (spec §7.8); `sample_k`'s own are 2m-sde, 0.5, 50. */
 export const SAMPLE_K_DEFAULTS = {
   steps: 100,
-  samplerType: 'dpmpp-3m-sde' as SamplerType,
+  samplerType: 'dpmpp-3m-sde' as SamplerName,
   sigmaMin: 0.03,
   sigmaMax: 500,
   rho: 1,
@@ -60,12 +69,18 @@ export interface SampleKOptions extends CommonOptions {
 
 export type SampleRfOptions = CommonOptions;
 
-/** The σ schedule `sampleK` uses (incl. the variation's σ_max substitution), trailing 0 included. */
-export function sampleKSigmas(opts: Omit<SampleKOptions, 'model' | 'noise' | 'cond' | 'noiseSource'>): number[] {
+/** What `sampleK` samples over: the σ schedule (incl. the variation's σ_max substitution) and its arguments. */
+export function sampleKSchedule(opts: Omit<SampleKOptions, 'model' | 'noise' | 'cond' | 'noiseSource'>): KSchedule {
   const d = SAMPLE_K_DEFAULTS;
   const variation = opts.initData !== undefined && opts.mask === undefined;
   const sigmaMax = variation && opts.initNoiseLevel !== undefined ? opts.initNoiseLevel : (opts.sigmaMax ?? d.sigmaMax);
-  return polyexponentialSigmas(opts.steps ?? d.steps, opts.sigmaMin ?? d.sigmaMin, sigmaMax, opts.rho ?? d.rho);
+  const [steps, sigmaMin] = [opts.steps ?? d.steps, opts.sigmaMin ?? d.sigmaMin];
+  return { sigmas: polyexponentialSigmas(steps, sigmaMin, sigmaMax, opts.rho ?? d.rho), sigmaMin, sigmaMax, steps };
+}
+
+/** The σ schedule `sampleK` uses, trailing 0 included (k-dpm-fast / k-dpm-adaptive only take σ_0 from it). */
+export function sampleKSigmas(opts: Omit<SampleKOptions, 'model' | 'noise' | 'cond' | 'noiseSource'>): number[] {
+  return sampleKSchedule(opts).sigmas;
 }
 
 /** The timesteps `sampleRf` uses: linspace(min(σ_max, 1), 0, steps + 1). */
@@ -86,8 +101,14 @@ export function binaryMask(mask: tf.Tensor, i: number, steps: number): tf.Tensor
   return tf.tidy(() => tf.lessEqual(mask, (i + 1) / steps).cast('float32'));
 }
 
-function progressCallback(onProgress: ProgressCallback | undefined, steps: number): StepCallback | undefined {
-  return onProgress && (async ({ i, sigma, denoised }) => void (await onProgress({ step: i, steps, sigma, denoised })));
+function progressCallback(onProgress: ProgressCallback | undefined, scheduleSteps: number): StepCallback | undefined {
+  return (
+    onProgress &&
+    (async ({ i, sigma, denoised, steps: own, fraction, attempt }) => {
+      const steps = own === undefined ? scheduleSteps : own;
+      await onProgress({ step: i, steps, fraction: fraction ?? (steps ? (i + 1) / steps : 0), sigma, denoised, ...(attempt && { attempt }) });
+    })
+  );
 }
 
 /**
@@ -96,11 +117,11 @@ function progressCallback(onProgress: ProgressCallback | undefined, steps: numbe
  */
 export async function sampleK(opts: SampleKOptions): Promise<tf.Tensor> {
   const { model, noise, initData, mask, cond, noiseSource } = opts;
-  const samplerType = opts.samplerType ?? SAMPLE_K_DEFAULTS.samplerType;
-  const sampler = getSampler(samplerType);
+  const sampler = kSampler(opts.samplerType ?? SAMPLE_K_DEFAULTS.samplerType);
   checkShapes(noise, initData);
   if (mask && !initData) throw new Error('an inpainting mask needs initData');
-  const sigmas = sampleKSigmas(opts);
+  const schedule = sampleKSchedule(opts);
+  const sigmas = schedule.sigmas;
   const steps = sigmas.length - 1;
 
   const x0 = tf.tidy(() => {
@@ -133,12 +154,11 @@ export async function sampleK(opts: SampleKOptions): Promise<tf.Tensor> {
     };
   }
 
-  const stochastic = STOCHASTIC_SAMPLERS.has(samplerType as SamplerType);
   try {
-    return await sampler(vDenoiser(model, cond), x0, sigmas, {
+    return await sampler.run(vDenoiser(model, cond), x0, schedule, {
       callback,
       signal: opts.signal,
-      noiseSampler: stochastic ? () => noiseSource.randn('sde', noise.shape) : undefined,
+      noiseSampler: sampler.stochastic ? () => noiseSource.randn('sde', noise.shape) : undefined,
     });
   } finally {
     x0.dispose();
@@ -156,7 +176,7 @@ export async function sampleRf(opts: SampleRfOptions): Promise<tf.Tensor> {
   const sigmaMax = ts[0];
   const x0 = initData ? tf.tidy(() => initData.mul(1 - sigmaMax).add(noise.mul(sigmaMax))) : noise.clone();
   try {
-    return await sampleDiscreteEuler(rectifiedFlowVelocity(model, cond), x0, ts, {
+    return await SAMPLER_REGISTRY['rf-euler'].run(rectifiedFlowVelocity(model, cond), x0, ts, {
       callback: progressCallback(opts.onProgress, ts.length - 1),
       signal: opts.signal,
     });

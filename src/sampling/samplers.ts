@@ -2,11 +2,12 @@
 // Each one walks the schedule σ_0 > … > σ_{N−1} > σ_N = 0 and returns the sample; the order of
 // model calls, noise draws and callbacks is the reference's (that order is what parity needs).
 // Scalar coefficients are computed in float64 (torch: float32 scalars, quirk 21; ≤ 1e-6 relative).
+// The names users pick them by are in registry.ts; DPM-Solver-Fast/-adaptive are in dpm-solver.ts.
 import * as tf from '@tensorflow/tfjs';
 import type { DenoiseFn, VelocityFn } from './denoiser.ts';
 import { addNoise, axpy, loop, needNoise, toD, withDenoised, withDerivative, type Sampler, type SamplerOptions } from './loop.ts';
 
-export { abortError, type NoiseSampler, type Sampler, type SamplerOptions, type StepCallback, type StepInfo } from './loop.ts';
+export { abortError, type AdaptiveAttempt, type NoiseSampler, type Sampler, type SamplerOptions, type StepCallback, type StepInfo } from './loop.ts';
 
 /** (σ_down, σ_up) of an ancestral step σ_from → σ_to with η = 1. */
 export function ancestralStep(sigmaFrom: number, sigmaTo: number): { sigmaDown: number; sigmaUp: number } {
@@ -260,39 +261,4 @@ export async function sampleDiscreteEuler(
       v.dispose();
     }
   });
-}
-
-// ------------------------------------------------------------------------------------------------
-
-/**
- * The `sampler_type` names of the reference's `sample_k` (k-dpm-fast / k-dpm-adaptive not ported),
- * plus `k-euler`, `k-euler-ancestral` and `dpmpp-2m` (k-diffusion samplers the reference does not list).
- */
-export const SAMPLERS = {
-  'dpmpp-3m-sde': sampleDpmpp3mSde,
-  'dpmpp-2m-sde': sampleDpmpp2mSde,
-  'k-heun': sampleHeun,
-  'k-lms': sampleLms,
-  'k-dpm-2': sampleDpm2,
-  'k-dpmpp-2s-ancestral': sampleDpmpp2sAncestral,
-  'k-euler': sampleEuler,
-  'k-euler-ancestral': sampleEulerAncestral,
-  'dpmpp-2m': sampleDpmpp2m,
-} satisfies Record<string, Sampler>;
-
-export type SamplerType = keyof typeof SAMPLERS;
-
-/** Samplers that draw from the noise sampler. */
-export const STOCHASTIC_SAMPLERS: ReadonlySet<SamplerType> = new Set<SamplerType>([
-  'dpmpp-3m-sde',
-  'dpmpp-2m-sde',
-  'k-dpmpp-2s-ancestral',
-  'k-euler-ancestral',
-]);
-
-export function getSampler(name: string): Sampler {
-  if (!Object.hasOwn(SAMPLERS, name)) {
-    throw new Error(`unknown sampler_type "${name}"; valid: ${Object.keys(SAMPLERS).join(', ')}`);
-  }
-  return SAMPLERS[name as SamplerType];
 }

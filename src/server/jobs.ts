@@ -3,6 +3,7 @@
 // freed when the runner returns), and per-job events for the SSE stream. A runner that throws only fails its job.
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
+import { SAMPLER_REGISTRY } from '../sampling/registry.ts';
 import type { JobParams } from './params.ts';
 
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
@@ -20,10 +21,13 @@ export interface JobProgress {
   stage: string;
   /** 1-based count of finished sampler steps. */
   step: number;
-  steps: number;
+  /** Steps in all; null when the sampler picks them as it goes (k-dpm-adaptive). */
+  steps: number | null;
+  /** Fraction of the sampling done, 0 … 1. */
+  fraction: number;
   /** Since the job started running. */
   elapsedMs: number;
-  /** Remaining sampling time from the mean step time so far; null until two steps were reported. */
+  /** Remaining sampling time from the progress rate so far; null until two steps were reported. */
   etaMs: number | null;
 }
 
@@ -51,9 +55,17 @@ export interface JobContext {
   params: JobParams;
   files: JobFiles;
   signal: AbortSignal;
-  progress(p: { stage?: string; step?: number; steps?: number }): void;
+  progress(p: ProgressUpdate): void;
   /** A PNG of the current denoised estimate. */
   preview(png: Buffer): void;
+}
+
+export interface ProgressUpdate {
+  stage?: string;
+  step?: number;
+  steps?: number | null;
+  /** Default: step / steps (kept as it was when steps are not known). */
+  fraction?: number;
 }
 
 export type RunJob = (ctx: JobContext) => Promise<JobResult>;
@@ -98,9 +110,9 @@ export class Job extends EventEmitter {
   result: JobResult | null = null;
   error: string | null = null;
   readonly controller = new AbortController();
-  /** Wall time and step of the first sampling progress report (for the ETA). */
+  /** Wall time and progress fraction of the first sampling progress report (for the ETA). */
   samplingStart = 0;
-  samplingStartStep = 0;
+  samplingStartFraction = 0;
 
   constructor(
     readonly model: string,
@@ -232,7 +244,8 @@ export class JobQueue {
     job.status = 'running';
     job.position = 0;
     job.startedAt = new Date();
-    job.progress = { stage: 'starting', step: 0, steps: job.params.steps, elapsedMs: 0, etaMs: null };
+    const steps = SAMPLER_REGISTRY[job.params.sampler].progressSteps(job.params.steps);
+    job.progress = { stage: 'starting', step: 0, steps, fraction: 0, elapsedMs: 0, etaMs: null };
     job.emitEvent('status');
     const ctx: JobContext = {
       id: job.id,
@@ -259,22 +272,23 @@ export class JobQueue {
     }
   }
 
-  private onProgress(job: Job, p: { stage?: string; step?: number; steps?: number }): void {
+  private onProgress(job: Job, p: ProgressUpdate): void {
     if (job.terminal || !job.startedAt) return;
     const prev = job.progress!;
     const now = Date.now();
     const stage = p.stage ?? prev.stage;
     const step = p.step ?? prev.step;
-    const steps = p.steps ?? prev.steps;
+    const steps = p.steps === undefined ? prev.steps : p.steps;
+    const fraction = p.fraction ?? (steps ? Math.min(1, step / steps) : prev.fraction);
     if (step > 0 && job.samplingStart === 0) {
       job.samplingStart = now;
-      job.samplingStartStep = step;
+      job.samplingStartFraction = fraction;
     }
     let etaMs: number | null = null;
-    if (step > job.samplingStartStep && job.samplingStart > 0) {
-      etaMs = Math.round(((now - job.samplingStart) / (step - job.samplingStartStep)) * (steps - step));
+    if (fraction > job.samplingStartFraction && job.samplingStart > 0) {
+      etaMs = Math.round(((now - job.samplingStart) / (fraction - job.samplingStartFraction)) * (1 - fraction));
     }
-    job.progress = { stage, step, steps, elapsedMs: now - job.startedAt.getTime(), etaMs };
+    job.progress = { stage, step, steps, fraction, elapsedMs: now - job.startedAt.getTime(), etaMs };
     job.emitEvent('progress');
   }
 

@@ -1,19 +1,7 @@
 // Request parameters of POST /api/generate: one table gives each field's type, range and default (the reference
 // Gradio UI's defaults, ARCHITECTURE.md §7.8), used both to validate requests and to build the page's form.
 import { randomInt } from 'node:crypto';
-import type { SamplerName } from '../pipeline/types.ts';
-
-export const SAMPLERS: readonly SamplerName[] = [
-  'dpmpp-3m-sde',
-  'dpmpp-2m-sde',
-  'k-heun',
-  'k-lms',
-  'k-dpm-2',
-  'k-euler',
-  'k-euler-ancestral',
-  'dpmpp-2m',
-  'rf-euler',
-];
+import { DEFAULT_SAMPLERS, SAMPLER_NAMES, isSamplerName, type DiffusionObjective, type SamplerName } from '../sampling/registry.ts';
 
 export interface JobParams {
   prompt: string;
@@ -67,7 +55,8 @@ export const PARAM_FIELDS: Record<Exclude<keyof JobParams, 'seed'>, Field> = {
   steps: { kind: 'int', min: 1, max: 1000, default: 100 },
   cfgScale: { kind: 'number', min: 0, max: 100, default: 7 },
   cfgRescale: { kind: 'number', min: 0, max: 1, default: 0 },
-  sampler: { kind: 'sampler', default: 'dpmpp-3m-sde' },
+  // The default of a v-objective model; a request without a sampler gets its model objective's default.
+  sampler: { kind: 'sampler', default: DEFAULT_SAMPLERS.v },
   sigmaMin: { kind: 'number', min: 0, max: 1000, default: 0.03, exclusiveMin: true },
   sigmaMax: { kind: 'number', min: 0, max: 10_000, default: 500, exclusiveMin: true },
   initNoiseLevel: { kind: 'number', min: 0, max: 1000, default: 0.1, exclusiveMin: true },
@@ -126,8 +115,12 @@ export function parseSeed(raw: unknown): number {
   return v;
 }
 
-/** Validates request fields (strings from a form or JSON values), fills in defaults and resolves the seed. */
-export function parseJobParams(body: Record<string, unknown>): JobParams {
+/**
+ * Validates request fields (strings from a form or JSON values), fills in defaults and resolves the seed.
+ * `objective` (the chosen model's, when known) picks the default sampler; whether a given sampler suits
+ * the model is the pipeline's check (resolveParams).
+ */
+export function parseJobParams(body: Record<string, unknown>, objective: DiffusionObjective = 'v'): JobParams {
   const known = new Set([...Object.keys(PARAM_FIELDS), 'seed', 'model']);
   const unknown = Object.keys(body).filter((k) => !known.has(k));
   if (unknown.length > 0) throw new BadRequestError(`Unknown parameter(s): ${unknown.join(', ')}.`);
@@ -141,9 +134,9 @@ export function parseJobParams(body: Record<string, unknown>): JobParams {
       if (s.length > f.maxLength) throw new BadRequestError(`"${name}" is longer than ${f.maxLength} characters.`);
       out[name] = s;
     } else if (f.kind === 'sampler') {
-      const s = absent ? f.default : raw;
-      if (typeof s !== 'string' || !(SAMPLERS as readonly string[]).includes(s)) {
-        throw new BadRequestError(`"sampler" must be one of ${SAMPLERS.join(', ')}, got ${JSON.stringify(raw)}.`);
+      const s = absent ? DEFAULT_SAMPLERS[objective] : raw;
+      if (typeof s !== 'string' || !isSamplerName(s)) {
+        throw new BadRequestError(`"sampler" must be one of ${SAMPLER_NAMES.join(', ')}, got ${JSON.stringify(raw)}.`);
       }
       out[name] = s;
     } else if (f.kind === 'boolean') {

@@ -5,7 +5,8 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { readConfig } from '../models/config.ts';
 import { loadModel, resolveModelDir, type AudioXModel } from '../models/load.ts';
-import { GenerateError, generate, resolveParams, type ModelLimits } from '../pipeline/generate.ts';
+import { GenerateError, configLimits, generate, resolveParams, type ModelLimits } from '../pipeline/generate.ts';
+import type { DiffusionObjective } from '../sampling/registry.ts';
 import type { GenerateOptions, Progress } from '../pipeline/types.ts';
 import type { JobContext, JobFiles, JobResult, RunJob } from './jobs.ts';
 import { BadRequestError, type JobParams } from './params.ts';
@@ -22,6 +23,8 @@ export interface PipelineRunner {
   runJob: RunJob;
   /** Checks a request against the model's limits before it is queued (BadRequestError → HTTP 400). */
   validate(model: string, params: JobParams, files: JobFiles): void;
+  /** The model's diffusion objective from its config.json (undefined when the config cannot be read). */
+  objectiveOf(model: string): DiffusionObjective | undefined;
   /** Loads `name` now (e.g. at start-up) so the first job does not wait for it. */
   preload(name: string): Promise<void>;
   /** The loaded model, if any (tests inspect it). */
@@ -96,13 +99,12 @@ export function createPipelineRunner(opts: PipelineRunnerOptions): PipelineRunne
   let current: AudioXModel | null = null;
   const limits = new Map<string, ModelLimits>();
 
-  /** The model's length limit from its config.json (no weights loaded). */
+  /** The model's length limit and objective from its config.json (no weights loaded). */
   function limitsOf(name: string): ModelLimits {
     let l = limits.get(name);
     if (!l) {
       const { name: resolved, dir } = resolveModelDir(name);
-      const config = readConfig(path.join(dir, 'config.json'));
-      l = { name: resolved, maxSeconds: config.sample_size / config.sample_rate };
+      l = configLimits(resolved, readConfig(path.join(dir, 'config.json')));
       limits.set(name, l);
     }
     return l;
@@ -136,8 +138,9 @@ export function createPipelineRunner(opts: PipelineRunnerOptions): PipelineRunne
       ...toGenerateOptions(ctx.params, ctx.files, ctx.signal),
       onProgress: (p) => {
         const done = p.step + 1;
-        ctx.progress({ stage: done === p.steps ? 'decoding' : 'sampling', step: done, steps: p.steps });
-        if (every > 0 && done % every === 0 && done < p.steps) preview(ctx, model, p);
+        const last = p.steps === null ? p.fraction >= 1 : done === p.steps;
+        ctx.progress({ stage: last ? 'decoding' : 'sampling', step: done, steps: p.steps, fraction: p.fraction });
+        if (every > 0 && done % every === 0 && !last) preview(ctx, model, p);
       },
     });
     ctx.signal.throwIfAborted();
@@ -158,6 +161,13 @@ export function createPipelineRunner(opts: PipelineRunnerOptions): PipelineRunne
       } catch (e) {
         if (e instanceof GenerateError) throw new BadRequestError(e.message);
         throw new BadRequestError(`Model "${model}" is not usable: ${(e as Error).message}`);
+      }
+    },
+    objectiveOf(model) {
+      try {
+        return limitsOf(model).objective;
+      } catch {
+        return undefined;
       }
     },
     async preload(name) {

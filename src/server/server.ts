@@ -16,7 +16,8 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import multipart from '@fastify/multipart';
 import { MediaError } from '../io/ffmpeg.ts';
 import { JobQueue, QueueFullError, type Job, type JobFiles, type JobSnapshot, type RunJob } from './jobs.ts';
-import { BadRequestError, EXAMPLES, PARAM_FIELDS, SAMPLERS, parseJobParams, type JobParams } from './params.ts';
+import { DEFAULT_SAMPLERS, describeSamplers, type DiffusionObjective } from '../sampling/registry.ts';
+import { BadRequestError, EXAMPLES, PARAM_FIELDS, parseJobParams, type JobParams } from './params.ts';
 import { ensureSampleVideo } from './sample-video.ts';
 import { sendFileFrom } from './files.ts';
 import { PayloadTooLargeError, formatMB, receiveMultipart, removeFiles, validateMedia } from './uploads.ts';
@@ -29,6 +30,8 @@ export interface ServerOptions {
   validate?: (model: string, params: JobParams, files: JobFiles) => void;
   /** Model names offered in the picker (the first is the default unless `defaultModel`). */
   models: string[];
+  /** A model's diffusion objective (undefined: not known): picks its samplers and their default. */
+  objectiveOf?: (model: string) => DiffusionObjective | undefined;
   defaultModel?: string;
   /** Where results are written and the only place /outputs serves from. */
   outputDir: string;
@@ -151,7 +154,9 @@ export async function createServer(opts: ServerOptions): Promise<AudioxServer> {
   app.get('/api/info', async () => ({
     models: opts.models,
     defaultModel,
-    samplers: SAMPLERS,
+    samplers: describeSamplers(),
+    defaultSamplers: DEFAULT_SAMPLERS,
+    modelObjectives: Object.fromEntries(opts.models.map((m) => [m, opts.objectiveOf?.(m) ?? null])),
     fields: PARAM_FIELDS,
     defaults: { previewEvery: opts.previewEvery ?? PARAM_FIELDS.previewEvery.default },
     examples: EXAMPLES,
@@ -186,7 +191,7 @@ export async function createServer(opts: ServerOptions): Promise<AudioxServer> {
       if (typeof model !== 'string' || !opts.models.includes(model)) {
         throw new BadRequestError(`Unknown model ${JSON.stringify(model)}; available: ${opts.models.join(', ')}.`);
       }
-      const params = parseJobParams(fields);
+      const params = parseJobParams(fields, opts.objectiveOf?.(model));
       opts.validate?.(model, params, files);
       if (opts.validateMedia !== false) await validateMedia(files);
       const job = queue.submit(model, params, files);

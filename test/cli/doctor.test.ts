@@ -1,8 +1,11 @@
 // `audiox doctor` on this machine: wasm active, the tensorflow backends unavailable with the reason.
 import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO } from '../helpers.ts';
+import { tinyMMDiTConfig } from '../models/tiny-model-dir.ts';
 
 function doctor(env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [path.join(REPO, 'bin/audiox.mjs'), 'doctor'], {
@@ -32,5 +35,25 @@ describe('audiox doctor', () => {
     expect(doctor({ AUDIOX_BACKEND: 'cpu' }).out).toMatch(/active backend: cpu/);
     const bad = doctor({ AUDIOX_BACKEND: 'tpu' });
     expect(bad.out).toMatch(/unknown backend "tpu"/);
+  });
+
+  it('states the precision and lists downloaded models with their text encoder and model_half', () => {
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'audiox-doctor-'));
+    try {
+      const dir = path.join(home, 'models', 'AudioX-MAF-MMDiT');
+      fs.mkdirSync(dir, { recursive: true });
+      const config = tinyMMDiTConfig();
+      config.model.pretransform.model_half = true;
+      config.model.conditioning.configs.push({ id: 'text_prompt', type: 't5', config: { t5_model_name: 'google/flan-t5-base' } });
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+      const { code, out } = doctor({ AUDIOX_HOME: home });
+      expect(code).toBe(0);
+      expect(out).toMatch(/^precision: float32 for every module \(config model_half and the reference's float16 T5 are not applied\)$/m);
+      expect(out).toContain(`downloaded models (${home}):\n  AudioX-MAF-MMDiT (${dir}): model.safetensors missing`);
+      expect(out).toContain('    text encoder flan-t5-base (t5_model_name google/flan-t5-base): missing (audiox download flan-t5-base)');
+      expect(out).toContain('    precision: float32 everywhere; config.json asks for half precision (model.pretransform.model_half), which is not applied');
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
   });
 });

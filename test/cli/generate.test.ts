@@ -89,7 +89,7 @@ describe('audiox generate (demo model)', () => {
     }
     expect(r.stdout).toMatch(/--steps <n>\s+sampling steps \(default: 250\)/);
     expect(r.stdout).toMatch(/--cfg <x>[^\n]*\(default: 7\)/);
-    expect(r.stdout).toMatch(/\(default:\s+"dpmpp-3m-sde"\)/);
+    expect(r.stdout).toMatch(/--sampler <name>\s+sampler for v-objective models:\s+dpmpp-3m-sde\s+\(default\)/);
     expect(r.stdout).toMatch(/--sigma-min <x>[^\n]*\(default: 0\.3\)/);
     expect(r.stdout).toMatch(/--sigma-max <x>[^\n]*\(default: 500\)/);
   });
@@ -113,6 +113,10 @@ describe('bad input: exit code 1, a clear message, no output', () => {
     ['inpainting without an end', ['--init-audio', 'in/tone.wav', '--inpaint-start', '0.2'], /audiox: inpainting needs both --inpaint-start and --inpaint-end/],
     ['inpaint position malformed', ['--init-audio', 'in/tone.wav', '--inpaint-start', 'soon', '--inpaint-end', '50%'], /audiox: inpaint start must be a percentage \("25%"\) or seconds/],
     ['inpaint range reversed', ['--init-audio', 'in/tone.wav', '--inpaint-start', '60%', '--inpaint-end', '2'], /audiox: the inpaint end \(.*\) must come after its start/],
+    ['output is a directory', ['-o', 'in'], /audiox: Output "in" is a directory; name a file in it/],
+    ['output is a device', ['-o', '/dev/full'], /audiox: Output "\/dev\/full" exists and is not a regular file/],
+    ['seconds below one latent frame', ['--seconds', '0.00001'], /audiox: seconds must be at least one latent frame \(0\.0464 s for this model\)/],
+    ['absurd cfg', ['--cfg', '1e308'], /audiox: cfg scale must be in \[0, 100\], got 1e\+308/],
     ['output directory missing', ['-o', 'no/such/dir/out.wav'], /Output directory .* does not exist/],
   ];
 
@@ -128,6 +132,22 @@ describe('bad input: exit code 1, a clear message, no output', () => {
       expect.soft(r.stderr, name).toMatch(re);
       expect.soft(listDir(out), name).toEqual([]);
     }
+  });
+
+  it('Ctrl-C after the last sampling step (during decode / writing), --batch 3: exit 130, no output', async () => {
+    const out = outDir('interrupted-late');
+    const { child, done } = startCli(['generate', '--model', 'demo', '--prompt', 'x', '--steps', '2', '--seconds', '10', '--batch', '3', '-o', path.join(out, 'out.wav')]);
+    let sent = false;
+    child.stderr!.on('data', (s: string) => {
+      if (!sent && /sampling: step 2\/2/.test(s)) {
+        sent = true;
+        child.kill('SIGINT'); // lands while the three 10 s items are decoded
+      }
+    });
+    const r = await done;
+    expect(sent).toBe(true);
+    expect(r.code, r.stderr).toBe(130);
+    expect(listDir(out)).toEqual([]);
   });
 
   it('Ctrl-C while sampling stops cleanly: exit 130, no output', async () => {

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
 import { listDir, tempDir } from '../pipeline/media-helpers.ts';
+import { tinyMMDiTConfig, writeModelDir } from '../models/tiny-model-dir.ts';
 import { runCli } from './run-cli.ts';
 
 let dir: string;
@@ -78,5 +79,19 @@ describe('audiox inspect (demo model)', () => {
     expect(lines[0]).toBe('model.model.transformer.layers.1');
     expect(lines).toContain('model.model.transformer.layers.1.cross_attn.to_kv');
     expect(lines.every((l) => l.startsWith('model.model.transformer.layers.1'))).toBe(true);
+  });
+
+  it('says the model computes in float32, naming the model_half keys it does not apply and keys nothing reads', async () => {
+    const demo = await runCli(['inspect', '--model', 'demo', '--list', 'maf_block']);
+    expect(demo.stderr).toContain('precision: float32 everywhere (config.json sets no model_half)');
+    const model = path.join(dir, 'half');
+    const config = tinyMMDiTConfig({ not_a_key: true });
+    config.model.pretransform.model_half = true;
+    await writeModelDir(model, config);
+    const r = await runCli(['inspect', '--model', model, '--list', 'pretransform']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.split('\n')[0]).toBe('pretransform');
+    expect(r.stderr).toContain('precision: float32 everywhere; config.json asks for half precision (model.pretransform.model_half), which is not applied');
+    expect(r.stderr).toContain('config keys not read by audiox-ts: model.conditioning.configs[audio_autoencoder_v2].config.not_a_key');
   });
 });

@@ -98,7 +98,7 @@ describe.each(CASES)('streamed $name', ({ build, cond }) => {
 });
 
 describe.each(CASES)('streamed $name, derived tensors kept after the first call', ({ build, cond }) => {
-  it('matches resident over several steps without re-running onLoad, faster per unit, leaking nothing', async () => {
+  it('matches resident over several steps without re-running onLoad, leaking nothing', async () => {
     const c = cond();
     const steps = [0.9, 0.5, 0.1].map((tv, i) => ({ x: tf.randomNormal([1, 4, T], 0, 1, 'float32', 20 + i), t: tf.tensor1d([tv]) }));
     const weights = randomWeights(build(), 30);
@@ -123,7 +123,7 @@ describe.each(CASES)('streamed $name, derived tensors kept after the first call'
     const proto = (k: object) => k as unknown as { onLoad(): void };
     const onLoads = [vi.spyOn(proto(TransposedLinear.prototype), 'onLoad'), vi.spyOn(proto(ChannelLastConv1d.prototype), 'onLoad')];
     const finishLoads = blocks.map((b) => vi.spyOn(b, 'finishLoad'));
-    const perStep: { bytes: number; ms: number; onLoads: number; finishLoads: number; derived: number }[] = [];
+    const perStep: { bytes: number; onLoads: number; finishLoads: number; derived: number }[] = [];
     try {
       for (const [i, { x, t }] of steps.entries()) {
         streamStats.reset();
@@ -134,7 +134,6 @@ describe.each(CASES)('streamed $name, derived tensors kept after the first call'
         expect(streamStats.uploads).toBe(blocks.length);
         perStep.push({
           bytes: streamStats.uploadedBytes,
-          ms: streamStats.uploadMs,
           onLoads: onLoads.reduce((n, s) => n + s.mock.calls.length, 0),
           finishLoads: finishLoads.reduce((n, s) => n + s.mock.calls.length, 0),
           derived: streamStats.derivedUploads,
@@ -149,8 +148,9 @@ describe.each(CASES)('streamed $name, derived tensors kept after the first call'
     expect(first.derived).toBe(0);
     for (const s of later) {
       expect(s).toMatchObject({ onLoads: 0, finishLoads: 0, derived: blocks.length });
+      // No onLoad work and no more bytes than the first call (the speed-up itself is measured in bench/,
+      // not asserted on a wall clock here).
       expect(s.bytes).toBeLessThanOrEqual(first.bytes);
-      expect(s.ms).toBeLessThan(first.ms);
     }
     expect(hostBytes(m)).toBeLessThanOrEqual(host0);
     m.dispose();

@@ -171,6 +171,16 @@ describe('tasks and inputs on the demo model', () => {
     expectAudio(r, 1, 11);
   });
 
+  it('refuses outputs shorter than one latent frame and absurd values, before any tensor', async () => {
+    const before = tf.memory().numTensors;
+    await expect(generate(model, { ...fast, secondsTotal: 1e-5 })).rejects.toThrow(/at least one latent frame \(0\.0464 s/);
+    await expect(generate(model, { ...fast, cfgScale: 1e308 })).rejects.toThrow(/cfg scale must be in \[0, 100\]/);
+    await expect(generate(model, { ...fast, sigmaMax: 1e300 })).rejects.toThrow(/sigma-max must be ≤ 10000/);
+    expect(tf.memory().numTensors).toBe(before);
+    const one = await generate(model, { ...fast, steps: 2, secondsTotal: 2048 / SR });
+    expect(one.audio[0][0]).toHaveLength(2048);
+  });
+
   it('fullLength keeps the whole decoded window and normalises over all of it', async () => {
     const r = await generate(model, { ...fast, prompt: RAIN, fullLength: true });
     expect(r.audio[0][0]).toHaveLength(215 * 2048);

@@ -31,6 +31,12 @@ export async function makeImage(file: string, color = '0x804020'): Promise<strin
   return file;
 }
 
+/** A still PNG with a test pattern (ffmpeg testsrc), `size` e.g. '64x48'. */
+export async function makePatternImage(file: string, size = '64x48'): Promise<string> {
+  await runFfmpeg([...quiet, '-f', 'lavfi', '-i', `testsrc=size=${size}:rate=1`, '-frames:v', '1', file]);
+  return file;
+}
+
 /** A sine tone WAV (16-bit) at `rate`, `channels`, lasting `seconds`. */
 export async function makeTone(file: string, seconds: number, opts: { rate?: number; channels?: number; freq?: number } = {}): Promise<string> {
   const rate = opts.rate ?? 44100;

@@ -3,13 +3,16 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MediaError } from '../../src/io/ffmpeg.ts';
 import type { CLIPWithSyncWithEmptyFeatureConditioner } from '../../src/models/conditioners/clip.ts';
+import { encodeVideoWithSync } from '../../src/models/synchformer/features.ts';
+import { readImage } from '../../src/io/video.ts';
+import { stillImageFrames } from '../../src/io/frames.ts';
 import { loadModel, ModelNotFoundError, type AudioXModel } from '../../src/models/load.ts';
 import { generate, GenerateError, resolveParams } from '../../src/pipeline/generate.ts';
-import { audioPrompt, checkMediaInputs, CONDITIONING_SECONDS, videoFrames } from '../../src/pipeline/media.ts';
-import { makeEmptyWav, makeImage, makeTone, makeVideo, tempDir } from './media-helpers.ts';
+import { audioPrompt, checkMediaInputs, CONDITIONING_SECONDS, syncFeatures, videoFrames } from '../../src/pipeline/media.ts';
+import { makeEmptyWav, makeImage, makePatternImage, makeTone, makeVideo, tempDir } from './media-helpers.ts';
 
 let model: AudioXModel;
 let clip: CLIPWithSyncWithEmptyFeatureConditioner;
@@ -25,6 +28,8 @@ beforeAll(async () => {
   f.video2 = await makeVideo(path.join(dir, 'v2.mp4'), 2);
   f.video12 = await makeVideo(path.join(dir, 'v12.mp4'), 12);
   f.image = await makeImage(path.join(dir, 'img.png'), '0x804020');
+  f.pattern = await makePatternImage(path.join(dir, 'pattern.png'));
+  f.video24 = await makeVideo(path.join(dir, 'v24.mp4'), 2, { rate: 24 });
   f.tone22k = await makeTone(path.join(dir, 'tone22k.wav'), 1, { rate: 22050, channels: 1 });
   f.tone12 = await makeTone(path.join(dir, 'tone12.wav'), 12);
   f.emptyWav = await makeEmptyWav(path.join(dir, 'empty.wav'));
@@ -101,6 +106,94 @@ describe('video and image → CLIP frames in the 10 s window', () => {
     expect(scalar(() => t.abs().max())).toBe(0);
     t.dispose();
   });
+});
+
+/** Largest |x| of a tensor's values. */
+async function maxAbs(t: tf.Tensor): Promise<number> {
+  return ((await t.data()) as Float32Array).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+}
+
+async function maxDiff(a: tf.Tensor, b: tf.Tensor): Promise<number> {
+  const x = (await a.data()) as Float32Array;
+  const y = (await b.data()) as Float32Array;
+  return x.reduce((m, v, i) => Math.max(m, Math.abs(v - y[i])), 0);
+}
+
+describe('default vs referenceQuirks for video (README "Reference quirks")', () => {
+  it('CLIP frames: the same where ⌈fps/5⌉ strides hit the slot starts (25 fps), different at 24 fps', async () => {
+    const before = tf.memory().numTensors;
+    const t = [
+      await videoFrames(model, clip, { video: f.video2 }, plain),
+      await videoFrames(model, clip, { video: f.video2 }, quirks),
+      await videoFrames(model, clip, { video: f.video24 }, plain),
+      await videoFrames(model, clip, { video: f.video24 }, quirks),
+    ];
+    expect(await maxDiff(t[0], t[1])).toBe(0);
+    expect(await maxDiff(t[2], t[3])).toBeGreaterThan(10);
+    tf.dispose(t);
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
+  it('Synchformer features: the default (crop, slot centres) differs from the reference (squash, strides)', async () => {
+    const before = tf.memory().numTensors;
+    const d = await syncFeatures(model, clip, { video: f.video2 }, plain);
+    const q = await syncFeatures(model, clip, { video: f.video2 }, quirks);
+    expect(d.shape).toEqual([1, clip.sizes.sync_tokens, clip.sizes.temporal_dim]);
+    expect(await maxAbs(d)).toBeGreaterThan(0);
+    expect(await maxDiff(d, q)).toBeGreaterThan(1e-4);
+    tf.dispose([d, q]);
+    expect(tf.memory().numTensors).toBe(before);
+  }, 240_000);
+});
+
+describe('still images get real Synchformer features', () => {
+  it('= the Synchformer over the picture repeated 250 times (one segment computed, repeated)', async () => {
+    const before = tf.memory().numTensors;
+    const got = await syncFeatures(model, clip, { image: f.pattern }, plain);
+    expect(got.shape).toEqual([1, clip.sizes.sync_tokens, clip.sizes.temporal_dim]);
+    expect(await maxAbs(got)).toBeGreaterThan(1e-3);
+    const img = await readImage(f.pattern);
+    const { sync } = stillImageFrames(img.hwc, img.H, img.W, { referenceQuirks: false });
+    const full = tf.tidy(() => tf.tile(tf.tensor(sync, [1, 1, 3, 224, 224]), [1, 250, 1, 1, 1]));
+    const want = encodeVideoWithSync(model.synchformer!, full);
+    full.dispose();
+    expect(await maxDiff(got, want)).toBeLessThan(1e-6);
+    tf.dispose([got, want]);
+    expect(tf.memory().numTensors).toBe(before);
+  }, 240_000);
+
+  it('an image given as --video takes the image path too; referenceQuirks squashes instead of cropping', async () => {
+    const asImage = await syncFeatures(model, clip, { image: f.pattern }, plain);
+    const asVideo = await syncFeatures(model, clip, { video: f.pattern }, plain);
+    const quirk = await syncFeatures(model, clip, { image: f.pattern }, quirks);
+    expect(await maxDiff(asImage, asVideo)).toBe(0);
+    expect(await maxAbs(quirk)).toBeGreaterThan(1e-3);
+    expect(await maxDiff(asImage, quirk)).toBeGreaterThan(1e-4);
+    tf.dispose([asImage, asVideo, quirk]);
+  });
+
+  it('generate({ image }) hands those features to the video conditioner, batch included', async () => {
+    const seen: number[][] = [];
+    const forward = clip.forward.bind(clip);
+    const spy = vi.spyOn(clip, 'forward').mockImplementation((video: tf.Tensor, s?: tf.Tensor) => {
+      // [B, tokens, D, max |feature|] of each call
+      if (s) seen.push([...s.shape, (s.dataSync() as Float32Array).reduce((m, v) => Math.max(m, Math.abs(v)), 0)]);
+      return forward(video, s);
+    });
+    const opts = { image: f.pattern, steps: 1, secondsTotal: 1, seed: 3, batchSize: 2 };
+    await generate(model, opts); // builds the conditioners' lazily created constants before the leak check
+    seen.length = 0;
+    const before = tf.memory().numTensors;
+    try {
+      await generate(model, opts);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(tf.memory().numTensors).toBe(before);
+    const [b, tokens, dim, peak] = seen[0];
+    expect([b, tokens, dim]).toEqual([2, clip.sizes.sync_tokens, clip.sizes.temporal_dim]);
+    expect(peak).toBeGreaterThan(1e-3);
+  }, 240_000);
 });
 
 describe('audio prompt → [1, 2, 441000]', () => {

@@ -2,19 +2,19 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { InjectedNoise, SeededNoise } from '../../src/sampling/noise.ts';
 import { sampleK, sampleKSigmas, sampleRf } from '../../src/sampling/sample.ts';
-import { getSampler, SAMPLERS, type SamplerType } from '../../src/sampling/samplers.ts';
-import { exactOde, gaussianDenoiser, maxAbsDiff, meanStd, MU, S, ToyRfModel, ToyVModel, ZeroModel } from './toy.ts';
+import { samplersFor } from '../../src/sampling/registry.ts';
+import { exactOde, gaussianDenoiser, maxAbsDiff, meanStd, MU, runK, S, ToyRfModel, ToyVModel, ZeroModel } from './toy.ts';
 
 const base = { sigmaMin: 0.01, sigmaMax: 80, rho: 1, cond: {} };
 
 describe('sampleK', () => {
-  it.each(Object.keys(SAMPLERS) as SamplerType[])('%s through the VDenoiser equals the sampler on the analytic denoiser', async (name) => {
+  it.each(samplersFor('v'))('%s through the VDenoiser equals the sampler on the analytic denoiser', async (name) => {
     const noise = new SeededNoise(5).randn('initial', [2, 2, 8]);
     const sigmas = sampleKSigmas({ ...base, steps: 12 });
     const viaModel = await sampleK({ ...base, model: new ToyVModel(), noise, steps: 12, samplerType: name, noiseSource: new SeededNoise(9) });
     const x0 = noise.mul(sigmas[0]);
     const sde = new SeededNoise(9);
-    const direct = await getSampler(name)(gaussianDenoiser, x0, sigmas, { noiseSampler: () => sde.randn('sde', [2, 2, 8]) });
+    const direct = await runK(name, gaussianDenoiser, x0, 12, { noiseSampler: () => sde.randn('sde', [2, 2, 8]) }, base);
     // σ = tan(t·π/2) inside the toy model is float32-sensitive near t = 1
     expect(maxAbsDiff(await viaModel.data(), await direct.data())).toBeLessThan(2e-3);
     tf.dispose([noise, viaModel, x0, direct]);
@@ -86,7 +86,7 @@ describe('sampleK', () => {
     const model = new ToyVModel();
     const ac = new AbortController();
     const before = tf.memory().numTensors;
-    const progress: { step: number; steps: number; sigma: number; size: number }[] = [];
+    const progress: { step: number; steps: number | null; sigma: number; size: number }[] = [];
     const run = sampleK({
       ...base, model, noise, steps: 8, noiseSource: new SeededNoise(1), signal: ac.signal,
       onProgress: ({ step, steps, sigma, denoised }) => {
@@ -127,7 +127,8 @@ describe('sampleK', () => {
   it('bad arguments are clear errors', async () => {
     const noise = tf.zeros([1, 2, 3]);
     const args = { ...base, model: new ToyVModel(), noise, steps: 4, noiseSource: new SeededNoise(0) };
-    await expect(sampleK({ ...args, samplerType: 'euler' })).rejects.toThrow(/unknown sampler_type "euler"; valid: dpmpp-3m-sde, dpmpp-2m-sde, k-heun/);
+    await expect(sampleK({ ...args, samplerType: 'euler' })).rejects.toThrow(/unknown sampler "euler"; valid: dpmpp-3m-sde, dpmpp-2m-sde, k-heun/);
+    await expect(sampleK({ ...args, samplerType: 'rf-euler' })).rejects.toThrow(/sampler "rf-euler" is for rectified-flow models/);
     await expect(sampleK({ ...args, mask: tf.ones([3]) })).rejects.toThrow(/needs initData/);
     await expect(sampleK({ ...args, initData: tf.zeros([1, 2, 4]) })).rejects.toThrow(/must have the noise's shape/);
     await expect(sampleK({ ...args, steps: 0 })).rejects.toThrow(/positive integer/);

@@ -2,6 +2,9 @@
 import * as tf from '@tensorflow/tfjs';
 import type { DiffusionCond, DiffusionModel } from '../../src/models/diffusion-types.ts';
 import type { DenoiseFn } from '../../src/sampling/denoiser.ts';
+import type { SamplerOptions } from '../../src/sampling/loop.ts';
+import { kSampler, type SamplerName } from '../../src/sampling/registry.ts';
+import { polyexponentialSigmas } from '../../src/sampling/schedule.ts';
 
 export const MU = 0.7;
 export const S = 0.5;
@@ -74,4 +77,17 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let m = 0;
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
   return m;
+}
+
+/** A v-objective sampler of the registry on the geometric schedule σ_max → σ_min of `steps` levels. */
+export function runK(
+  name: SamplerName,
+  denoise: DenoiseFn,
+  x0: tf.Tensor,
+  steps: number,
+  opts: SamplerOptions,
+  range: { sigmaMin: number; sigmaMax: number },
+): Promise<tf.Tensor> {
+  const sigmas = polyexponentialSigmas(steps, range.sigmaMin, range.sigmaMax);
+  return kSampler(name).run(denoise, x0, { sigmas, steps, sigmaMin: range.sigmaMin, sigmaMax: range.sigmaMax }, opts);
 }

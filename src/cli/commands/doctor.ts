@@ -1,10 +1,39 @@
 import type { Command } from 'commander';
+import fs from 'node:fs';
+import path from 'node:path';
 import { formatBytes, initBackend, probeBackends } from '../../backend/index.ts';
+import { audioxHome, modelDir } from '../../hub/models.ts';
+import { configReport } from '../../models/config-keys.ts';
+import { readConfig } from '../../models/config.ts';
+import { RELEASED_MODELS, textEncoders } from '../../models/load.ts';
+
+/** What is downloaded of each released model, with its config's precision and text encoder. */
+export function localModelLines(): string[] {
+  const lines: string[] = [];
+  for (const name of RELEASED_MODELS) {
+    const dir = modelDir(name);
+    const cfgFile = path.join(dir, 'config.json');
+    if (!fs.existsSync(cfgFile)) continue;
+    const weights = fs.existsSync(path.join(dir, 'model.safetensors')) ? 'weights present' : 'model.safetensors missing';
+    lines.push(`  ${name} (${dir}): ${weights}`);
+    try {
+      const config = readConfig(cfgFile);
+      for (const t5 of textEncoders(config)) {
+        const ok = fs.existsSync(path.join(t5.dir, 'model.safetensors'));
+        lines.push(`    text encoder ${t5.name} (t5_model_name ${t5.t5ModelName}): ${ok ? 'present' : `missing (audiox download ${t5.name})`}`);
+      }
+      for (const l of configReport(config)) lines.push(`    ${l}`);
+    } catch (e) {
+      lines.push(`    ${(e as Error).message}`);
+    }
+  }
+  return lines;
+}
 
 export function register(program: Command): void {
   program
     .command('doctor')
-    .description('show available backends, the active one, wasm threads, memory ceiling and media tools')
+    .description('show available backends, the active one, wasm threads, memory ceiling, precision, downloaded models and media tools')
     .action(async () => {
       const info = await initBackend().catch((e: Error) => {
         console.log(`no backend could be started: ${e.message}`);
@@ -26,6 +55,9 @@ export function register(program: Command): void {
         console.log(`threads: ${info.threads}`);
         console.log(`memory ceiling: ${formatBytes(info.memoryBudget)}`);
       }
+      console.log('precision: float32 for every module (config model_half and the reference\'s float16 T5 are not applied)');
+      const models = localModelLines();
+      console.log(models.length ? `downloaded models (${audioxHome()}):\n${models.join('\n')}` : `downloaded models: none in ${audioxHome()}`);
       try {
         const { resolveFfmpeg } = (await import('../../io/ffmpeg.ts')) as {
           resolveFfmpeg: () => { path: string; source: string };

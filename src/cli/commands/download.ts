@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
-import { downloadModel } from '../../hub/download.ts';
+import { downloadModel, downloadModelWithTextEncoders } from '../../hub/download.ts';
 import type { DownloadEvent, DownloadProgress } from '../../hub/download.ts';
 import { MODEL_NAMES, modelSpec } from '../../hub/models.ts';
 import { cleanUpOnInterrupt } from '../interrupt.ts';
@@ -12,11 +12,13 @@ export function register(program: Command): void {
     .command('download <model>')
     .description(
       `download a model from the Hugging Face hub into $AUDIOX_HOME/models/<model> (${MODEL_NAMES.join(', ')}); ` +
-        'PyTorch checkpoints are converted to safetensors. Honours HF_ENDPOINT and HF_TOKEN',
+        'PyTorch checkpoints are converted to safetensors; the text encoder the config names (t5_model_name) ' +
+        'is fetched too. Honours HF_ENDPOINT and HF_TOKEN',
     )
-    .option('--keep-original', 'keep model.ckpt / synchformer_state_dict.pth after converting them')
+    .option('--keep-original', 'keep model.ckpt / synchformer_state_dict.pth / VAE.ckpt after converting them')
+    .option('--no-text-encoder', "do not fetch the text encoder named by the model's config")
     .option('--revision <rev>', 'hub branch, tag or commit', 'main')
-    .action(async (model: string, opts: { keepOriginal?: boolean; revision: string }) => {
+    .action(async (model: string, opts: { keepOriginal?: boolean; revision: string; textEncoder: boolean }) => {
       modelSpec(model); // unknown names fail before any request
       let bar: cliProgress.SingleBar | null = null;
       let barFile = '';
@@ -55,11 +57,14 @@ export function register(program: Command): void {
       };
       const uninstall = cleanUpOnInterrupt('download', stopBar); // the resumable .part stays; conversion temps go
       try {
-        const r = await downloadModel(model, { keepOriginal: opts.keepOriginal, revision: opts.revision, onProgress, onEvent });
-        console.log(`${r.name} is ready in ${r.dir}:`);
-        for (const f of r.files) {
-          console.log(`  ${f.path} (${f.status}${f.convertedFrom ? `, converted from ${f.convertedFrom}` : ''})`);
-          if (f.original) console.log(`  ${f.original} (original kept)`);
+        const o = { keepOriginal: opts.keepOriginal, revision: opts.revision, onProgress, onEvent };
+        const results = opts.textEncoder ? await downloadModelWithTextEncoders(model, o) : [await downloadModel(model, o)];
+        for (const r of results) {
+          console.log(`${r.name} is ready in ${r.dir}:`);
+          for (const f of r.files) {
+            console.log(`  ${f.path} (${f.status}${f.convertedFrom ? `, converted from ${f.convertedFrom}` : ''})`);
+            if (f.original) console.log(`  ${f.original} (original kept)`);
+          }
         }
       } finally {
         stopBar();

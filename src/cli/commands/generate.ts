@@ -5,16 +5,16 @@ import cliProgress from 'cli-progress';
 import fs from 'node:fs';
 import path from 'node:path';
 import { activeBackend } from '../../backend/index.ts';
-import { checkOutputDir } from '../../io/ffmpeg.ts';
+import { checkOutputFile } from '../../io/ffmpeg.ts';
 import { probeMedia } from '../../io/ffmpeg.ts';
 import { muxVideoWithAudio } from '../../io/mux.ts';
 import { writeWav } from '../../io/wav.ts';
-import { modelDir } from '../../hub/models.ts';
 import { readConfig, type AudioXConfig } from '../../models/config.ts';
-import { ModelNotFoundError, RELEASED_MODELS, loadModel, resolveModelDir } from '../../models/load.ts';
-import { GENERATE_DEFAULTS, SAMPLER_NAMES, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
+import { ModelNotFoundError, RELEASED_MODELS, loadModel, resolveModelDir, textEncoders } from '../../models/load.ts';
+import { GENERATE_DEFAULTS, configLimits, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
 import { checkMediaInputs } from '../../pipeline/media.ts';
-import type { GenerateOptions, InpaintOptions, SamplerName, WindowPosition } from '../../pipeline/types.ts';
+import type { GenerateOptions, InpaintOptions, Progress, SamplerName, WindowPosition } from '../../pipeline/types.ts';
+import { samplerHelp } from '../../sampling/registry.ts';
 
 export function num(name: string) {
   return (v: string): number => {
@@ -46,7 +46,8 @@ export interface GenerationCliOptions {
   steps: number;
   cfg: number;
   cfgRescale: number;
-  sampler: string;
+  /** undefined: the model objective's default. */
+  sampler?: string;
   sigmaMin: number;
   sigmaMax: number;
   seed: number;
@@ -87,7 +88,7 @@ export function addGenerationOptions(cmd: Command, defaults: { steps: number }):
     .option('--steps <n>', 'sampling steps', int('--steps'), defaults.steps)
     .option('--cfg <x>', 'classifier-free guidance scale', num('--cfg'), d.cfgScale)
     .option('--cfg-rescale <x>', 'CFG rescale (scale_phi), 0…1', num('--cfg-rescale'), d.cfgRescale)
-    .option('--sampler <name>', `sampler: ${SAMPLER_NAMES.join(', ')}`, d.sampler)
+    .option('--sampler <name>', `sampler for ${samplerHelp()}`)
     .option('--sigma-min <x>', 'smallest noise level', num('--sigma-min'), d.sigmaMin)
     .option('--sigma-max <x>', 'largest noise level', num('--sigma-max'), d.sigmaMax)
     .option('--seed <n>', 'random seed (-1: random)', int('--seed'), -1)
@@ -178,11 +179,9 @@ export function preflightModel(nameOrDir: string): ModelPreflight {
   const config = readConfig(need(dir, 'config.json', name, hint));
   if (!demo) {
     need(dir, 'model.safetensors', name, hint);
-    if (config.model.conditioning.configs.some((c) => c.type === 't5')) {
-      need(modelDir('t5-base'), 'model.safetensors', 't5-base', 'Run `audiox download t5-base` first.');
-    }
+    for (const t5 of textEncoders(config)) need(t5.dir, 'model.safetensors', t5.name, `Run \`audiox download ${t5.name}\` first.`);
   }
-  return { name, dir, demo, config, maxSeconds: config.sample_size / config.sample_rate };
+  return { ...configLimits(name, config), dir, demo, config };
 }
 
 /** Output paths for a batch: out.wav, or out_0.wav, out_1.wav … */
@@ -202,7 +201,7 @@ export async function preflight(o: GenerationCliOptions, outputs: string[], sign
     if (d) windowSeconds = Math.max(model.maxSeconds, d);
   }
   resolveParams(model, opts, windowSeconds);
-  for (const out of outputs) checkOutputDir(out);
+  for (const out of outputs) checkOutputFile(out);
   const inputs = [o.video, o.image, o.audio, o.initAudio].filter((f): f is string => !!f).map((f) => path.resolve(f));
   for (const out of outputs) {
     if (inputs.includes(path.resolve(out))) throw new Error(`the output ${out} would overwrite an input; choose another -o`);
@@ -211,22 +210,37 @@ export async function preflight(o: GenerationCliOptions, outputs: string[], sign
   return model;
 }
 
-function progressReporter(enabled: boolean, steps: number): { update: (step: number) => void; stop: () => void } {
+/** "step 3/8", or for a sampler that picks its steps as it goes "step 3 (40%)". */
+function stepLabel(p: Pick<Progress, 'step' | 'steps' | 'fraction'>): string {
+  return p.steps === null ? `step ${p.step + 1} (${Math.round(p.fraction * 100)}%)` : `step ${p.step + 1}/${p.steps}`;
+}
+
+function progressReporter(enabled: boolean): { update: (p: Progress) => void; stop: () => void } {
   if (!enabled) return { update: () => {}, stop: () => {} };
   if (process.stderr.isTTY) {
-    const bar = new cliProgress.SingleBar(
-      { format: 'sampling [{bar}] {value}/{total} steps | {duration}s | ETA {eta}s', stream: process.stderr },
-      cliProgress.Presets.shades_classic,
-    );
-    bar.start(steps, 0);
-    return { update: (s) => bar.update(s + 1), stop: () => bar.stop() };
+    // Started at the first report: its total (steps, or percent when steps are not known) comes from the sampler.
+    let bar: cliProgress.SingleBar | null = null;
+    return {
+      update: (p) => {
+        if (!bar) {
+          const unit = p.steps === null ? '% (adaptive steps)' : ' steps';
+          bar = new cliProgress.SingleBar(
+            { format: `sampling [{bar}] {value}${p.steps === null ? '' : '/{total}'}${unit} | {duration}s | ETA {eta}s`, stream: process.stderr },
+            cliProgress.Presets.shades_classic,
+          );
+          bar.start(p.steps ?? 100, 0);
+        }
+        bar.update(p.steps === null ? Math.round(p.fraction * 100) : p.step + 1);
+      },
+      stop: () => bar?.stop(),
+    };
   }
   // Not a terminal (logs, CI): a line per step, at most about ten in all.
   let shown = -1;
   return {
-    update: (s) => {
-      const tenth = Math.floor(((s + 1) * 10) / steps);
-      if (tenth !== shown) console.error(`sampling: step ${s + 1}/${steps}`);
+    update: (p) => {
+      const tenth = Math.floor(p.fraction * 10);
+      if (tenth !== shown) console.error(`sampling: ${stepLabel(p)}`);
       shown = tenth;
     },
     stop: () => {},
@@ -238,6 +252,8 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
   const batch = Number.isInteger(o.batch) && o.batch > 0 ? o.batch : 1;
   const wavs = batchPaths(o.output, batch, '.wav');
   const mp4s = o.video ? batchPaths(o.output, batch, '.mp4') : [];
+  // -o itself must not be a directory or a device either (it is the stem of the files written).
+  checkOutputFile(o.output);
   const info = await preflight(o, [...wavs, ...mp4s], signal);
   const log = (s: string) => o.progress && console.error(s);
   if (info.demo) {
@@ -248,11 +264,15 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
   const written: string[] = [];
   try {
     log(`generating on the ${activeBackend().name} backend…`);
-    const progress = progressReporter(o.progress, o.steps);
-    const result = await generate(model, { ...generateOptions(o), signal, onProgress: ({ step }) => progress.update(step) }).finally(
+    const progress = progressReporter(o.progress);
+    const result = await generate(model, { ...generateOptions(o), signal, onProgress: (p) => progress.update(p) }).finally(
       () => progress.stop(),
     );
+    const stopIfInterrupted = () => {
+      if (signal?.aborted) throw Object.assign(new Error('generation cancelled'), { name: 'AbortError' });
+    };
     for (const [i, channels] of result.audio.entries()) {
+      stopIfInterrupted();
       await writeWav(wavs[i], channels, result.sampleRate);
       written.push(wavs[i]);
       if (o.video) {
@@ -261,6 +281,8 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
         written.push(mp4s[i]);
       }
     }
+    // Ctrl-C while the last file was written still means no output.
+    stopIfInterrupted();
     const t = result.timings;
     const p = result.params;
     const seconds = result.audio[0][0].length / result.sampleRate;

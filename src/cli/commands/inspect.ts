@@ -5,6 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { saveTensors } from '../../io/safetensors.ts';
+import { configReport } from '../../models/config-keys.ts';
 import { loadModel } from '../../models/load.ts';
 import { createModelFromConfig } from '../../models/wrapper.ts';
 import type { Module } from '../../nn/module.ts';
@@ -67,6 +68,7 @@ function fileNameFor(modulePath: string): string {
 /** Runs the capture and writes the files; returns the paths written. */
 export async function runInspect(o: InspectCliOptions, signal?: AbortSignal): Promise<string[]> {
   const info = await preflight(o, [], signal);
+  for (const line of configReport(info.config)) console.error(line);
   if (o.list !== undefined) {
     // Built from the config only: no weights are loaded to list the tree.
     const tree = createModelFromConfig(info.config);

@@ -50,6 +50,7 @@ export function register(program: Command): void {
       const server = await createServer({
         runJob: runner.runJob,
         validate: runner.validate,
+        objectiveOf: runner.objectiveOf,
         models,
         defaultModel,
         outputDir,

@@ -11,8 +11,9 @@ export interface AudioAutoencoderConditionerConfig {
   sample_rate: number;
   pretransform_config: PretransformConfig | { type: string; config: Record<string, unknown> };
   /**
-   * Loaded at build time by the reference; here the weights come from the checkpoint's
-   * `conditioner.conditioners.<id>.pretransform.model.*` keys, so this path is not read.
+   * Loaded at build time by the reference, then overwritten by model.ckpt where it has the keys. Here
+   * loadModel takes the `conditioner.conditioners.<id>.pretransform.*` keys that model.safetensors lacks
+   * from this file's conversion (models/conditioner-weights.ts).
    */
   pretransform_ckpt_path?: string;
 }

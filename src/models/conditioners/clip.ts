@@ -28,7 +28,7 @@ export interface CLIPConditionerConfig {
  * checkpoint needs the defaults.
  */
 export interface VideoConditionerSizes {
-  /** Width of the CLIP tokens and of the output (768). */
+  /** Width of the CLIP tokens and of the output (768; default: the CLIP tower's hidden_size). */
   temporal_dim: number;
   /** Frames per item = duration · video_fps (50). */
   frames: number;
@@ -234,8 +234,9 @@ export type VideoConditioner = CLIPConditioner | CLIPWithSyncWithEmptyFeatureCon
 
 function resolveSizes(config: CLIPConditionerConfig, sizes: Partial<VideoConditionerSizes>, outFeatures: number): VideoConditionerSizes {
   const fps = config.video_fps ?? 5;
-  const temporal_dim = sizes.temporal_dim ?? 768;
   const clip_vision = sizes.clip_vision === undefined ? CLIP_VIT_B32 : sizes.clip_vision;
+  // The reference's temporal_dim=768 is the CLIP tower's hidden width (ViT-B/32).
+  const temporal_dim = sizes.temporal_dim ?? clip_vision?.hidden_size ?? CLIP_VIT_B32.hidden_size;
   return {
     temporal_dim,
     frames: sizes.frames ?? DURATION * fps,

@@ -1,5 +1,5 @@
 // AudioMelConditioner (spec §4.6, type `mel_spec`): waveform → torchaudio-style log-mel spectrogram →
-// optional random span masking → Linear(n_mels, 768).
+// optional random span masking → Linear(n_mels, D) with D = output_dim (= cond_dim, 768 in the released models).
 //
 // Quirk 12: the filterbank is built for `target_sample_rate` (24 kHz) but the forward never resamples,
 // so it is applied to whatever samples arrive (44.1 kHz audio in AudioX-MAF). Masking is ON at inference
@@ -21,7 +21,10 @@ export interface AudioMelConditionerConfig {
   mask_ratio_start?: number;
   mask_ratio_end?: number;
   project_out?: boolean;
-  /** Project extension for tiny models (e.g. the demo): the hard-coded 768 width. */
+  /**
+   * Project extension for tiny models (e.g. the demo): the conditioner's nominal width, replacing both the
+   * reference's 768 (proj_out's input) and proj_features' output width.
+   */
   _dim?: number;
 }
 
@@ -33,7 +36,7 @@ export interface MelForwardOptions {
 }
 
 export type MelConditioning = {
-  /** [B, frames, 768] */
+  /** [B, frames, D] */
   embedding: tf.Tensor3D;
   /** ones [B, 1] (float) */
   mask: tf.Tensor2D;
@@ -100,7 +103,7 @@ function windowedDftMatrix(window: Float32Array, nFft: number): Float32Array {
 }
 
 export class AudioMelConditioner extends Module {
-  /** The reference's MEL_MODEL_DIMS: the conditioner's nominal width, also the hard-coded proj width. */
+  /** The reference's MEL_MODEL_DIMS: the conditioner's nominal width (proj_out's input), 768. */
   static readonly DIM = 768;
   readonly nFft: number;
   readonly hopLength: number;
@@ -127,9 +130,12 @@ export class AudioMelConditioner extends Module {
     this.maskRatioEnd = config.mask_ratio_end ?? 1;
     if (this.nFft % 2 !== 0) throw new Error(`AudioMelConditioner: n_fft must be even, got ${this.nFft}`);
     if (this.winLength > this.nFft) throw new Error(`AudioMelConditioner: win_length ${this.winLength} > n_fft ${this.nFft}`);
-    const dim = config._dim ?? AudioMelConditioner.DIM;
-    this.proj_out = dim !== config.output_dim || config.project_out ? this.module('proj_out', new Linear(dim, config.output_dim)) : null;
-    this.proj_features = this.module('proj_features', new Linear(this.nMels, dim));
+    const nominal = config._dim ?? AudioMelConditioner.DIM;
+    this.proj_out =
+      nominal !== config.output_dim || config.project_out ? this.module('proj_out', new Linear(nominal, config.output_dim)) : null;
+    // The reference hard-codes Linear(n_mels, 768); its output is concatenated with the other conditioners'
+    // cond_dim-wide tokens, so 768 there is cond_dim (= output_dim), and that is what it is here.
+    this.proj_features = this.module('proj_features', new Linear(this.nMels, config._dim ?? config.output_dim));
   }
 
   static fromConfig(config: AudioMelConditionerConfig): AudioMelConditioner {
@@ -200,7 +206,7 @@ export class AudioMelConditioner extends Module {
 
   /**
    * wavs: one tensor per batch item ([b_i, C, N], concatenated along the batch like the reference) or a
-   * single [B, C, N] tensor; channels are averaged. → `{embedding [B, frames, 768], mask ones [B, 1]}`
+   * single [B, C, N] tensor; channels are averaged. → `{embedding [B, frames, D], mask ones [B, 1]}`
    */
   forward(wavs: tf.Tensor[] | tf.Tensor, opts: MelForwardOptions = {}): MelConditioning {
     const list = Array.isArray(wavs) ? wavs : [wavs];

@@ -9,6 +9,8 @@ import { createModelFromConfig } from '../../models/wrapper.ts';
 import { generate, peakNormalizeBatch } from '../../pipeline/generate.ts';
 import type { CondTensors, InpaintOptions } from '../../pipeline/types.ts';
 import type { Fixture, Runner } from '../types.ts';
+import { recordedMaskDraws } from './conditioners/mel.ts';
+import { fakedClipConditioning, withFakedClipSizes } from './pipeline-video.ts';
 
 /** Injected draws `intermediates/<prefix><i>` in call order. */
 function numbered(fx: Fixture, prefix: string): string[] {
@@ -39,15 +41,16 @@ function channelsOf2d(t: tf.Tensor): Float32Array[] {
   return Array.from({ length: c }, (_, i) => d.slice(i * n, (i + 1) * n));
 }
 
-function channelsOf(t: tf.Tensor): Float32Array[] {
+/** [B, C, N] → one [channel][sample] set per batch item. */
+function itemsOf(t: tf.Tensor): Float32Array[][] {
+  if (t.rank !== 3) throw new Error(`audio prompt must be [B, C, N], got [${t.shape}]`);
   const [b, c, n] = t.shape;
-  if (b !== 1) throw new Error(`audio prompt must be [1, C, N], got [${t.shape}]`);
   const d = t.dataSync() as Float32Array;
-  return Array.from({ length: c }, (_, i) => d.slice(i * n, (i + 1) * n));
+  return Array.from({ length: b }, (_, j) => Array.from({ length: c }, (_, i) => d.slice((j * c + i) * n, (j * c + i + 1) * n)));
 }
 
 async function run(fx: Fixture) {
-  const config = validateConfig(fx.config, `${fx.rel} config`);
+  const config = validateConfig(withFakedClipSizes(fx, fx.config), `${fx.rel} config`);
   const wrapper = createModelFromConfig(config);
   const model = new AudioXModel(fx.case, fx.path, config, wrapper, null, false);
   const owned: tf.Tensor[] = [];
@@ -65,6 +68,12 @@ async function run(fx: Fixture) {
       if (name.endsWith('_mask') || !fx.has(`inputs/${name}_mask`) || wrapper.conditioner.ids.includes(name)) continue;
       pre[name] = { embedding: read(`inputs/${name}`), mask: read(`inputs/${name}_mask`) };
     }
+    for (const [id, c] of Object.entries(fakedClipConditioning(fx, wrapper))) {
+      owned.push(c.embedding, c.mask);
+      pre[id] = c;
+    }
+    const maskDraws = recordedMaskDraws(fx);
+    owned.push(...maskDraws);
     const sde = numbered(fx, 'noise_');
     // VAE draws in call order: the audio-prompt conditioner first, then the init-audio encode.
     const vae = ['inputs/audio_prompt_vae_noise', 'inputs/init_audio_vae_noise'].filter((n) => fx.has(n)).map(read);
@@ -77,12 +86,13 @@ async function run(fx: Fixture) {
     }
     const result = await generate(model, {
       conditioningTensors: pre,
-      audio: fx.has('inputs/audio_prompt') ? channelsOf(read('inputs/audio_prompt')) : undefined,
+      audio: fx.has('inputs/audio_prompt') ? itemsOf(read('inputs/audio_prompt')) : undefined,
       noise: {
         initial: read('inputs/noise'),
         sde: sde.map((n) => read(`intermediates/${n}`)),
         inpaint: numbered(fx, 'inpaint_noise_').map((n) => read(`intermediates/${n}`)),
         ...(vae.length ? { vae } : {}),
+        ...(maskDraws.length ? { mask: maskDraws } : {}),
       },
       initAudio: fx.has('inputs/init_audio') ? channelsOf2d(read('inputs/init_audio')) : undefined,
       initNoiseLevel: fx.has('inputs/init_audio') && !maskArgs ? Number(a.init_noise_level) : undefined,
@@ -106,7 +116,7 @@ async function run(fx: Fixture) {
     const N = result.audio[0][0].length;
     const flat = new Float32Array(B * C * N);
     result.audio.forEach((item, b) => item.forEach((ch, c) => flat.set(ch, (b * C + c) * N)));
-    // The front-end's post-processing: peak normalisation over everything, 'b d n -> d (b n)', int16.
+    // The post-processing: peak normalisation over everything, 'b d n -> d (b n)', int16.
     const normalized = peakNormalizeBatch(result.audio);
     const perChannel = Array.from({ length: C }, (_, c) => {
       const out = new Float32Array(B * N);
@@ -116,7 +126,9 @@ async function run(fx: Fixture) {
     const floatFlat = new Float32Array(C * B * N);
     perChannel.forEach((ch, c) => floatFlat.set(ch, c * B * N));
     const i16flat = new Int32Array(C * B * N);
-    toInt16(perChannel).forEach((ch, c) => i16flat.set(Int32Array.from(ch), c * B * N));
+    // The reference's two int16 recipes: its demo front-end's WAV writer, or its README script.
+    const recipe = fx.reference.includes('audiox.interface.gradio') ? 'writer' : 'readme';
+    toInt16(perChannel, { recipe }).forEach((ch, c) => i16flat.set(Int32Array.from(ch), c * B * N));
     return {
       outputs: {
         audio: tf.tensor(flat, [B, C, N]),

@@ -45,6 +45,27 @@ function fillDefaults() {
   $('#seed-random').checked = true;
   $('#seed').disabled = true;
   setInpaint(false);
+  offerSamplers(true);
+}
+
+/**
+ * The sampler <select> offers the samplers of the chosen model's diffusion objective (all of them when the
+ * server does not know it); `reset` (or a sampler the model cannot use) selects the objective's default.
+ */
+function offerSamplers(reset) {
+  const objective = info.modelObjectives[$('#model').value] ?? null;
+  const el = $('#sampler');
+  const keep = el.value;
+  const offered = info.samplers.filter((s) => objective === null || s.objective === objective);
+  el.replaceChildren(
+    ...offered.map((s) => {
+      const o = new Option(s.inReference ? s.name : `${s.name} (ours)`, s.name);
+      o.title = s.description;
+      return o;
+    }),
+  );
+  const fallback = objective === null ? info.fields.sampler.default : info.defaultSamplers[objective];
+  el.value = !reset && offered.some((s) => s.name === keep) ? keep : fallback;
 }
 
 // Inpainting fields are submitted only while the box is ticked (a disabled fieldset is not sent).
@@ -59,8 +80,7 @@ async function init() {
   info = await r.json();
   const model = $('#model');
   for (const m of info.models) model.add(new Option(m, m, m === info.defaultModel, m === info.defaultModel));
-  const sampler = $('#sampler');
-  for (const s of info.samplers) sampler.add(new Option(s, s));
+  model.addEventListener('change', () => offerSamplers(false));
   fillDefaults();
   const tbody = $('#examples tbody');
   info.examples.forEach((ex, i) => {
@@ -151,10 +171,13 @@ function renderProgress(job) {
   q.textContent = job.cancelRequested && job.status === 'running' ? 'cancelling…' : '';
   if (!p) return;
   const bar = $('#progress');
-  bar.max = p.steps || 1;
-  bar.value = p.step;
+  // Steps not known in advance (an adaptive sampler): the bar shows the fraction of the noise range covered.
+  bar.max = p.steps === null ? 1 : p.steps || 1;
+  bar.value = p.steps === null ? p.fraction : p.step;
   const parts = [p.stage];
-  if (p.stage === 'sampling' || p.step > 0) parts.push(`step ${p.step}/${p.steps}`);
+  if (p.stage === 'sampling' || p.step > 0) {
+    parts.push(p.steps === null ? `step ${p.step} (adaptive, ${Math.round(p.fraction * 100)}%)` : `step ${p.step}/${p.steps}`);
+  }
   parts.push(`elapsed ${fmtTime(p.elapsedMs)}`);
   if (job.status === 'running') parts.push(`ETA ${fmtTime(p.etaMs)}`);
   $('#progress-text').textContent = parts.join(' · ');

@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import { videoConditionerFromConfig, type ConditionerEntry, type VideoConditionerSizes } from '../../../models/conditioners/clip.ts';
 import type { Fixture, RunnerResult } from '../../types.ts';
 
-interface Shrunk {
+export interface Shrunk {
   D?: number;
   Q?: number;
   T?: number;
@@ -17,7 +17,11 @@ interface Shrunk {
 
 /** The conditioner sizes of a fixture: its shrunk hard-coded sizes, and no CLIP tower when its output is an input. */
 export function fixtureSizes(fx: Fixture): Partial<VideoConditionerSizes> {
-  const s = (fx.config.shrunk ?? {}) as Shrunk;
+  return shrunkSizes((fx.config.shrunk ?? {}) as Shrunk, fx);
+}
+
+/** The reference's shrunk hard-coded sizes (metadata `D`, `Q`, `T`, …) as conditioner sizes. */
+export function shrunkSizes(s: Shrunk, fx: Fixture): Partial<VideoConditionerSizes> {
   return {
     temporal_dim: s.D,
     tokens: s.Q,
