@@ -69,7 +69,7 @@ export async function connectRedis(url: string, o: ConnectOptions = {}): Promise
     ]);
   } catch (e) {
     client.disconnect();
-    throw new Error(`cannot reach Redis at ${url}: ${(e as Error).message}. Is redis-server running there (see README "Generating a dataset")?`);
+    throw new Error(`cannot reach Redis at ${url}: ${(e as Error).message.replace(/\.$/, '')}. Is redis-server running there (see README "Generating a dataset")?`);
   } finally {
     clearTimeout(timer);
   }

@@ -143,4 +143,14 @@ describe('audiox batch (demo model)', () => {
     expect(r.code).toBe(0);
     for (const flag of ['<manifest>', '--model', '--out', '--overwrite', '--seed', '--steps', '--seconds', '--no-progress']) expect(r.stdout).toContain(flag);
   });
+
+  it('the queue commands have --help too (no Redis needed)', async () => {
+    const q = await runCli(['queue', '--help']);
+    for (const sub of ['submit', 'status', 'retry-failed', 'drain']) expect(q.stdout).toContain(sub);
+    const w = await runCli(['worker', '--help']);
+    for (const flag of ['--redis', '--model', '--concurrency', '--lock-duration', '--stalled-interval', '--max-stalled', '--grace']) expect(w.stdout).toContain(flag);
+    const bad = await runCli(['queue', 'status', '--redis', 'http://nowhere']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/--redis "http:\/\/nowhere" must start with redis:\/\//);
+  });
 });
