@@ -60,7 +60,7 @@ export class ConditioningCache {
     const video = await videoFrames(model, vc, { video: o.video, image: o.image }, media);
     let sync: tf.Tensor | undefined;
     try {
-      if (vc instanceof CLIPWithSyncWithEmptyFeatureConditioner) sync = await syncFeatures(model, vc, o.video, media);
+      if (vc instanceof CLIPWithSyncWithEmptyFeatureConditioner) sync = await syncFeatures(model, vc, { video: o.video, image: o.image }, media);
       return conditioner.condition(id, { video, syncFeatures: sync }, { noise });
     } finally {
       tf.dispose([video, ...(sync ? [sync] : [])]);

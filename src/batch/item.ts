@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { GenerationCliOptions } from '../cli/commands/generate.ts';
 import { GENERATE_DEFAULTS } from '../pipeline/generate.ts';
+import { DEFAULT_SAMPLERS } from '../sampling/registry.ts';
 
 export interface ItemOptions {
   prompt?: string;
@@ -80,7 +81,7 @@ export const ITEM_DEFAULTS = {
   steps: GENERATE_DEFAULTS.steps,
   cfgScale: GENERATE_DEFAULTS.cfgScale,
   cfgRescale: GENERATE_DEFAULTS.cfgRescale,
-  sampler: GENERATE_DEFAULTS.sampler as string,
+  sampler: DEFAULT_SAMPLERS.v as string, // every released model is v-objective
   sigmaMin: GENERATE_DEFAULTS.sigmaMin,
   sigmaMax: GENERATE_DEFAULTS.sigmaMax,
 };

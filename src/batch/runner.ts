@@ -80,7 +80,7 @@ export class ItemRunner {
         ...opts,
         conditioningTensors: tensors,
         signal: o.signal,
-        onProgress: o.onProgress ? ({ step, steps }) => o.onProgress!(step + 1, steps) : undefined,
+        onProgress: o.onProgress ? ({ step, steps }) => o.onProgress!(step + 1, steps ?? step + 1) : undefined,
       });
       const tWrite = performance.now();
       const channels = result.audio[0];
