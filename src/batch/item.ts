@@ -1,11 +1,11 @@
 // One manifest row, resolved: every generation parameter filled in (row, then command-line defaults, then
 // the generator's defaults), media paths absolute, the seed fixed. Plain JSON, so it can travel in a queue job.
 import { createHash } from 'node:crypto';
-import type { GenerationCliOptions } from '../cli/commands/generate.ts';
+import type { GenerationCliOptions, InpaintCliOptions } from '../cli/commands/generate.ts';
 import { GENERATE_DEFAULTS } from '../pipeline/generate.ts';
 import { DEFAULT_SAMPLERS } from '../sampling/registry.ts';
 
-export interface ItemOptions {
+export interface ItemOptions extends InpaintCliOptions {
   prompt?: string;
   negativePrompt?: string;
   video?: string;
@@ -25,13 +25,6 @@ export interface ItemOptions {
   seed: number;
   fullLength?: boolean;
   referenceQuirks?: boolean;
-  inpaintStart?: string;
-  inpaintEnd?: string;
-  inpaintSoftness?: string;
-  inpaintMarination?: number;
-  inpaintCropFrom?: string;
-  inpaintPasteFrom?: string;
-  inpaintPasteTo?: string;
 }
 
 export type FieldKind = 'text' | 'file' | 'number' | 'integer' | 'boolean' | 'position';
