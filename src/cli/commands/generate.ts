@@ -32,8 +32,19 @@ export function int(name: string) {
   };
 }
 
+/** The --inpaint-* flags as commander parses them (positions stay strings: seconds or "x%"). */
+export interface InpaintCliOptions {
+  inpaintStart?: string;
+  inpaintEnd?: string;
+  inpaintSoftness?: string;
+  inpaintMarination?: number;
+  inpaintCropFrom?: string;
+  inpaintPasteFrom?: string;
+  inpaintPasteTo?: string;
+}
+
 /** Options shared by `generate` and `inspect` (as commander parses them). */
-export interface GenerationCliOptions {
+export interface GenerationCliOptions extends InpaintCliOptions {
   model: string;
   prompt?: string;
   negativePrompt?: string;
@@ -55,13 +66,6 @@ export interface GenerationCliOptions {
   initNoiseLevel?: number;
   batch: number;
   referenceQuirks?: boolean;
-  inpaintStart?: string;
-  inpaintEnd?: string;
-  inpaintSoftness?: string;
-  inpaintMarination?: number;
-  inpaintCropFrom?: string;
-  inpaintPasteFrom?: string;
-  inpaintPasteTo?: string;
   fullLength?: boolean;
 }
 
