@@ -188,7 +188,7 @@ export async function createServer(opts: ServerOptions): Promise<AudioxServer> {
       }
       const params = parseJobParams(fields);
       opts.validate?.(model, params, files);
-      if (opts.validateMedia !== false) await validateMedia(files);
+      if (opts.validateMedia !== false) await validateMedia(files, { seekTime: params.secondsStart });
       const job = queue.submit(model, params, files);
       return reply.code(202).send(view(job.snapshot()));
     } catch (e) {
