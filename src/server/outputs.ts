@@ -1,11 +1,11 @@
 // Writing one job's results into the output directory: per batch item a 16-bit WAV, a spectrogram and a
 // waveform PNG and, when the job had a video, the video re-muxed with the generated audio. All names share one
-// reserved timestamp stem, so results never overwrite earlier ones.
+// reserved timestamp stem, so results never overwrite earlier ones. A cancelled or failed write leaves nothing.
 import fs from 'node:fs';
 import path from 'node:path';
 import { muxVideoWithAudio } from '../io/mux.ts';
 import { writeWav } from '../io/wav.ts';
-import { reserveOutputs } from './files.ts';
+import { isSafeName, reserveOutputs } from './files.ts';
 import type { JobResultItem } from './jobs.ts';
 import { encodePng, renderSpectrogram, renderWaveform } from './render.ts';
 
@@ -14,7 +14,10 @@ export interface SaveOptions {
   video?: string;
   /** Where the generated window starts in the video, seconds. */
   secondsStart?: number;
+  /** Checked after every file: an abort removes everything written so far and rethrows the abort reason. */
   signal?: AbortSignal;
+  /** Called with every name (inside outputDir) before anything is written, e.g. to clean up after a crash. */
+  onReserved?: (names: string[]) => void;
 }
 
 /** Writes `audio` ([item][channel] samples in [−1, 1]) and returns the file names of each item. */
@@ -26,19 +29,24 @@ export async function saveResult(
 ): Promise<JobResultItem[]> {
   const kinds = ['.wav', '.spectrogram.png', '.waveform.png', ...(opts.video ? ['.mp4'] : [])];
   const suffixes = audio.flatMap((_, i) => kinds.map((k) => (audio.length > 1 ? `-${i + 1}${k}` : k)));
+  opts.signal?.throwIfAborted();
   const names = reserveOutputs(outputDir, suffixes);
   const at = (name: string): string => path.join(outputDir, name);
+  const check = (): void => opts.signal?.throwIfAborted();
   try {
+    opts.onReserved?.(names);
     const items: JobResultItem[] = [];
     for (let i = 0; i < audio.length; i++) {
       const [wav, spectrogram, waveform, video] = names.slice(i * kinds.length, (i + 1) * kinds.length);
       const channels = audio[i];
       await writeWav(at(wav), channels, sampleRate);
+      check();
       fs.writeFileSync(at(spectrogram), encodePng(renderSpectrogram(channels, sampleRate)));
+      check();
       fs.writeFileSync(at(waveform), encodePng(renderWaveform(channels)));
+      check();
       const item: JobResultItem = { audio: wav, spectrogram, waveform };
       if (opts.video && video) {
-        opts.signal?.throwIfAborted();
         await muxVideoWithAudio({
           video: opts.video,
           audioWav: at(wav),
@@ -47,13 +55,38 @@ export async function saveResult(
           duration: channels[0].length / sampleRate,
           signal: opts.signal,
         });
+        check();
         item.video = video;
       }
       items.push(item);
     }
     return items;
   } catch (e) {
-    for (const n of names) fs.rmSync(at(n), { force: true });
+    removeOutputs(outputDir, names);
     throw e;
   }
+}
+
+/**
+ * Removes output files by name, with the temporaries writeAtomically may have left next to them
+ * (".<stem>.tmp-<pid>-<rand><ext>", e.g. when the writer was stopped mid-write). Names that are not plain
+ * file names are ignored.
+ */
+export function removeOutputs(outputDir: string, names: readonly string[]): void {
+  const safe = names.filter(isSafeName);
+  if (safe.length === 0) return;
+  const stems = safe.map((n) => `.${path.basename(n, path.extname(n))}.tmp-`);
+  for (const n of safe) fs.rmSync(path.join(outputDir, n), { force: true });
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(outputDir);
+  } catch {
+    return;
+  }
+  for (const e of entries) if (stems.some((s) => e.startsWith(s))) fs.rmSync(path.join(outputDir, e), { force: true });
+}
+
+/** Every file name of a result (each item's audio, images and video). */
+export function resultFiles(items: readonly JobResultItem[]): string[] {
+  return items.flatMap((it) => Object.values(it).filter((v): v is string => typeof v === 'string'));
 }

@@ -19,6 +19,7 @@ import { JobQueue, QueueFullError, type Job, type JobFiles, type JobSnapshot, ty
 import { BadRequestError, EXAMPLES, PARAM_FIELDS, SAMPLERS, parseJobParams, type JobParams } from './params.ts';
 import { ensureSampleVideo } from './sample-video.ts';
 import { sendFileFrom } from './files.ts';
+import { removeOutputs, resultFiles } from './outputs.ts';
 import { PayloadTooLargeError, formatMB, receiveMultipart, removeFiles, validateMedia } from './uploads.ts';
 
 const PUBLIC_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'public');
@@ -100,6 +101,7 @@ export async function createServer(opts: ServerOptions): Promise<AudioxServer> {
     run: opts.runJob,
     limit: opts.queueLimit ?? 4,
     onSettled: (job) => removeFiles(job.files),
+    discard: (result) => removeOutputs(outputDir, resultFiles(result.items)),
   });
   const streams = new Set<ServerResponse>();
 
