@@ -53,6 +53,7 @@ export function removeFiles(files: JobFiles): void {
 export async function receiveMultipart(req: FastifyRequest, uploadDir: string, limitBytes: number): Promise<ReceivedForm> {
   const fields: Record<string, string> = {};
   const files: JobFiles = {};
+  let writing: fs.WriteStream | null = null;
   try {
     // An empty body never reaches the parser, but it is not a form either (that needs at least a closing boundary).
     if (req.headers['content-length'] === '0') throw new Error('Unexpected end of form');
@@ -74,7 +75,10 @@ export async function receiveMultipart(req: FastifyRequest, uploadDir: string, l
       if (files[field]) throw new BadRequestError(`File field "${field}" was sent twice.`);
       const dest = path.join(uploadDir, `${randomUUID()}${safeExtension(part.filename ?? '')}`);
       files[field] = dest;
-      await pipeline(part.file, fs.createWriteStream(dest, { flags: 'wx', mode: 0o600 }));
+      const out = fs.createWriteStream(dest, { flags: 'wx', mode: 0o600 });
+      writing = out;
+      await pipeline(part.file, out);
+      writing = null;
       // Browsers send empty file inputs as a zero-byte part with an empty file name: not an upload.
       if (!part.filename && fs.statSync(dest).size === 0) {
         fs.rmSync(dest, { force: true });
@@ -83,6 +87,15 @@ export async function receiveMultipart(req: FastifyRequest, uploadDir: string, l
     }
     return { fields, files };
   } catch (e) {
+    // A write stream destroyed while its file was still being opened creates the file afterwards: wait for it.
+    const w = writing as fs.WriteStream | null;
+    if (w && !w.closed) {
+      if (!w.destroyed) w.destroy();
+      await new Promise<void>((resolve) => {
+        w.once('close', () => resolve());
+        setTimeout(resolve, 5000).unref();
+      });
+    }
     removeFiles(files);
     const code = (e as { code?: string }).code;
     if (code === 'FST_REQ_FILE_TOO_LARGE') {
