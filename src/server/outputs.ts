@@ -16,8 +16,17 @@ export interface SaveOptions {
   secondsStart?: number;
   /** Checked after every file: an abort removes everything written so far and rethrows the abort reason. */
   signal?: AbortSignal;
-  /** Called with every name (inside outputDir) before anything is written, e.g. to clean up after a crash. */
-  onReserved?: (names: string[]) => void;
+  /**
+   * Names already reserved in outputDir for outputSuffixes(items, video) (by another thread, which can then
+   * clean up whatever happens to this one); default: reserved here.
+   */
+  names?: readonly string[];
+}
+
+/** The suffixes of a result's files, in saveResult's order: per item .wav, two PNGs and (with a video) .mp4. */
+export function outputSuffixes(items: number, video: boolean): string[] {
+  const kinds = ['.wav', '.spectrogram.png', '.waveform.png', ...(video ? ['.mp4'] : [])];
+  return Array.from({ length: items }, (_, i) => kinds.map((k) => (items > 1 ? `-${i + 1}${k}` : k))).flat();
 }
 
 /** Writes `audio` ([item][channel] samples in [−1, 1]) and returns the file names of each item. */
@@ -27,17 +36,20 @@ export async function saveResult(
   sampleRate: number,
   opts: SaveOptions = {},
 ): Promise<JobResultItem[]> {
-  const kinds = ['.wav', '.spectrogram.png', '.waveform.png', ...(opts.video ? ['.mp4'] : [])];
-  const suffixes = audio.flatMap((_, i) => kinds.map((k) => (audio.length > 1 ? `-${i + 1}${k}` : k)));
-  opts.signal?.throwIfAborted();
-  const names = reserveOutputs(outputDir, suffixes);
+  const suffixes = outputSuffixes(audio.length, opts.video !== undefined);
+  const per = suffixes.length / Math.max(1, audio.length);
+  if (opts.names && (opts.names.length !== suffixes.length || !opts.names.every((n, i) => isSafeName(n) && n.endsWith(suffixes[i])))) {
+    throw new Error(`saveResult: the reserved names do not fit ${audio.length} item(s) with suffixes ${suffixes.join(', ')}`);
+  }
+  if (!opts.names) opts.signal?.throwIfAborted();
+  const names = opts.names ?? reserveOutputs(outputDir, suffixes);
   const at = (name: string): string => path.join(outputDir, name);
   const check = (): void => opts.signal?.throwIfAborted();
   try {
-    opts.onReserved?.(names);
+    check();
     const items: JobResultItem[] = [];
     for (let i = 0; i < audio.length; i++) {
-      const [wav, spectrogram, waveform, video] = names.slice(i * kinds.length, (i + 1) * kinds.length);
+      const [wav, spectrogram, waveform, video] = names.slice(i * per, (i + 1) * per);
       const channels = audio[i];
       await writeWav(at(wav), channels, sampleRate);
       check();

@@ -1,99 +1,162 @@
-// The production job runner: keeps one model loaded (switching models disposes the previous one; jobs run one
-// at a time, so nothing else holds it), runs generate() with the job's parameters and files, renders a
-// spectrogram preview of the denoised estimate every `previewEvery` steps, and writes the results.
+// The production job runner. Generation runs in a worker thread (generation-worker.ts) that initialises the
+// server's backend and keeps one model loaded, so the HTTP event loop stays free while a model samples: status,
+// SSE, cancel and the page answer at once. A cancel is sent to the worker and takes effect at the sampler's next
+// step. Progress, previews (decoded and rendered in the worker) and results come back as messages. Whatever a
+// job reserved in the output directory is removed unless it finished: cancelled, failed, or the worker died.
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
+import { Worker } from 'node:worker_threads';
+import { activeBackend } from '../backend/index.ts';
 import { readConfig } from '../models/config.ts';
-import { loadModel, resolveModelDir, type AudioXModel } from '../models/load.ts';
-import { GenerateError, generate, resolveParams, type ModelLimits } from '../pipeline/generate.ts';
-import type { GenerateOptions, Progress } from '../pipeline/types.ts';
-import type { JobContext, JobFiles, JobResult, RunJob } from './jobs.ts';
+import { resolveModelDir } from '../models/load.ts';
+import { GenerateError, resolveParams, type ModelLimits } from '../pipeline/generate.ts';
+import { toGenerateOptions } from './job-executor.ts';
+import type { JobFiles, JobResult, RunJob } from './jobs.ts';
+import { reserveOutputs } from './files.ts';
+import { removeOutputs, resultFiles } from './outputs.ts';
 import { BadRequestError, type JobParams } from './params.ts';
-import { saveResult } from './outputs.ts';
-import { encodePng, renderSpectrogram } from './render.ts';
+import type { FromWorker, ToWorker, WorkerError, WorkerInit, WorkerMemory, WorkerRequest } from './worker-protocol.ts';
+
+export { decodePreview, toGenerateOptions } from './job-executor.ts';
 
 export interface PipelineRunnerOptions {
   outputDir: string;
-  /** Loader (default loadModel); injectable for tests. */
-  load?: (name: string) => Promise<AudioXModel>;
+  /** Backend for the worker (default: the one initialised in this process, else initBackend's default). */
+  backend?: string;
 }
 
 export interface PipelineRunner {
   runJob: RunJob;
   /** Checks a request against the model's limits before it is queued (BadRequestError → HTTP 400). */
   validate(model: string, params: JobParams, files: JobFiles): void;
-  /** Loads `name` now (e.g. at start-up) so the first job does not wait for it. */
+  /** Loads `name` in the worker now (e.g. at start-up) so the first job does not wait for it. */
   preload(name: string): Promise<void>;
-  /** The loaded model, if any (tests inspect it). */
-  readonly current: AudioXModel | null;
-  dispose(): void;
+  /** The worker's tfjs memory (tests check it for leaks); starts the worker if needed. */
+  memory(): Promise<WorkerMemory>;
+  /** Stops the worker (a running job is abandoned and its files removed). */
+  dispose(): Promise<void>;
 }
 
-/** Maps a job's validated parameters and uploads onto generate()'s options. */
-export function toGenerateOptions(p: JobParams, files: JobFiles, signal?: AbortSignal): GenerateOptions {
-  return {
-    prompt: p.prompt,
-    negativePrompt: p.negativePrompt === '' ? undefined : p.negativePrompt,
-    video: files.video,
-    image: files.image,
-    audio: files.audio,
-    secondsStart: p.secondsStart,
-    secondsTotal: p.secondsTotal,
-    steps: p.steps,
-    cfgScale: p.cfgScale,
-    cfgRescale: p.cfgRescale,
-    sampler: p.sampler,
-    sigmaMin: p.sigmaMin,
-    sigmaMax: p.sigmaMax,
-    seed: p.seed,
-    initAudio: files.initAudio,
-    initNoiseLevel: files.initAudio && p.inpaintStart === undefined ? p.initNoiseLevel : undefined,
-    inpaint:
-      p.inpaintStart === undefined || p.inpaintEnd === undefined
-        ? undefined
-        : {
-            maskStart: p.inpaintStart,
-            maskEnd: p.inpaintEnd,
-            softnessL: p.inpaintSoftnessL,
-            softnessR: p.inpaintSoftnessR,
-            marination: p.inpaintMarination,
-            cropFrom: p.inpaintCropFrom,
-            pasteFrom: p.inpaintPasteFrom,
-            pasteTo: p.inpaintPasteTo,
-          },
-    fullLength: p.fullLength,
-    batchSize: p.batchSize,
-    signal,
-  };
+const ENTRY = new URL('./generation-worker.mjs', import.meta.url);
+
+interface Pending {
+  resolve(v: unknown): void;
+  reject(e: Error): void;
+  onEvent?(m: FromWorker): void;
 }
 
-/** The pipeline's resolved parameters with the private upload paths replaced by "(uploaded <field>)". */
-function hideUploadPaths(params: Record<string, unknown>, ctx: JobContext): Record<string, unknown> {
-  const byPath = new Map(Object.entries(ctx.files).map(([field, file]) => [file, `(uploaded ${field})`]));
-  return Object.fromEntries(Object.entries(params).map(([k, v]) => [k, typeof v === 'string' ? (byPath.get(v) ?? v) : v]));
+function fromWorkerError(e: WorkerError): Error {
+  const err = new Error(e.message);
+  err.name = e.name;
+  return err;
 }
 
-/**
- * Decodes the first batch item of `latents` [B, C, T] to audio channels, trimmed to `seconds`. Only the latent
- * frames covering `seconds` (plus a small margin for the decoder's receptive field) are decoded.
- */
-export function decodePreview(model: AudioXModel, latents: tf.Tensor, seconds: number): Float32Array[] {
-  const pre = model.wrapper.pretransform;
-  const n = Math.round(seconds * model.sampleRate);
-  const T = Math.min(latents.shape[2]!, Math.ceil(n / pre.downsamplingRatio) + 4);
-  const audio = tf.tidy(() => pre.decode(latents.slice([0, 0, 0], [1, -1, T]) as tf.Tensor3D));
-  try {
-    const [, C, N] = audio.shape;
-    const data = audio.dataSync() as Float32Array;
-    return Array.from({ length: C }, (_, c) => data.slice(c * N, c * N + Math.min(n, N)));
-  } finally {
-    audio.dispose();
+/** The worker thread and its request/response bookkeeping. */
+class GenerationWorker {
+  private worker: Worker | null = null;
+  private ready: Promise<Worker> | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+
+  constructor(private readonly init: WorkerInit) {}
+
+  private start(): Promise<Worker> {
+    if (this.ready) return this.ready;
+    const w = new Worker(ENTRY, { workerData: this.init });
+    this.worker = w;
+    this.ready = new Promise<Worker>((resolve, reject) => {
+      const fail = (e: Error): void => {
+        reject(e);
+        this.stopped(w, e);
+      };
+      w.on('message', (m: FromWorker) => {
+        if (m.type === 'ready') return resolve(w);
+        if (m.type === 'fatal') {
+          void w.terminate();
+          return fail(new Error(`The generation worker could not start: ${m.error.message}`));
+        }
+        const p = this.pending.get(m.id);
+        if (!p) return;
+        if (m.type === 'done') {
+          this.pending.delete(m.id);
+          p.resolve(m.value);
+        } else if (m.type === 'error') {
+          this.pending.delete(m.id);
+          p.reject(fromWorkerError(m.error));
+        } else p.onEvent?.(m);
+        this.updateRef();
+      });
+      w.on('error', (e) => fail(new Error(`The generation worker crashed: ${e.message}`)));
+      w.on('exit', (code) => fail(new Error(`The generation worker stopped (exit code ${code}); the next job starts a new one.`)));
+    });
+    // Nothing rejects it unobserved: callers await it, and a failed start is reported to every pending request.
+    this.ready.catch(() => {});
+    return this.ready;
+  }
+
+  /** The worker is gone: every request still waiting fails, and the next one starts a new worker. */
+  private stopped(w: Worker, e: Error): void {
+    if (this.worker !== w) return;
+    this.worker = null;
+    this.ready = null;
+    const waiting = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of waiting) p.reject(e);
+  }
+
+  /** Keeps the process alive only while a request is in flight. */
+  private updateRef(): void {
+    if (!this.worker) return;
+    if (this.pending.size > 0) this.worker.ref();
+    else this.worker.unref();
+  }
+
+  async request<T>(msg: WorkerRequest, onEvent?: (m: FromWorker) => void): Promise<{ id: number; result: Promise<T> }> {
+    const w = await this.start();
+    const id = this.nextId++;
+    const result = new Promise<T>((resolve, reject) => {
+      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onEvent });
+    });
+    this.updateRef();
+    w.postMessage({ ...msg, id } satisfies ToWorker);
+    return { id, result };
+  }
+
+  /** A message about a request in flight (no answer expected). */
+  send(m: Extract<ToWorker, { type: 'abort' | 'names' }>): void {
+    this.worker?.postMessage(m);
+  }
+
+  /**
+   * Aborts what runs and waits up to `graceMs` for it to wind down (the worker then removes its partial files
+   * and stops its ffmpeg children), then terminates the worker.
+   */
+  async dispose(graceMs = 3000): Promise<void> {
+    const w = this.worker;
+    if (!w) return;
+    for (const id of this.pending.keys()) w.postMessage({ type: 'abort', id, reason: 'the server is shutting down' } satisfies ToWorker);
+    const deadline = Date.now() + graceMs;
+    while (this.pending.size > 0 && this.worker === w && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await w.terminate();
+    this.stopped(w, new Error('The generation worker was stopped (server shutting down).'));
   }
 }
 
+function abortReason(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  const e = r instanceof Error ? r : new Error(typeof r === 'string' ? r : 'cancelled');
+  return e;
+}
+
 export function createPipelineRunner(opts: PipelineRunnerOptions): PipelineRunner {
-  const load = opts.load ?? ((name: string) => loadModel(name));
-  let current: AudioXModel | null = null;
+  let backend = opts.backend;
+  if (backend === undefined) {
+    try {
+      backend = activeBackend().name;
+    } catch {
+      backend = undefined; // not initialised here: the worker picks the default order
+    }
+  }
+  const worker = new GenerationWorker({ backend });
   const limits = new Map<string, ModelLimits>();
 
   /** The model's length limit from its config.json (no weights loaded). */
@@ -108,46 +171,48 @@ export function createPipelineRunner(opts: PipelineRunnerOptions): PipelineRunne
     return l;
   }
 
-  let currentKey = '';
-
-  /** The model for `name` (as requested: a name or a directory), loading it if another one is loaded. */
-  async function use(name: string): Promise<AudioXModel> {
-    if (current && currentKey === name) return current;
-    current?.dispose();
-    current = null;
-    current = await load(name);
-    currentKey = name;
-    return current;
-  }
-
-  /** Spectrogram PNG of the current denoised estimate (first batch item, decoded by the VAE). */
-  function preview(ctx: JobContext, model: AudioXModel, p: Progress): void {
-    const audio = decodePreview(model, p.denoised, ctx.params.secondsTotal);
-    ctx.preview(encodePng(renderSpectrogram(audio, model.sampleRate, { width: 600, height: 160 })));
-  }
-
   const runJob: RunJob = async (ctx): Promise<JobResult> => {
-    ctx.progress({ stage: 'loading model' });
-    const model = await use(ctx.model);
     ctx.signal.throwIfAborted();
-    ctx.progress({ stage: 'conditioning', step: 0, steps: ctx.params.steps });
-    const every = ctx.params.previewEvery;
-    const res = await generate(model, {
-      ...toGenerateOptions(ctx.params, ctx.files, ctx.signal),
-      onProgress: (p) => {
-        const done = p.step + 1;
-        ctx.progress({ stage: done === p.steps ? 'decoding' : 'sampling', step: done, steps: p.steps });
-        if (every > 0 && done % every === 0 && done < p.steps) preview(ctx, model, p);
-      },
-    });
-    ctx.signal.throwIfAborted();
-    ctx.progress({ stage: 'writing' });
-    const items = await saveResult(opts.outputDir, res.audio, res.sampleRate, {
-      video: ctx.files.video,
-      secondsStart: ctx.params.secondsStart,
-      signal: ctx.signal,
-    });
-    return { items, seed: res.seed, sampleRate: res.sampleRate, params: hideUploadPaths(res.params, ctx), timings: res.timings };
+    // Every output name the job may write, reserved here: whatever becomes of the worker, they can be removed.
+    const reserved: string[] = [];
+    let id = 0;
+    const onEvent = (m: FromWorker): void => {
+      if (m.type === 'progress') ctx.progress({ stage: m.stage, step: m.step, steps: m.steps });
+      else if (m.type === 'preview') ctx.preview(Buffer.from(m.png.buffer, m.png.byteOffset, m.png.byteLength));
+      else if (m.type === 'reserve') {
+        try {
+          ctx.signal.throwIfAborted();
+          const names = reserveOutputs(opts.outputDir, m.suffixes);
+          reserved.push(...names);
+          worker.send({ type: 'names', id, names });
+        } catch (e) {
+          worker.send({ type: 'names', id, names: null, error: (e as Error).message });
+        }
+      }
+    };
+    const req = await worker.request<JobResult>(
+      { type: 'run', model: ctx.model, params: ctx.params, files: ctx.files, outputDir: opts.outputDir },
+      onEvent,
+    );
+    id = req.id;
+    const result = req.result;
+    const onAbort = (): void => worker.send({ type: 'abort', id, reason: abortReason(ctx.signal).message });
+    if (ctx.signal.aborted) onAbort();
+    else ctx.signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      const res = await result;
+      // The cancel crossed the finished job on its way to the worker: drop what it wrote.
+      if (ctx.signal.aborted) {
+        removeOutputs(opts.outputDir, [...reserved, ...resultFiles(res.items)]);
+        throw abortReason(ctx.signal);
+      }
+      return res;
+    } catch (e) {
+      removeOutputs(opts.outputDir, reserved);
+      throw e;
+    } finally {
+      ctx.signal.removeEventListener('abort', onAbort);
+    }
   };
 
   return {
@@ -161,14 +226,11 @@ export function createPipelineRunner(opts: PipelineRunnerOptions): PipelineRunne
       }
     },
     async preload(name) {
-      await use(name);
+      await (await worker.request<null>({ type: 'preload', model: name })).result;
     },
-    get current() {
-      return current;
+    async memory() {
+      return (await worker.request<WorkerMemory>({ type: 'memory' })).result;
     },
-    dispose() {
-      current?.dispose();
-      current = null;
-    },
+    dispose: () => worker.dispose(),
   };
 }
