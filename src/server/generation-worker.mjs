@@ -1,5 +1,5 @@
-// Entry of the generation worker thread: TypeScript is loaded through tsx's loader, as bin/audiox.mjs does
-// (module hooks registered in the main thread do not reach worker threads on Node 20).
+// Entry of the generation worker process: TypeScript is loaded through tsx's loader, as bin/audiox.mjs does
+// (the server may itself run under another loader, e.g. vitest, which a forked process does not inherit).
 import { register } from 'tsx/esm/api';
 
 register();

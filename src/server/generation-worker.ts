@@ -1,20 +1,22 @@
-// The generation worker thread: initialises the backend the server was started with, holds the loaded model,
-// and runs jobs one at a time (job-executor.ts), so that sampling never blocks the HTTP event loop. An abort
-// from the server lands at the sampler's next step (it yields to this thread's event loop between steps).
-import { parentPort, workerData } from 'node:worker_threads';
+// The generation worker process (forked by worker-client.ts): initialises the backend the server was started
+// with, holds the loaded model, and runs jobs one at a time (job-executor.ts), so that sampling never blocks the
+// HTTP event loop. An abort from the server lands at the sampler's next step (the sampler yields to this
+// process's event loop between steps). Signals are the server's business: it cancels and then stops this
+// process; when the server goes away (the IPC channel closes) running jobs are aborted and the process exits.
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../backend/index.ts';
 import { ModelSlot, executeJob } from './job-executor.ts';
 import type { FromWorker, ToWorker, WorkerError, WorkerInit } from './worker-protocol.ts';
 
-const port = parentPort;
-if (!port) throw new Error('generation-worker.ts must run in a worker thread (see pipeline-runner.ts)');
+if (!process.send) throw new Error('generation-worker.ts must be forked with an IPC channel (see worker-client.ts)');
 
-const send = (m: FromWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(m, transfer);
+const send = (m: FromWorker): void => {
+  if (process.connected) process.send!(m);
+};
 const toError = (e: unknown): WorkerError =>
   e instanceof Error ? { name: e.name, message: e.message } : { name: 'Error', message: String(e) };
 
-const init = workerData as WorkerInit;
+const init = JSON.parse(process.argv[2] ?? '{}') as WorkerInit;
 const slot = new ModelSlot();
 const controllers = new Map<number, AbortController>();
 /** Jobs waiting for the server's answer to their 'reserve'. */
@@ -49,10 +51,7 @@ function onMessage(m: ToWorker): void {
       serial(m.id, () =>
         executeJob(slot, m, ac.signal, {
           progress: (p) => send({ type: 'progress', id: m.id, ...p }),
-          preview: (png) => {
-            const copy = new Uint8Array(png);
-            send({ type: 'preview', id: m.id, png: copy }, [copy.buffer]);
-          },
+          preview: (png) => send({ type: 'preview', id: m.id, png }),
           reserve: (suffixes) => reserve(m.id, suffixes),
         }),
       );
@@ -81,9 +80,18 @@ function onMessage(m: ToWorker): void {
   }
 }
 
+// Ctrl-C reaches the whole process group: the server decides (it cancels the job, then stops this process).
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => {});
+process.on('disconnect', () => {
+  for (const ac of controllers.values()) ac.abort(new Error('the server went away'));
+  // Let the aborted job remove what it wrote, then go.
+  void Promise.race([chain, new Promise((r) => setTimeout(r, 5000))]).finally(() => process.exit(0));
+});
+
 try {
   const info = await initBackend(init.backend);
-  port.on('message', onMessage);
+  process.on('message', onMessage);
   send({ type: 'ready', backend: info.name });
 } catch (e) {
   send({ type: 'fatal', error: toError(e) });

@@ -1,10 +1,9 @@
-// The production job runner. Generation runs in a worker thread (generation-worker.ts) that initialises the
-// server's backend and keeps one model loaded, so the HTTP event loop stays free while a model samples: status,
+// The production job runner. Generation runs in a worker process (generation-worker.ts, see worker-client.ts)
+// that initialises the server's backend and keeps one model loaded, so the HTTP event loop stays free while a model samples: status,
 // SSE, cancel and the page answer at once. A cancel is sent to the worker and takes effect at the sampler's next
 // step. Progress, previews (decoded and rendered in the worker) and results come back as messages. Whatever a
 // job reserved in the output directory is removed unless it finished: cancelled, failed, or the worker died.
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { activeBackend } from '../backend/index.ts';
 import { readConfig } from '../models/config.ts';
 import { resolveModelDir } from '../models/load.ts';
@@ -14,7 +13,8 @@ import type { JobFiles, JobResult, RunJob } from './jobs.ts';
 import { reserveOutputs } from './files.ts';
 import { removeOutputs, resultFiles } from './outputs.ts';
 import { BadRequestError, type JobParams } from './params.ts';
-import type { FromWorker, ToWorker, WorkerError, WorkerInit, WorkerMemory, WorkerRequest } from './worker-protocol.ts';
+import { GenerationWorker } from './worker-client.ts';
+import type { FromWorker, WorkerMemory } from './worker-protocol.ts';
 
 export { decodePreview, toGenerateOptions } from './job-executor.ts';
 
@@ -34,111 +34,6 @@ export interface PipelineRunner {
   memory(): Promise<WorkerMemory>;
   /** Stops the worker (a running job is abandoned and its files removed). */
   dispose(): Promise<void>;
-}
-
-const ENTRY = new URL('./generation-worker.mjs', import.meta.url);
-
-interface Pending {
-  resolve(v: unknown): void;
-  reject(e: Error): void;
-  onEvent?(m: FromWorker): void;
-}
-
-function fromWorkerError(e: WorkerError): Error {
-  const err = new Error(e.message);
-  err.name = e.name;
-  return err;
-}
-
-/** The worker thread and its request/response bookkeeping. */
-class GenerationWorker {
-  private worker: Worker | null = null;
-  private ready: Promise<Worker> | null = null;
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 1;
-
-  constructor(private readonly init: WorkerInit) {}
-
-  private start(): Promise<Worker> {
-    if (this.ready) return this.ready;
-    const w = new Worker(ENTRY, { workerData: this.init });
-    this.worker = w;
-    this.ready = new Promise<Worker>((resolve, reject) => {
-      const fail = (e: Error): void => {
-        reject(e);
-        this.stopped(w, e);
-      };
-      w.on('message', (m: FromWorker) => {
-        if (m.type === 'ready') return resolve(w);
-        if (m.type === 'fatal') {
-          void w.terminate();
-          return fail(new Error(`The generation worker could not start: ${m.error.message}`));
-        }
-        const p = this.pending.get(m.id);
-        if (!p) return;
-        if (m.type === 'done') {
-          this.pending.delete(m.id);
-          p.resolve(m.value);
-        } else if (m.type === 'error') {
-          this.pending.delete(m.id);
-          p.reject(fromWorkerError(m.error));
-        } else p.onEvent?.(m);
-        this.updateRef();
-      });
-      w.on('error', (e) => fail(new Error(`The generation worker crashed: ${e.message}`)));
-      w.on('exit', (code) => fail(new Error(`The generation worker stopped (exit code ${code}); the next job starts a new one.`)));
-    });
-    // Nothing rejects it unobserved: callers await it, and a failed start is reported to every pending request.
-    this.ready.catch(() => {});
-    return this.ready;
-  }
-
-  /** The worker is gone: every request still waiting fails, and the next one starts a new worker. */
-  private stopped(w: Worker, e: Error): void {
-    if (this.worker !== w) return;
-    this.worker = null;
-    this.ready = null;
-    const waiting = [...this.pending.values()];
-    this.pending.clear();
-    for (const p of waiting) p.reject(e);
-  }
-
-  /** Keeps the process alive only while a request is in flight. */
-  private updateRef(): void {
-    if (!this.worker) return;
-    if (this.pending.size > 0) this.worker.ref();
-    else this.worker.unref();
-  }
-
-  async request<T>(msg: WorkerRequest, onEvent?: (m: FromWorker) => void): Promise<{ id: number; result: Promise<T> }> {
-    const w = await this.start();
-    const id = this.nextId++;
-    const result = new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, onEvent });
-    });
-    this.updateRef();
-    w.postMessage({ ...msg, id } satisfies ToWorker);
-    return { id, result };
-  }
-
-  /** A message about a request in flight (no answer expected). */
-  send(m: Extract<ToWorker, { type: 'abort' | 'names' }>): void {
-    this.worker?.postMessage(m);
-  }
-
-  /**
-   * Aborts what runs and waits up to `graceMs` for it to wind down (the worker then removes its partial files
-   * and stops its ffmpeg children), then terminates the worker.
-   */
-  async dispose(graceMs = 3000): Promise<void> {
-    const w = this.worker;
-    if (!w) return;
-    for (const id of this.pending.keys()) w.postMessage({ type: 'abort', id, reason: 'the server is shutting down' } satisfies ToWorker);
-    const deadline = Date.now() + graceMs;
-    while (this.pending.size > 0 && this.worker === w && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    await w.terminate();
-    this.stopped(w, new Error('The generation worker was stopped (server shutting down).'));
-  }
 }
 
 function abortReason(signal: AbortSignal): Error {

@@ -1,4 +1,4 @@
-// Messages between the server (main thread) and the generation worker (generation-worker.ts).
+// Messages between the server (main thread) and the generation worker process (generation-worker.ts).
 import type { JobFiles, JobResult } from './jobs.ts';
 import type { JobParams } from './params.ts';
 

@@ -184,3 +184,24 @@ describe('cancelled jobs leave no files (real pipeline)', () => {
     }, 120_000);
   }
 });
+
+describe('the worker stops mid-job', () => {
+  it('the job fails with a clear error, its files are removed, and the next job starts a new worker', async () => {
+    const before = listing(outputDir);
+    let stopping: Promise<void> | null = null;
+    onProgress = (_ctx, p) => {
+      if (p.stage === 'writing' && !stopping) stopping = runner.dispose();
+    };
+    const id = await post(srv, base, { prompt: 'x', steps: '2', secondsTotal: '1' });
+    await srv.queue.idle();
+    await stopping;
+    onProgress = null;
+    const snap = srv.queue.get(id)!.snapshot();
+    expect(snap.status).toBe('failed');
+    expect(snap.error).toMatch(/shutting down|worker was stopped/);
+    expect(listing(outputDir)).toEqual(before);
+    const next = await post(srv, base, { prompt: 'x', steps: '2', secondsTotal: '1' });
+    await srv.queue.idle();
+    expect(srv.queue.get(next)!.status).toBe('done');
+  }, 120_000);
+});
