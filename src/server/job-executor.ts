@@ -122,6 +122,17 @@ export interface JobHooks {
 
 /** Runs one job to its result; throws the abort reason when `signal` aborts (nothing is left written then). */
 export async function executeJob(slot: ModelSlot, job: JobSpec, signal: AbortSignal, hooks: JobHooks): Promise<JobResult> {
+  try {
+    return await stages(slot, job, signal, hooks);
+  } catch (e) {
+    signal.throwIfAborted();
+    // Messages of the pipeline and of ffmpeg may quote the private upload paths.
+    if (e instanceof Error) e.message = hideUploadPathsIn(e.message, job.files);
+    throw e;
+  }
+}
+
+async function stages(slot: ModelSlot, job: JobSpec, signal: AbortSignal, hooks: JobHooks): Promise<JobResult> {
   signal.throwIfAborted();
   hooks.progress({ stage: 'loading model' });
   const model = await slot.use(job.model);
@@ -132,22 +143,14 @@ export async function executeJob(slot: ModelSlot, job: JobSpec, signal: AbortSig
     const audio = decodePreview(model, p.denoised, job.params.secondsTotal);
     hooks.preview(encodePng(renderSpectrogram(audio, model.sampleRate, { width: 600, height: 160 })));
   };
-  let res;
-  try {
-    res = await generate(model, {
-      ...toGenerateOptions(job.params, job.files, signal),
-      onProgress: (p) => {
-        const done = p.step + 1;
-        hooks.progress({ stage: done === p.steps ? 'decoding' : 'sampling', step: done, steps: p.steps });
-        if (every > 0 && done % every === 0 && done < p.steps) preview(p);
-      },
-    });
-  } catch (e) {
-    signal.throwIfAborted();
-    // generate()'s messages may quote the private upload paths.
-    if (e instanceof Error) e.message = hideUploadPathsIn(e.message, job.files);
-    throw e;
-  }
+  const res = await generate(model, {
+    ...toGenerateOptions(job.params, job.files, signal),
+    onProgress: (p) => {
+      const done = p.step + 1;
+      hooks.progress({ stage: done === p.steps ? 'decoding' : 'sampling', step: done, steps: p.steps });
+      if (every > 0 && done % every === 0 && done < p.steps) preview(p);
+    },
+  });
   signal.throwIfAborted();
   hooks.progress({ stage: 'writing' });
   const names = hooks.reserve ? await hooks.reserve(outputSuffixes(res.audio.length, job.files.video !== undefined)) : undefined;

@@ -1,6 +1,6 @@
 // The production job runner. Generation runs in a worker process (generation-worker.ts, see worker-client.ts)
-// that initialises the server's backend and keeps one model loaded, so the HTTP event loop stays free while a model samples: status,
-// SSE, cancel and the page answer at once. A cancel is sent to the worker and takes effect at the sampler's next
+// that initialises the server's backend and keeps one model loaded, so the HTTP event loop stays free while a
+// model samples: status, SSE, cancel and the page answer at once. A cancel is sent to the worker and takes effect at the sampler's next
 // step. Progress, previews (decoded and rendered in the worker) and results come back as messages. Whatever a
 // job reserved in the output directory is removed unless it finished: cancelled, failed, or the worker died.
 import path from 'node:path';

@@ -152,6 +152,23 @@ describe('cancelled jobs leave no files (real pipeline)', () => {
     }, 120_000);
   }
 
+  it('a failed job leaves no files, and its message shows the upload by field, not by path', async () => {
+    const before = listing(outputDir);
+    // The upload vanishes after it was checked: generate()'s preflight fails on a path in the private dir.
+    onProgress = (ctx, p) => {
+      if (p.stage === 'loading model' && ctx.files.video) fs.rmSync(ctx.files.video);
+    };
+    const id = await post(srv, base, { prompt: 'x', steps: '2', secondsTotal: '1' }, true);
+    await srv.queue.idle();
+    onProgress = null;
+    const snap = srv.queue.get(id)!.snapshot();
+    expect(snap.status).toBe('failed');
+    expect(snap.error).toContain('(uploaded video)');
+    expect(snap.error).not.toContain(srv.privateDir);
+    expect(listing(outputDir)).toEqual(before);
+    expect((await runner.memory()).numTensors).toBe(baseline);
+  }, 120_000);
+
   it('a finished job keeps exactly its files', async () => {
     const before = listing(outputDir);
     const id = await post(srv, base, { prompt: 'x', steps: '2', secondsTotal: '1', seed: '1' }, true);
