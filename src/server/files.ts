@@ -38,21 +38,43 @@ export function resolveInside(dir: string, name: string): { file: string; size: 
   return { file, size: st.size };
 }
 
-function parseRange(header: string, size: number): { start: number; end: number } | null | 'invalid' {
-  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
-  if (!m || (m[1] === '' && m[2] === '')) return 'invalid';
-  let start: number;
-  let end: number;
-  if (m[1] === '') {
-    const suffix = Number(m[2]);
-    start = Math.max(0, size - suffix);
-    end = size - 1;
-  } else {
-    start = Number(m[1]);
-    end = m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+/** What a Range header asks of a file of `size` bytes (RFC 9110 §14). */
+export type RangeRequest =
+  /** Serve the whole file (no Range, a malformed or foreign one, several ranges: all may be ignored). */
+  | { kind: 'full' }
+  | { kind: 'partial'; start: number; end: number }
+  // No range of the set can be satisfied → 416 with `Content-Range: bytes */size`.
+  | { kind: 'unsatisfiable' };
+
+const RANGE_SPEC = /^(\d*)-(\d*)$/;
+
+/**
+ * Parses a Range header for one file. The grammar is `bytes=` 1#(first-last | first- | -suffix), the unit
+ * case-insensitive. A header that does not parse is ignored (200), as RFC 9110 allows; a range whose last
+ * position precedes its first, or that starts at or past the end, or an empty suffix, is unsatisfiable. Only a
+ * single satisfiable range is answered with 206: several ranges are not combined into multipart/byteranges.
+ */
+export function parseRange(header: string | undefined, size: number): RangeRequest {
+  if (header === undefined || size <= 0 || header.length > 1000) return { kind: 'full' };
+  const eq = header.indexOf('=');
+  if (eq < 0 || header.slice(0, eq).trim().toLowerCase() !== 'bytes') return { kind: 'full' };
+  const specs = header.slice(eq + 1).split(',').map((s) => s.trim());
+  const satisfiable: { start: number; end: number }[] = [];
+  for (const spec of specs) {
+    const m = RANGE_SPEC.exec(spec);
+    if (!m || (m[1] === '' && m[2] === '')) return { kind: 'full' };
+    if (m[1] === '') {
+      const suffix = Number(m[2]);
+      if (suffix > 0) satisfiable.push({ start: Math.max(0, size - suffix), end: size - 1 });
+      continue;
+    }
+    const first = Number(m[1]);
+    const last = m[2] === '' ? Infinity : Number(m[2]);
+    if (last < first || first >= size) continue;
+    satisfiable.push({ start: first, end: Math.min(last, size - 1) });
   }
-  if (start > end || start >= size) return 'invalid';
-  return { start, end };
+  if (satisfiable.length === 0) return { kind: 'unsatisfiable' };
+  return specs.length === 1 ? { kind: 'partial', ...satisfiable[0] } : { kind: 'full' };
 }
 
 /** Sends `name` from `dir`: 400 for a malformed name, 404 when absent, 206/416 for ranges. */
@@ -60,25 +82,25 @@ export function sendFileFrom(dir: string, name: string, req: FastifyRequest, rep
   if (!isSafeName(name)) return reply.code(400).send({ error: `Invalid file name "${name}".` });
   const found = resolveInside(dir, name);
   if (!found) return reply.code(404).send({ error: `No such file: ${name}` });
+  // If-Range can only match a validator, and none is sent (no ETag/Last-Modified): the whole file then.
+  const range = req.headers['if-range'] === undefined ? parseRange(req.headers.range, found.size) : { kind: 'full' as const };
+  if (range.kind === 'unsatisfiable') {
+    return reply
+      .code(416)
+      .header('Content-Range', `bytes */${found.size}`)
+      .send({ error: `The requested range cannot be satisfied: ${name} has ${found.size} bytes.` });
+  }
   const type = TYPES[path.extname(name).toLowerCase()] ?? 'application/octet-stream';
   reply.header('Content-Type', type);
   reply.header('X-Content-Type-Options', 'nosniff');
   reply.header('Accept-Ranges', 'bytes');
   reply.header('Cache-Control', 'no-cache');
   if (download) reply.header('Content-Disposition', `attachment; filename="${name}"`);
-  const rangeHeader = req.headers.range;
-  if (rangeHeader && found.size > 0) {
-    const r = parseRange(rangeHeader, found.size);
-    if (r === 'invalid') {
-      reply.header('Content-Range', `bytes */${found.size}`);
-      return reply.code(416).send({ error: `Unsatisfiable range ${rangeHeader}` });
-    }
-    if (r) {
-      reply.code(206);
-      reply.header('Content-Range', `bytes ${r.start}-${r.end}/${found.size}`);
-      reply.header('Content-Length', r.end - r.start + 1);
-      return reply.send(fs.createReadStream(found.file, { start: r.start, end: r.end }));
-    }
+  if (range.kind === 'partial') {
+    reply.code(206);
+    reply.header('Content-Range', `bytes ${range.start}-${range.end}/${found.size}`);
+    reply.header('Content-Length', range.end - range.start + 1);
+    return reply.send(fs.createReadStream(found.file, { start: range.start, end: range.end }));
   }
   reply.header('Content-Length', found.size);
   return reply.send(fs.createReadStream(found.file));

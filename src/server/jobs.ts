@@ -156,6 +156,8 @@ export interface JobQueueOptions {
   limit: number;
   /** Called once a job is settled (e.g. to delete its uploads). */
   onSettled?: (job: Job) => void;
+  /** Called with a result the runner returned although its job was cancelled meanwhile (delete its files). */
+  discard?: (result: JobResult) => void;
   /** Settled jobs kept for GET /api/jobs/:id (oldest dropped first). */
   keep?: number;
 }
@@ -262,7 +264,14 @@ export class JobQueue {
     };
     try {
       const result = await this.opts.run(ctx);
-      if (job.controller.signal.aborted) return this.settle(job, 'cancelled');
+      if (job.controller.signal.aborted) {
+        try {
+          this.opts.discard?.(result);
+        } catch {
+          // Cleanup failures must not change the job's outcome.
+        }
+        return this.settle(job, 'cancelled');
+      }
       job.result = result;
       this.settle(job, 'done');
     } catch (e) {

@@ -1,11 +1,11 @@
 // Writing one job's results into the output directory: per batch item a 16-bit WAV, a spectrogram and a
 // waveform PNG and, when the job had a video, the video re-muxed with the generated audio. All names share one
-// reserved timestamp stem, so results never overwrite earlier ones.
+// reserved timestamp stem, so results never overwrite earlier ones. A cancelled or failed write leaves nothing.
 import fs from 'node:fs';
 import path from 'node:path';
 import { muxVideoWithAudio } from '../io/mux.ts';
 import { writeWav } from '../io/wav.ts';
-import { reserveOutputs } from './files.ts';
+import { isSafeName, reserveOutputs } from './files.ts';
 import type { JobResultItem } from './jobs.ts';
 import { encodePng, renderSpectrogram, renderWaveform } from './render.ts';
 
@@ -14,7 +14,19 @@ export interface SaveOptions {
   video?: string;
   /** Where the generated window starts in the video, seconds. */
   secondsStart?: number;
+  /** Checked after every file: an abort removes everything written so far and rethrows the abort reason. */
   signal?: AbortSignal;
+  /**
+   * Names already reserved in outputDir for outputSuffixes(items, video) (by another thread, which can then
+   * clean up whatever happens to this one); default: reserved here.
+   */
+  names?: readonly string[];
+}
+
+/** The suffixes of a result's files, in saveResult's order: per item .wav, two PNGs and (with a video) .mp4. */
+export function outputSuffixes(items: number, video: boolean): string[] {
+  const kinds = ['.wav', '.spectrogram.png', '.waveform.png', ...(video ? ['.mp4'] : [])];
+  return Array.from({ length: items }, (_, i) => kinds.map((k) => (items > 1 ? `-${i + 1}${k}` : k))).flat();
 }
 
 /** Writes `audio` ([item][channel] samples in [−1, 1]) and returns the file names of each item. */
@@ -24,21 +36,29 @@ export async function saveResult(
   sampleRate: number,
   opts: SaveOptions = {},
 ): Promise<JobResultItem[]> {
-  const kinds = ['.wav', '.spectrogram.png', '.waveform.png', ...(opts.video ? ['.mp4'] : [])];
-  const suffixes = audio.flatMap((_, i) => kinds.map((k) => (audio.length > 1 ? `-${i + 1}${k}` : k)));
-  const names = reserveOutputs(outputDir, suffixes);
+  const suffixes = outputSuffixes(audio.length, opts.video !== undefined);
+  const per = suffixes.length / Math.max(1, audio.length);
+  if (opts.names && (opts.names.length !== suffixes.length || !opts.names.every((n, i) => isSafeName(n) && n.endsWith(suffixes[i])))) {
+    throw new Error(`saveResult: the reserved names do not fit ${audio.length} item(s) with suffixes ${suffixes.join(', ')}`);
+  }
+  if (!opts.names) opts.signal?.throwIfAborted();
+  const names = opts.names ?? reserveOutputs(outputDir, suffixes);
   const at = (name: string): string => path.join(outputDir, name);
+  const check = (): void => opts.signal?.throwIfAborted();
   try {
+    check();
     const items: JobResultItem[] = [];
     for (let i = 0; i < audio.length; i++) {
-      const [wav, spectrogram, waveform, video] = names.slice(i * kinds.length, (i + 1) * kinds.length);
+      const [wav, spectrogram, waveform, video] = names.slice(i * per, (i + 1) * per);
       const channels = audio[i];
       await writeWav(at(wav), channels, sampleRate);
+      check();
       fs.writeFileSync(at(spectrogram), encodePng(renderSpectrogram(channels, sampleRate)));
+      check();
       fs.writeFileSync(at(waveform), encodePng(renderWaveform(channels)));
+      check();
       const item: JobResultItem = { audio: wav, spectrogram, waveform };
       if (opts.video && video) {
-        opts.signal?.throwIfAborted();
         await muxVideoWithAudio({
           video: opts.video,
           audioWav: at(wav),
@@ -47,13 +67,38 @@ export async function saveResult(
           duration: channels[0].length / sampleRate,
           signal: opts.signal,
         });
+        check();
         item.video = video;
       }
       items.push(item);
     }
     return items;
   } catch (e) {
-    for (const n of names) fs.rmSync(at(n), { force: true });
+    removeOutputs(outputDir, names);
     throw e;
   }
+}
+
+/**
+ * Removes output files by name, with the temporaries writeAtomically may have left next to them
+ * (".<stem>.tmp-<pid>-<rand><ext>", e.g. when the writer was stopped mid-write). Names that are not plain
+ * file names are ignored.
+ */
+export function removeOutputs(outputDir: string, names: readonly string[]): void {
+  const safe = names.filter(isSafeName);
+  if (safe.length === 0) return;
+  const stems = safe.map((n) => `.${path.basename(n, path.extname(n))}.tmp-`);
+  for (const n of safe) fs.rmSync(path.join(outputDir, n), { force: true });
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync(outputDir);
+  } catch {
+    return;
+  }
+  for (const e of entries) if (stems.some((s) => e.startsWith(s))) fs.rmSync(path.join(outputDir, e), { force: true });
+}
+
+/** Every file name of a result (each item's audio, images and video). */
+export function resultFiles(items: readonly JobResultItem[]): string[] {
+  return items.flatMap((it) => Object.values(it).filter((v): v is string => typeof v === 'string'));
 }

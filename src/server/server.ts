@@ -20,6 +20,7 @@ import { DEFAULT_SAMPLERS, describeSamplers, type DiffusionObjective } from '../
 import { BadRequestError, EXAMPLES, PARAM_FIELDS, parseJobParams, type JobParams } from './params.ts';
 import { ensureSampleVideo } from './sample-video.ts';
 import { sendFileFrom } from './files.ts';
+import { removeOutputs, resultFiles } from './outputs.ts';
 import { PayloadTooLargeError, formatMB, receiveMultipart, removeFiles, validateMedia } from './uploads.ts';
 
 const PUBLIC_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'public');
@@ -103,6 +104,7 @@ export async function createServer(opts: ServerOptions): Promise<AudioxServer> {
     run: opts.runJob,
     limit: opts.queueLimit ?? 4,
     onSettled: (job) => removeFiles(job.files),
+    discard: (result) => removeOutputs(outputDir, resultFiles(result.items)),
   });
   const streams = new Set<ServerResponse>();
 
@@ -193,7 +195,7 @@ export async function createServer(opts: ServerOptions): Promise<AudioxServer> {
       }
       const params = parseJobParams(fields, opts.objectiveOf?.(model));
       opts.validate?.(model, params, files);
-      if (opts.validateMedia !== false) await validateMedia(files);
+      if (opts.validateMedia !== false) await validateMedia(files, { seekTime: params.secondsStart });
       const job = queue.submit(model, params, files);
       return reply.code(202).send(view(job.snapshot()));
     } catch (e) {

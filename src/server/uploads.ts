@@ -1,12 +1,14 @@
 // Receiving a generate request: multipart form fields + up to four media files, each streamed to a generated
 // name in the server's private upload dir (never a client-chosen path), capped at the upload limit (→ 413);
-// then every file is probed with ffmpeg so bad media is rejected with a clear 400 before the job is queued.
+// then every file is probed and test-decoded with ffmpeg (as generate()'s preflight does) so bad media is rejected
+// with a clear 400 before the job is queued.
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { FastifyRequest } from 'fastify';
 import { MediaError, probeMedia } from '../io/ffmpeg.ts';
+import { checkMediaInputs } from '../pipeline/media.ts';
 import type { JobFiles } from './jobs.ts';
 import { BadRequestError } from './params.ts';
 
@@ -51,7 +53,10 @@ export function removeFiles(files: JobFiles): void {
 export async function receiveMultipart(req: FastifyRequest, uploadDir: string, limitBytes: number): Promise<ReceivedForm> {
   const fields: Record<string, string> = {};
   const files: JobFiles = {};
+  let writing: fs.WriteStream | null = null;
   try {
+    // An empty body never reaches the parser, but it is not a form either (that needs at least a closing boundary).
+    if (req.headers['content-length'] === '0') throw new Error('Unexpected end of form');
     const parts = req.parts({
       limits: { fileSize: limitBytes, files: UPLOAD_FIELDS.length, fields: 64, fieldSize: 64 * 1024, parts: 80 },
     });
@@ -70,7 +75,10 @@ export async function receiveMultipart(req: FastifyRequest, uploadDir: string, l
       if (files[field]) throw new BadRequestError(`File field "${field}" was sent twice.`);
       const dest = path.join(uploadDir, `${randomUUID()}${safeExtension(part.filename ?? '')}`);
       files[field] = dest;
-      await pipeline(part.file, fs.createWriteStream(dest, { flags: 'wx', mode: 0o600 }));
+      const out = fs.createWriteStream(dest, { flags: 'wx', mode: 0o600 });
+      writing = out;
+      await pipeline(part.file, out);
+      writing = null;
       // Browsers send empty file inputs as a zero-byte part with an empty file name: not an upload.
       if (!part.filename && fs.statSync(dest).size === 0) {
         fs.rmSync(dest, { force: true });
@@ -79,6 +87,15 @@ export async function receiveMultipart(req: FastifyRequest, uploadDir: string, l
     }
     return { fields, files };
   } catch (e) {
+    // A write stream destroyed while its file was still being opened creates the file afterwards: wait for it.
+    const w = writing as fs.WriteStream | null;
+    if (w && !w.closed) {
+      if (!w.destroyed) w.destroy();
+      await new Promise<void>((resolve) => {
+        w.once('close', () => resolve());
+        setTimeout(resolve, 5000).unref();
+      });
+    }
     removeFiles(files);
     const code = (e as { code?: string }).code;
     if (code === 'FST_REQ_FILE_TOO_LARGE') {
@@ -91,12 +108,33 @@ export async function receiveMultipart(req: FastifyRequest, uploadDir: string, l
     if (code === 'FST_FILES_LIMIT' || code === 'FST_PARTS_LIMIT' || code === 'FST_FIELDS_LIMIT') {
       throw new PayloadTooLargeError(`Too many form parts (${(e as Error).message}).`);
     }
-    throw e;
+    throw formError(e);
   }
 }
 
-/** Probes each upload; a file that is not the media its field needs → BadRequestError naming the field. */
-export async function validateMedia(files: JobFiles): Promise<void> {
+/**
+ * Our own errors and the server's file-system errors pass; everything else the multipart parser throws (no or an
+ * empty boundary, a body that ends before the closing boundary, malformed part headers, garbage) is the
+ * client's fault → BadRequestError.
+ */
+function formError(e: unknown): unknown {
+  if (e instanceof BadRequestError || e instanceof PayloadTooLargeError) return e;
+  if (typeof (e as NodeJS.ErrnoException).errno === 'number' && (e as NodeJS.ErrnoException).syscall) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  let why: string;
+  if (/boundary not found/i.test(msg)) why = 'its Content-Type has no boundary (expected multipart/form-data; boundary=…)';
+  else if (/unexpected end/i.test(msg)) why = 'the body ended before the closing boundary (truncated or incomplete)';
+  else if (/malformed part header/i.test(msg)) why = 'a part has a malformed header';
+  else why = msg.split('\n')[0].slice(0, 200) || 'it could not be parsed';
+  return new BadRequestError(`The multipart form could not be read: ${why}. Send a complete multipart/form-data body.`);
+}
+
+/**
+ * Checks each upload as generate()'s preflight will (checkMediaInputs: the stream kind, and a cheap decode of
+ * the conditioning window starting at `seekTime`), plus the field's own rules (a still image is not a video).
+ * A file that fails → BadRequestError naming the field and the problem; never the server's upload path.
+ */
+export async function validateMedia(files: JobFiles, opts: { seekTime?: number } = {}): Promise<void> {
   for (const field of UPLOAD_FIELDS) {
     const file = files[field];
     if (!file) continue;
@@ -105,7 +143,7 @@ export async function validateMedia(files: JobFiles): Promise<void> {
       info = await probeMedia(file);
     } catch (e) {
       if (e instanceof MediaError && e.code !== 'FFMPEG_NOT_FOUND') {
-        throw new BadRequestError(`The ${LABEL[field]} upload is not a readable media file: ${firstLine(e.message)}`);
+        throw new BadRequestError(`The ${LABEL[field]} upload is not a readable media file: ${publicDetail(e.message, file)}`);
       }
       throw e;
     }
@@ -120,10 +158,40 @@ export async function validateMedia(files: JobFiles): Promise<void> {
     if ((field === 'audio' || field === 'initAudio') && !info.audio) {
       throw new BadRequestError(`The ${LABEL[field]} upload has no audio stream.`);
     }
+    try {
+      await checkMediaInputs({ [field]: file }, { seekTime: opts.seekTime, labels: { [field]: '' } });
+    } catch (e) {
+      if (e instanceof MediaError && e.code !== 'FFMPEG_NOT_FOUND') {
+        throw new BadRequestError(`The ${LABEL[field]} upload could not be decoded: ${publicDetail(e.message, file)}`);
+      }
+      throw e;
+    }
   }
 }
 
-function firstLine(s: string): string {
-  // probeMedia's messages quote the temp path; the client only knows its own file name.
-  return s.split('\n')[0].replace(/"[^"]*"/, 'the file');
+/** Lines of ffmpeg's stderr that say what went wrong (not its banner-like progress lines). */
+const TELLING = /invalid|error|not |no |could|cannot|unsupported|too |exceed|missing|corrupt|truncat|empty/i;
+
+/**
+ * One line saying what is wrong with an upload, for the client: the upload's path (quoted or bare) becomes
+ * "the file", any other absolute path "(path)", ffmpeg's "[decoder @ 0x…]" prefixes go, and when the first line
+ * only announces ffmpeg's output ("…exited with code 1:") the first telling line of that output is used.
+ */
+export function publicDetail(message: string, file: string): string {
+  const names = new Set([file, path.resolve(file)]);
+  try {
+    names.add(fs.realpathSync(file));
+  } catch {
+    // already removed
+  }
+  let text = message;
+  for (const n of [...names].sort((a, b) => b.length - a.length)) text = text.split(`"${n}"`).join('the file').split(n).join('the file');
+  text = text.replace(/(?<![\w.@+-])(?:\/[\w.@+-]+){2,}\/?/g, '(path)');
+  const lines = text
+    .split('\n')
+    .map((l) => l.replace(/^(\s*\[[^\]]*@ ?0x[0-9a-f]+\]\s*)+/i, '').replace(/^:\s*/, '').trim())
+    .filter((l) => l !== '');
+  let line = lines[0] ?? 'unknown error';
+  if (line.endsWith(':')) line = `${line.slice(0, -1)}: ${lines.slice(1).find((l) => TELLING.test(l)) ?? lines[1] ?? ''}`.trim();
+  return line.length > 300 ? `${line.slice(0, 297)}…` : line;
 }

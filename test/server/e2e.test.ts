@@ -5,7 +5,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPipelineRunner, type PipelineRunner } from '../../src/server/pipeline-runner.ts';
@@ -54,7 +53,7 @@ describe.skipIf(!HAVE_CHROMIUM && !REQUIRED)('web UI in headless Chromium (demo 
   afterAll(async () => {
     await browser?.close();
     await srv?.close();
-    runner?.dispose();
+    await runner?.dispose();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -148,7 +147,7 @@ describe.skipIf(!HAVE_CHROMIUM && !REQUIRED)('web UI in headless Chromium (demo 
   }, 300_000);
 
   it('cancels a third job mid-way and frees the slot; no tensors leak across jobs', async () => {
-    const before = tf.memory().numTensors;
+    const before = (await runner.memory()).numTensors;
     await page.click('button[data-example="0"]');
     await setFields({ steps: '400', secondsTotal: '2', previewEvery: '0' });
     await page.click('#generate');
@@ -159,7 +158,7 @@ describe.skipIf(!HAVE_CHROMIUM && !REQUIRED)('web UI in headless Chromium (demo 
     expect(await page.textContent('#progress-text')).toContain('cancelled');
     await srv.queue.idle();
     expect(srv.queue.stats).toMatchObject({ running: null, waiting: 0 });
-    expect(tf.memory().numTensors).toBe(before);
+    expect((await runner.memory()).numTensors).toBe(before);
     await page.screenshot({ path: path.join(ARTIFACTS, 'cancelled.png'), fullPage: true });
     expect(pageErrors).toEqual([]);
   }, 300_000);

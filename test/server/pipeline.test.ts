@@ -4,7 +4,6 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readWavHeader, writeWav } from '../../src/io/wav.ts';
 import { createPipelineRunner, type PipelineRunner } from '../../src/server/pipeline-runner.ts';
@@ -33,7 +32,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await srv?.close();
-  runner?.dispose();
+  await runner?.dispose();
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 });
 
@@ -54,7 +53,7 @@ describe('server on the demo model', () => {
     ]) {
       const job = await runJob(body);
       expect(job.status, job.error).toBe('done');
-      counts.push(tf.memory().numTensors);
+      counts.push((await runner.memory()).numTensors);
     }
     expect(new Set(counts).size, `numTensors after each job: ${counts.join(', ')}`).toBe(1);
   }, 300_000);
@@ -102,7 +101,7 @@ describe('server on the demo model', () => {
   });
 
   it('cancelling a running job aborts the sampler', async () => {
-    const before = tf.memory().numTensors;
+    const before = (await runner.memory()).numTensors;
     const r = await fetch(`${base}/api/generate`, {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ steps: 500, secondsTotal: 1 }),
     });
@@ -113,7 +112,7 @@ describe('server on the demo model', () => {
     const snap = srv.queue.get(job.id)!.snapshot();
     expect(snap.status).toBe('cancelled');
     expect(snap.progress!.step).toBeLessThan(500);
-    expect(tf.memory().numTensors).toBe(before);
+    expect((await runner.memory()).numTensors).toBe(before);
   });
 });
 

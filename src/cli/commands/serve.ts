@@ -65,10 +65,10 @@ export function register(program: Command): void {
         if (closing) return;
         closing = true;
         console.log('shutting down…');
-        void server.close().finally(() => {
-          runner.dispose();
-          process.exit(0);
-        });
+        void server
+          .close()
+          .then(() => runner.dispose())
+          .finally(() => process.exit(0));
       };
       process.on('SIGINT', shutdown);
       process.on('SIGTERM', shutdown);
