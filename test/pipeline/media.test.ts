@@ -289,7 +289,7 @@ describe('bad input is rejected before any model work', () => {
     expect(() => resolveParams(limits, { sigmaMin: 5, sigmaMax: 1 })).toThrow(/sigma-min < sigma-max/);
     expect(() => resolveParams(limits, { inpaint: { maskStart: 0, maskEnd: 1 } })).toThrow(/inpainting needs init audio/);
     expect(() => resolveParams(limits, { initNoiseLevel: 3 })).toThrow(/init noise level needs init audio/);
-    expect(() => resolveParams(limits, { initAudio: 'a.wav', initNoiseLevel: 0 })).toThrow(/init noise level must be > 0/);
+    expect(() => resolveParams(limits, { initAudio: 'a.wav', initNoiseLevel: 0 })).toThrow(/init noise level must be in \(0, 10000\]/);
     const p = resolveParams(limits, {});
     expect(p).toMatchObject({ steps: 250, cfgScale: 7, sampler: 'dpmpp-3m-sde', sigmaMin: 0.3, sigmaMax: 500, secondsTotal: 10 });
     expect(resolveParams({ name: 'short', maxSeconds: 5 }, {}).secondsTotal).toBe(5);
