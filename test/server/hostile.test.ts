@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFfmpeg } from '../../src/io/ffmpeg.ts';
 import type { JobContext, JobResult, RunJob } from '../../src/server/jobs.ts';
 import { saveResult } from '../../src/server/outputs.ts';
-import { crc32 } from '../../src/server/render.ts';
+import { pngChunk } from '../../src/server/render.ts';
 import { createServer, type AudioxServer } from '../../src/server/server.ts';
 
 const SR = 8000;
@@ -51,15 +51,6 @@ function raw(
     req.on('error', reject);
     req.end(body);
   });
-}
-
-function pngChunk(type: string, body: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(body.length, 0);
-  head.write(type, 4, 'ascii');
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), body])), 0);
-  return Buffer.concat([head, body, crc]);
 }
 
 /** A 270-byte PNG whose header declares width × height RGB pixels (only one row of data follows). */
