@@ -1,7 +1,7 @@
 // `npm run bench`: the five full-size workloads side by side with a PyTorch CPU baseline on the same
 // machine (bench/torch_baseline.py; skipped with a message when PyTorch is absent).
 //
-//   npm run bench [-- --only dit,vae] [--layers 4] [--runs 2] [--levers] [--markdown]
+//   npm run bench [-- --only dit,vae] [--layers 4] [--runs 2] [--backend wasm|tensorflow|cpu|webgpu] [--levers] [--markdown]
 //
 // Each workload runs in its own process on both sides (clean peak memory). The DiT and MMDiT are built
 // with `--layers` of their 24 layers (the full stack does not fit the wasm heap: 4.2 GB / 8.9 GB of f32
@@ -98,11 +98,14 @@ function lastJson(out: string): Result {
   return JSON.parse(line) as Result;
 }
 
+/** `--backend <name>` runs our side on that backend (AUDIOX_BACKEND in the workload processes). */
+const BACKEND = opt('backend');
+
 function runOurs(w: string, env: Record<string, string> = {}): Result {
   const tsx = path.join(ROOT, 'node_modules', '.bin', 'tsx');
   const r = spawnSync(tsx, [path.join(HERE, 'workloads.ts'), w, '--layers', String(LAYERS), '--runs', String(RUNS)], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...(BACKEND ? { AUDIOX_BACKEND: BACKEND } : {}), ...env },
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });

@@ -99,7 +99,7 @@ function heapBytes(): number {
 async function main(): Promise<void> {
   const name = process.argv[2];
   const info = await initBackend();
-  const backend = info.probes.find((p) => p.name === info.name)?.reason ?? info.name;
+  const backend = `${info.name} (${info.probes.find((p) => p.name === info.name)?.reason ?? info.tfBackend})`;
   if (name === 'matmul') {
     console.log(JSON.stringify({ workload: name, rows: await benchMatmul(), backend, threads: info.threads }));
     return;

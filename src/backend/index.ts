@@ -3,7 +3,9 @@
 // corrupts anything (the wasm heap is 4 GiB and silently corrupts tensors past ~3.75 GiB).
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { enableBlasKernels, type BlasStatus } from './blas.ts';
 import { defaultWasmThreads, registerThreadedWasm } from './wasm-threads.ts';
 
@@ -52,7 +54,32 @@ function probeTensorflow(pkg: string, gpu: boolean): BackendProbe {
       }, which fails offline)`,
     };
   }
-  return { name, available: true, reason: `${pkg} installed` };
+  const binding = tensorflowBinding(path.dirname(require.resolve(`${pkg}/package.json`)));
+  if (!binding) {
+    return {
+      name,
+      available: false,
+      reason: `${pkg} is installed but its native binding was never built (its install script could not download libtensorflow)${
+        gpu ? '' : '; build it offline with `npm run build:tfjs-node`'
+      }`,
+    };
+  }
+  return { name, available: true, reason: `${pkg} installed (${path.relative(path.dirname(binding), binding)})` };
+}
+
+/** The built tfjs-node binding inside a tfjs-node(-gpu) package directory, or null. */
+export function tensorflowBinding(pkgDir: string): string | null {
+  let dirs: string[];
+  try {
+    dirs = fs.readdirSync(path.join(pkgDir, 'lib')).filter((d) => /^napi-v\d+$/.test(d));
+  } catch {
+    return null;
+  }
+  for (const d of dirs.sort().reverse()) {
+    const f = path.join(pkgDir, 'lib', d, 'tfjs_binding.node');
+    if (fs.existsSync(f)) return f;
+  }
+  return null;
 }
 
 function probeWebgpu(): BackendProbe {
