@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """PyTorch CPU (or CUDA) baseline for `npm run bench`: the same five workloads, same shapes, fp32,
-random weights, written from the spec (the spec's ARCHITECTURE.md  §2-§5), not the reference package.
+random weights, written from docs/REFERENCE.md §2–§5, not the reference package.
 
 Usage: python3 bench/torch_baseline.py WORKLOAD [--layers N] [--runs N] [--device cpu|cuda]
 Prints one JSON line: {"workload", "ms" (best of runs), "peak_bytes", "threads", "torch", "device"}.

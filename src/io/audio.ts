@@ -1,5 +1,5 @@
 // Audio file → per-channel float32 via ffmpeg (`-f f32le`), and fitting to the model window.
-// Reference: ARCHITECTURE.md §8.2 (load_and_process_audio), quirk 15.
+// Reference: docs/REFERENCE.md §8.2 (load_and_process_audio), quirk 15.
 import { MediaError, ffTime, probeMedia, runFfmpeg, type MediaInfo } from './ffmpeg.ts';
 
 export interface ReadAudioOptions {

@@ -1,6 +1,6 @@
 // Frame selection and transforms over DECODED frames (uint8 RGB [N, H, W, 3] + the source frame rate), shared
 // by the ffmpeg reader (src/io/video.ts) and the media parity fixtures. Reference: audiox.data.utils.read_video
-// and the Gradio sync_transform (ARCHITECTURE.md §8.1, §6.1, quirks 13 and 14); the defaults follow what the
+// and the Gradio sync_transform (docs/REFERENCE.md §8.1, §6.1, quirks 13 and 14); the defaults follow what the
 // Synchformer saw in training (README "Reference quirks").
 import { MediaError } from './ffmpeg.ts';
 import { centerCropOffset, centerCropPlanar, resizeHwcWindow, resizePlanar, shorterSideSize } from './resize.ts';

@@ -1,5 +1,5 @@
 // Put generated audio under the source video: mp4 with the video (copied or re-encoded) + AAC audio, cut to
-// [start, start+duration]. Reference: ARCHITECTURE.md §8.3 (merge_video_audio). Output is written atomically.
+// [start, start+duration]. Reference: docs/REFERENCE.md §8.3 (merge_video_audio). Output is written atomically.
 import path from 'node:path';
 import { MediaError, ffTime, probeMedia, runFfmpeg, writeAtomically, type MediaInfo } from './ffmpeg.ts';
 

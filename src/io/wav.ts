@@ -1,5 +1,5 @@
 // WAV writing (wav-encoder, atomic), the reference's int16 conversion, peak normalisation and header/data reading.
-// Reference: ARCHITECTURE.md §7.9 and quirk 24.
+// Reference: docs/REFERENCE.md §7.9 and quirk 24.
 import fs from 'node:fs';
 import WavEncoder from 'wav-encoder';
 import { MediaError, writeAtomically } from './ffmpeg.ts';

@@ -1,4 +1,4 @@
-// Classifier-free guidance as the DiT / MMDiT forwards do it inside the model (spec §2.3, quirk 3):
+// Classifier-free guidance as the DiT / MMDiT forwards do it inside the model (docs/REFERENCE.md §2.3, quirk 3):
 // one batched pass over [cond ; uncond], then uncond + (cond − uncond)·scale and the scale_phi rescale.
 import * as tf from '@tensorflow/tfjs';
 

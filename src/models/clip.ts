@@ -1,4 +1,4 @@
-// Hugging Face `CLIPVisionModelWithProjection` (openai/clip-vit-base-patch32), ARCHITECTURE.md §4.3.
+// Hugging Face `CLIPVisionModelWithProjection` (openai/clip-vit-base-patch32), docs/REFERENCE.md §4.3.
 // Children carry the HF state-dict names (`vision_model.pre_layrnorm` is HF's spelling). The patch conv has
 // kernel = stride and no bias, so it is a reshape + matmul.
 import * as tf from '@tensorflow/tfjs';

@@ -1,4 +1,4 @@
-// ConditionedDiffusionModelWrapper.get_conditioning_inputs (spec §1.3): turns the MultiConditioner's
+// ConditionedDiffusionModelWrapper.get_conditioning_inputs (docs/REFERENCE.md §1.3): turns the MultiConditioner's
 // per-id (embedding, mask) pairs into the diffusion model's cross-attention / global conditioning.
 import * as tf from '@tensorflow/tfjs';
 import type { MAFBlock } from './maf.ts';

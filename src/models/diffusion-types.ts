@@ -24,14 +24,14 @@ export interface DiffusionBackboneConfig {
 
 /**
  * Conditioning of one denoiser call. Tensors are borrowed (never disposed by the model).
- * Classifier-free guidance runs inside the model (spec §2.3, quirk 3).
+ * Classifier-free guidance runs inside the model (docs/REFERENCE.md §2.3, quirk 3).
  */
 export interface DiffusionCond {
   /** [B, S, cond_token_dim] conditioning tokens. */
   crossAttnCond?: tf.Tensor;
   /** [B, S]; accepted but ignored: the reference discards the cross-attention mask (quirk 2). */
   crossAttnMask?: tf.Tensor;
-  /** [B, global_cond_dim] or [B, 1, global_cond_dim] (spec §2.3 step 3). */
+  /** [B, global_cond_dim] or [B, 1, global_cond_dim] (docs/REFERENCE.md §2.3 step 3). */
   globalCond?: tf.Tensor;
   /** Replaces the all-zero null condition of the CFG uncond half; same shape as crossAttnCond. */
   negativeCrossAttnCond?: tf.Tensor;

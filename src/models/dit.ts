@@ -1,4 +1,4 @@
-// DiffusionTransformer and DiTWrapper (audiox/models/dit.py, diffusion.py; spec §2): Fourier
+// DiffusionTransformer and DiTWrapper (audiox/models/dit.py, diffusion.py; docs/REFERENCE.md §2): Fourier
 // timestep embedding prepended as a token, conditioning tokens through to_cond_embed, 1×1 residual
 // convs around a ContinuousTransformer, and classifier-free guidance inside the forward.
 import * as tf from '@tensorflow/tfjs';
@@ -112,7 +112,7 @@ export class DiffusionTransformer extends Module implements DiffusionModel {
     return tf.tidy(() => {
       const context = crossAttnCond && this.toCondEmbed ? (this.toCondEmbed.forward(crossAttnCond) as tf.Tensor3D) : undefined;
       const temb = this.toTimestepEmbed.forward(this.timestepFeatures.forward(t.expandDims(1) as tf.Tensor2D)); // [B, D]
-      // torch broadcasting: proj [B, D] + temb [B, 1, D] → [B, B, D] (quirk 19; spec §2.3 step 3).
+      // torch broadcasting: proj [B, D] + temb [B, 1, D] → [B, B, D] (quirk 19; docs/REFERENCE.md §2.3 step 3).
       const g = globalCond && this.toGlobalEmbed ? this.toGlobalEmbed.forward(globalCond).add(temb.expandDims(1)) : temb;
       let prepend: tf.Tensor3D | undefined;
       let adaCond: tf.Tensor | undefined;
@@ -128,7 +128,7 @@ export class DiffusionTransformer extends Module implements DiffusionModel {
     });
   }
 
-  /** The reference `DiffusionTransformer.forward` (CFG inside; spec §2.3, quirks 2, 3). */
+  /** The reference `DiffusionTransformer.forward` (CFG inside; docs/REFERENCE.md §2.3, quirks 2, 3). */
   forward(x: tf.Tensor, t: tf.Tensor, cond: DiffusionCond = {}): tf.Tensor3D {
     this.checkInputs(x, t, cond);
     const cfgScale = cond.cfgScale ?? 1;

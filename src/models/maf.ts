@@ -1,5 +1,5 @@
 // MAF_Block (audiox/models/MAF.py): multimodal fusion of the video/text/audio conditioning tokens
-// through learned expert queries. Spec §1.4; state-dict prefix `maf_block.` in a full checkpoint.
+// through learned expert queries. docs/REFERENCE.md §1.4; state-dict prefix `maf_block.` in a full checkpoint.
 import * as tf from '@tensorflow/tfjs';
 import { Activation, LayerNorm, Linear, Module, Sequential, type Parameter } from '../nn/index.ts';
 import { MultiheadAttention, TransformerEncoder, TransformerEncoderLayer } from '../nn/mha.ts';

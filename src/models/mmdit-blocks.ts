@@ -1,6 +1,6 @@
 // Building blocks of the MMDiT (audiox/models/mm_transformer_layers.py, mm_blocks.py,
 // mm_embeddings.py): MMDitSingleBlock with per-token adaLN, interleaved qkv, q/k RMSNorm, GPT-J
-// style RoPE, and k=3 convolutions over tokens. Spec §3.3–3.4, quirks 5–8.
+// style RoPE, and k=3 convolutions over tokens. docs/REFERENCE.md §3.3–3.4, quirks 5–8.
 import * as tf from '@tensorflow/tfjs';
 import { Activation, Module, Sequential, type DerivedTensors, type Parameter } from '../nn/index.ts';
 import * as F from '../nn/functional.ts';

@@ -1,5 +1,5 @@
 // MMDiffusionTransformer (audiox/models/dit.py) + ContinuousMMDiTTransformer (transformer.py), the
-// diffusion model of AudioX-MAF-MMDiT, and its MMDiTWrapper. Spec §3, quirks 2, 3, 5–8, 16, 17.
+// diffusion model of AudioX-MAF-MMDiT, and its MMDiTWrapper. docs/REFERENCE.md §3, quirks 2, 3, 5–8, 16, 17.
 //
 // Roles are inverted w.r.t. a usual DiT: the 384 multimodal tokens, resampled to the latent length,
 // drive a per-token adaLN modulation, and the timestep embedding is the (single-token)

@@ -1,4 +1,4 @@
-// T5 encoder (Hugging Face `T5EncoderModel`), the text tower of `T5Conditioner` (spec §4.5).
+// T5 encoder (Hugging Face `T5EncoderModel`), the text tower of `T5Conditioner` (docs/REFERENCE.md §4.5).
 //
 // Parameter names are exactly HF's: `shared.weight`, `encoder.embed_tokens.weight` (tied to `shared`),
 // `encoder.block.{i}.layer.0.SelfAttention.{q,k,v,o}.weight` (+ `relative_attention_bias.weight` on

@@ -1,5 +1,5 @@
 // SA_Transformer: the temporal transformer of the CLIP video conditioners (audiox/models/temptransformer.py,
-// ARCHITECTURE.md §4.4). Pre-norm blocks `x + Attn(LN(x))`, `x + FF(LN(x))`, then a final LayerNorm; no mask.
+// docs/REFERENCE.md §4.4). Pre-norm blocks `x + Attn(LN(x))`, `x + FF(LN(x))`, then a final LayerNorm; no mask.
 // Children are named as the reference's state dict: `layers.{l}.0.{norm, fn.to_qkv, fn.to_out.0}`,
 // `layers.{l}.1.{norm, fn.net.0, fn.net.3}`, `norm`.
 import * as tf from '@tensorflow/tfjs';

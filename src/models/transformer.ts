@@ -1,6 +1,6 @@
 // ContinuousTransformer (audiox/models/transformer.py): pre-norm blocks of self-attention with
 // partial rotary embeddings, cross-attention with grouped key/value heads and a SwiGLU feed-forward
-// (spec §2.4–2.8). Shapes in PyTorch order.
+// (docs/REFERENCE.md §2.4–2.8). Shapes in PyTorch order.
 //
 // Performance notes (wasm, the test backend): a matmul with a transposed operand or a batch axis
 // takes a generic slow path (~3 GFLOP/s vs ~28 for a plain 2-D product), so weights are kept
@@ -92,7 +92,7 @@ export class TransposedLinear extends Module {
   }
 }
 
-/** cos/sin tables [L, 1, dh] and the rotate-half matrix [dh, dh] for a sequence (spec §2.5). */
+/** cos/sin tables [L, 1, dh] and the rotate-half matrix [dh, dh] for a sequence (docs/REFERENCE.md §2.5). */
 export interface RotaryTables {
   cos: tf.Tensor3D;
   sin: tf.Tensor3D;
@@ -310,7 +310,7 @@ export class TransformerBlock extends Module {
           ? h.add(this.crossAttn.forward(this.crossAttendNorm!.forward(h) as tf.Tensor3D, { context }))
           : h;
       if (this.toScaleShiftGate && globalCond) {
-        // adaLN (spec §2.8, unused by the released configs); note the reference's σ(1 − gate).
+        // adaLN (docs/REFERENCE.md §2.8, unused by the released configs); note the reference's σ(1 − gate).
         const [scaleSelf, shiftSelf, gateSelf, scaleFf, shiftFf, gateFf] = tf.split(
           this.toScaleShiftGate.forward(globalCond).expandDims(1),
           6,

@@ -1,4 +1,4 @@
-// ConditionedDiffusionModelWrapper (spec §1): the module whose state dict is the released checkpoint's
+// ConditionedDiffusionModelWrapper (docs/REFERENCE.md §1): the module whose state dict is the released checkpoint's
 // (`model.model.*`, `conditioner.conditioners.<id>.*`, `pretransform.model.*`, `maf_block.*`).
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../nn/module.ts';
@@ -64,7 +64,7 @@ export class ConditionedDiffusionModelWrapper extends Module {
     return this.conditioner.forward(inputs, ctx, precomputed);
   }
 
-  /** get_conditioning_inputs (spec §1.3): concatenation in config order, the MAF path. Caller disposes. */
+  /** get_conditioning_inputs (docs/REFERENCE.md §1.3): concatenation in config order, the MAF path. Caller disposes. */
   conditioningInputs(cond: Record<string, CondTensor>): ConditioningInputs {
     return getConditioningInputs(cond, {
       crossAttnCondIds: this.crossAttnCondIds,

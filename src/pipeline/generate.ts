@@ -1,5 +1,5 @@
 // generate(): the one path every generation runs through (CLI, web UI, parity): conditioning →
-// (MAF) → the shared sampler → VAE decode → trim → peak normalisation (spec §7.1, §7.9).
+// (MAF) → the shared sampler → VAE decode → trim → peak normalisation (docs/REFERENCE.md §7.1, §7.9).
 import * as tf from '@tensorflow/tfjs';
 import { fitToWindow, readAudio } from '../io/audio.ts';
 import { peakNormalize } from '../io/wav.ts';
@@ -17,7 +17,7 @@ import { CONDITIONING_SECONDS, audioPrompt, audioPromptSamples, checkMediaInputs
 import { minSeconds, type AudioXConfig } from '../models/config.ts';
 import type { GenerateOptions, GenerateResult } from './types.ts';
 
-/** Defaults of the original AudioX README example (spec §7.8). */
+/** Defaults of the original AudioX README example (docs/REFERENCE.md §7.8). */
 export const GENERATE_DEFAULTS = {
   steps: 250,
   cfgScale: 7,

@@ -1,5 +1,5 @@
 // Media → conditioner inputs, always brought to the fixed 10 s conditioning window of the released
-// models (spec §8; quirks 13–15 reproduced only with `referenceQuirks`). Frame selection and transforms:
+// models (docs/REFERENCE.md §8; quirks 13–15 reproduced only with `referenceQuirks`). Frame selection and transforms:
 // src/io/frames.ts.
 import * as tf from '@tensorflow/tfjs';
 import { loadAudioWindow, readAudio } from '../io/audio.ts';

@@ -1,4 +1,4 @@
-// Wrappers that turn a diffusion network into what the samplers call (spec §7.3, §7.7).
+// Wrappers that turn a diffusion network into what the samplers call (docs/REFERENCE.md §7.3, §7.7).
 import * as tf from '@tensorflow/tfjs';
 import type { DiffusionCond, DiffusionModel } from '../models/diffusion-types.ts';
 

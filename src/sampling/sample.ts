@@ -1,4 +1,4 @@
-// The reference's `sample_k` / `sample_rf` (audiox/inference/sampling.py, spec §7.2, §7.7) over any
+// The reference's `sample_k` / `sample_rf` (audiox/inference/sampling.py, docs/REFERENCE.md §7.2, §7.7) over any
 // `DiffusionModel` (DiT, MAF-DiT, MMDiT): schedule, starting point (plain, variation, inpainting),
 // sampler dispatch, progress and cancellation.
 import * as tf from '@tensorflow/tfjs';
@@ -29,7 +29,7 @@ export interface SampleProgress {
 
 export type ProgressCallback = (p: SampleProgress) => void | Promise<void>;
 
-/** Defaults of the shipped Gradio front-end (spec §7.8); `sample_k`'s own are 2m-sde, 0.5, 50. */
+/** Defaults of the shipped Gradio front-end (docs/REFERENCE.md §7.8); `sample_k`'s own are 2m-sde, 0.5, 50. */
 export const SAMPLE_K_DEFAULTS = {
   steps: 100,
   samplerType: 'dpmpp-3m-sde' as SamplerName,

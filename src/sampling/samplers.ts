@@ -1,4 +1,4 @@
-// k-diffusion 0.1.1 samplers (spec §7.2–7.5, §7.7) as functions over a denoiser D(x, σ).
+// k-diffusion 0.1.1 samplers (docs/REFERENCE.md §7.2–7.5, §7.7) as functions over a denoiser D(x, σ).
 // Each one walks the schedule σ_0 > … > σ_{N−1} > σ_N = 0 and returns the sample; the order of
 // model calls, noise draws and callbacks is the reference's (that order is what parity needs).
 // Scalar coefficients are computed in float64 (torch: float32 scalars, quirk 21; ≤ 1e-6 relative).
@@ -192,7 +192,7 @@ export const sampleDpmpp2m: Sampler = (denoise, x0, sigmas, opts = {}) =>
     }),
   );
 
-/** DPM-Solver++(2M) SDE, η = 1, midpoint solver (spec §7.5). */
+/** DPM-Solver++(2M) SDE, η = 1, midpoint solver (docs/REFERENCE.md §7.5). */
 export const sampleDpmpp2mSde: Sampler = async (denoise, x0, sigmas, opts = {}) => {
   const noise = needNoise(opts, 'dpmpp-2m-sde');
   return multistep(denoise, x0, sigmas, opts, 1, (xc, denoised, s, sNext, h, { ds: [p1], hs: [h1] }) => {
@@ -205,7 +205,7 @@ export const sampleDpmpp2mSde: Sampler = async (denoise, x0, sigmas, opts = {}) 
   });
 };
 
-/** DPM-Solver++(3M) SDE, η = 1 (spec §7.4) — the default sampler of the shipped front-ends. */
+/** DPM-Solver++(3M) SDE, η = 1 (docs/REFERENCE.md §7.4) — the default sampler of the shipped front-ends. */
 export const sampleDpmpp3mSde: Sampler = async (denoise, x0, sigmas, opts = {}) => {
   const noise = needNoise(opts, 'dpmpp-3m-sde');
   return multistep(denoise, x0, sigmas, opts, 2, (xc, denoised, s, sNext, h, { ds: [p1, p2], hs: [h1, h2] }) => {

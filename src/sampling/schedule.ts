@@ -1,4 +1,4 @@
-// Noise-level schedules (spec §7.3, §7.7). The reference builds them as float32 tensors on the
+// Noise-level schedules (docs/REFERENCE.md §7.3, §7.7). The reference builds them as float32 tensors on the
 // device (quirk 21), so every value here is rounded to float32 exactly where torch rounds: the
 // sampler's end test `σ_{i+1} == 0` and the model's timesteps then see the same numbers.
 const f32 = Math.fround;

@@ -1,5 +1,5 @@
 // Request parameters of POST /api/generate: one table gives each field's type, range and default (the reference
-// Gradio UI's defaults, ARCHITECTURE.md §7.8), used both to validate requests and to build the page's form.
+// Gradio UI's defaults, docs/REFERENCE.md §7.8), used both to validate requests and to build the page's form.
 import { randomInt } from 'node:crypto';
 import { DEFAULT_SAMPLERS, SAMPLER_NAMES, isSamplerName, type DiffusionObjective, type SamplerName } from '../sampling/registry.ts';
 

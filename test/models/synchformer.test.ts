@@ -1,4 +1,4 @@
-// Synchformer / MotionFormer video features (ARCHITECTURE.md §6).
+// Synchformer / MotionFormer video features (docs/REFERENCE.md §6).
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Fixture } from '../../src/parity/types.ts';

@@ -69,7 +69,7 @@ describe('relative position buckets (bidirectional)', () => {
   });
 });
 
-describe('T5 full-size layout (t5-base, spec §4.5)', () => {
+describe('T5 full-size layout (t5-base, docs/REFERENCE.md §4.5)', () => {
   const m = new T5EncoderModel(T5_BASE_CONFIG);
   const manifest = m.parameterManifest();
   it('has the HF T5EncoderModel keys and shapes', () => {

@@ -1,4 +1,4 @@
-// Audio-prompt conditioners built on the Oobleck VAE encoder (spec §4.6, §4.8; quirks 10, 11, 20):
+// Audio-prompt conditioners built on the Oobleck VAE encoder (docs/REFERENCE.md §4.6, §4.8; quirks 10, 11, 20):
 // `audio_autoencoder` (AudioAutoencoderConditioner, AudioX) and `audio_autoencoder_v2`
 // (AudioAutoencoderConditionerv2, AudioX-MAF-MMDiT). Each owns its own VAE copy under `pretransform.model.*`.
 import * as tf from '@tensorflow/tfjs';

@@ -1,4 +1,4 @@
-// CLIP video conditioners (audiox/models/conditioners.py, ARCHITECTURE.md §4.2, §4.8, quirks 9, 10, 25):
+// CLIP video conditioners (audiox/models/conditioners.py, docs/REFERENCE.md §4.2, §4.8, quirks 9, 10, 25):
 // `clip` → CLIPConditioner, `clip-with-sync-w-empty-feat` → CLIPWithSyncWithEmptyFeatureConditioner.
 //
 //   video [B, T, 3, H, W] (uint8 values) ─/255, CLIP norm─► CLIP ViT-B/32 ─► last_hidden_state [B·T, Q, D]

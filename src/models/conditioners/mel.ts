@@ -1,4 +1,4 @@
-// AudioMelConditioner (spec §4.6, type `mel_spec`): waveform → torchaudio-style log-mel spectrogram →
+// AudioMelConditioner (docs/REFERENCE.md §4.6, type `mel_spec`): waveform → torchaudio-style log-mel spectrogram →
 // optional random span masking → Linear(n_mels, D) with D = output_dim (= cond_dim, 768 in the released models).
 //
 // Quirk 12: the filterbank is built for `target_sample_rate` (24 kHz) but the forward never resamples,

@@ -1,4 +1,4 @@
-// MultiConditioner (spec §4.1): one conditioner per config entry under `conditioners.<id>`, built
+// MultiConditioner (docs/REFERENCE.md §4.1): one conditioner per config entry under `conditioners.<id>`, built
 // with output_dim = cond_dim, called in config order on the per-id inputs of a batch.
 import * as tf from '@tensorflow/tfjs';
 import { ModuleDict, Module } from '../../nn/module.ts';

@@ -1,4 +1,4 @@
-// NumberConditioner (spec §4.7): clamp → normalise to [0, 1] → learned Fourier features → Linear.
+// NumberConditioner (docs/REFERENCE.md §4.7): clamp → normalise to [0, 1] → learned Fourier features → Linear.
 // Keys: `embedder.embedding.0.weights [dim/2]`, `embedder.embedding.1.{weight [out, dim+1], bias}`.
 import * as tf from '@tensorflow/tfjs';
 import { Module, Sequential, type Parameter } from '../../nn/module.ts';

@@ -1,4 +1,4 @@
-// T5Conditioner (spec §4.5): prompt → T5 tokens (always padded/truncated to max_length, quirk 23) →
+// T5Conditioner (docs/REFERENCE.md §4.5): prompt → T5 tokens (always padded/truncated to max_length, quirk 23) →
 // frozen T5 encoder → proj_out (Identity for t5-base → 768) → padded positions zeroed.
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';

@@ -1,5 +1,5 @@
 // Synchformer video features for the AudioX-MAF sync branch (FeaturesUtils.encode_video_with_sync and the
-// input preparation of data/utils.py::encode_video_with_synchformer; ARCHITECTURE.md §6.1–6.2):
+// input preparation of data/utils.py::encode_video_with_synchformer; docs/REFERENCE.md §6.1–6.2):
 // 25 fps frames, 224 × 224, ToDtype(scale) + Normalize(0.5, 0.5), overlapping 16-frame segments every 8 frames,
 // 8 features per segment ⇒ 10 s (250 frames) → 30 segments → [B, 240, 768].
 import * as tf from '@tensorflow/tfjs';

@@ -1,5 +1,5 @@
 // MotionFormer video branch of Synchformer (audiox/models/synchformer/{motionformer,vit_helper,video_model_builder}.py;
-// ARCHITECTURE.md §6.3): divided space-time ViT (config divided_224_16x4.yaml, POS_EMBED "separate"), features
+// docs/REFERENCE.md §6.3): divided space-time ViT (config divided_224_16x4.yaml, POS_EMBED "separate"), features
 // extracted per segment, spatial aggregation by a CLS-pooled TransformerEncoderLayer, temporal aggregation Identity.
 // Children carry the reference's state-dict names (relative to `vfeat_extractor.`).
 import * as tf from '@tensorflow/tfjs';

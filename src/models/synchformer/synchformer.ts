@@ -1,6 +1,6 @@
 // Synchformer as AudioX uses it: only the video feature extractor (`vfeat_extractor` = MotionFormer with
 // extract_features, factorize_space_time, TransformerEncoderLayer spatial aggregation, Identity temporal
-// aggregation, no global representation). ARCHITECTURE.md §6.3. The state dict of
+// aggregation, no global representation). docs/REFERENCE.md §6.3. The state dict of
 // `synchformer_state_dict.pth` is filtered to `vfeat_extractor.*` keys before a strict load (see `load`).
 import * as tf from '@tensorflow/tfjs';
 import { Module, type LoadReport } from '../../nn/module.ts';

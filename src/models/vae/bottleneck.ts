@@ -1,4 +1,4 @@
-// VAE bottleneck (stable-audio-tools `bottleneck.py::VAEBottleneck`, spec §5.4). No parameters.
+// VAE bottleneck (stable-audio-tools `bottleneck.py::VAEBottleneck`, docs/REFERENCE.md §5.4). No parameters.
 import * as tf from '@tensorflow/tfjs';
 import * as F from '../../nn/functional.ts';
 import type { NoiseSource } from '../../sampling/noise.ts';

@@ -1,4 +1,4 @@
-// Oobleck encoder / decoder (stable-audio-tools `autoencoders.py`, spec §5.1–5.3).
+// Oobleck encoder / decoder (stable-audio-tools `autoencoders.py`, docs/REFERENCE.md §5.1–5.3).
 //
 // Children and indices are exactly the reference's `layers.N…` state-dict paths. Every layer has a
 // torch-layout `forward` on [B, C, T] (handy for debugging against recorded intermediates) and a
@@ -48,7 +48,7 @@ function viaNWC(x: tf.Tensor3D, f: (h: tf.Tensor3D) => tf.Tensor3D): tf.Tensor3D
   return tf.tidy(() => f(x.transpose([0, 2, 1])).transpose([0, 2, 1]));
 }
 
-/** SnakeBeta (log-scale α, β; spec §5.2) with exp(α) and 1/(exp(β) + 1e-9) folded once at load. */
+/** SnakeBeta (log-scale α, β; docs/REFERENCE.md §5.2) with exp(α) and 1/(exp(β) + 1e-9) folded once at load. */
 export class OobleckSnakeBeta extends SnakeBeta implements OobleckLayer {
   private folded: { a: tf.Tensor1D; invB: tf.Tensor1D } | null = null;
   protected override onLoad(): void {

@@ -1,5 +1,5 @@
 // AudioAutoencoder + AutoencoderPretransform (stable-audio-tools `autoencoders.py`,
-// `pretransforms.py`; spec §5.4), including the reference's chunked decoding.
+// `pretransforms.py`; docs/REFERENCE.md §5.4), including the reference's chunked decoding.
 import * as tf from '@tensorflow/tfjs';
 import { activeBackend, checkMemoryPlan, formatBytes } from '../../backend/index.ts';
 import { Module } from '../../nn/index.ts';

@@ -1,6 +1,6 @@
 // `sampler` fixtures: sample_k / sample_rf over a tiny diffusion backbone whose params are stored
 // in the fixture. The reference's random draws are fed: inputs/noise is the starting noise and
-// intermediates/noise_<i> are the SDE draws in call order (spec §7.6, quirk 22). Besides the
+// intermediates/noise_<i> are the SDE draws in call order (docs/REFERENCE.md §7.6, quirk 22). Besides the
 // outputs, the run's trace is checked: the number of model calls, σ at every callback and (for
 // k-dpm-adaptive) every accept/reject decision of the step control.
 import * as tf from '@tensorflow/tfjs';
