@@ -3,6 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
+import { halfToFloatTensor } from '../backend/half-upload.ts';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'BOOL' | 'F64' | 'I8' | 'U8' | 'I16';
 
@@ -377,8 +378,14 @@ export class SafetensorsFile implements TensorSource {
   }
 
   read(key: string): tf.Tensor {
-    const h = this.readHost(key);
-    return tf.tensor(h.data, h.shape, h.dtype);
+    const e = this.entry(key);
+    const bytes = this.readBytes(key);
+    if (e.dtype === 'F16') {
+      const native = halfToFloatTensor(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2), e.shape);
+      if (native) return native;
+    }
+    const data = decodeBytes(bytes, e.dtype, `${this.file}: tensor "${key}"`);
+    return tf.tensor(data, e.shape, data instanceof Float32Array ? 'float32' : 'int32');
   }
 
   close(): void {
