@@ -9,7 +9,7 @@
 //
 // The weights are N(0, 0.02) (norm weights 1, Snake alpha/beta 0 = their reference init), written under
 // exactly the keys of `createModelFromConfig(config).parameterManifest({ persistent: true })` (checked
-// against ../shared/fixtures/manifests when present).
+// against test/fixtures/manifests).
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -18,7 +18,7 @@ import * as tf from '@tensorflow/tfjs';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
-const MANIFESTS = path.resolve(ROOT, '../shared/fixtures/manifests');
+const MANIFESTS = path.join(ROOT, 'test/fixtures/manifests');
 const CONFIGS: Record<string, { config: string; manifest: string; sync: boolean }> = {
   AudioX: { config: 'configs/AudioX.json', manifest: 'audiox.json', sync: false },
   'AudioX-MAF': { config: 'configs/AudioX-MAF.assumed.json', manifest: 'audiox-maf.assumed.json', sync: true },

@@ -18,7 +18,7 @@ import { SHAPES } from './workloads.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
-const MANIFESTS = process.env.AUDIOX_MANIFESTS ?? path.resolve(ROOT, '../shared/fixtures/manifests');
+const MANIFESTS = process.env.AUDIOX_MANIFESTS ?? path.join(ROOT, 'test/fixtures/manifests');
 const ALL = ['dit', 'mmdit', 'vae', 't5', 'clip'] as const;
 type Workload = (typeof ALL)[number];
 

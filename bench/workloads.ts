@@ -11,7 +11,7 @@ import type { Module } from '../src/nn/module.ts';
 import { benchMatmul } from './matmul.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const MANIFESTS = process.env.AUDIOX_MANIFESTS ?? path.resolve(ROOT, '../shared/fixtures/manifests');
+const MANIFESTS = process.env.AUDIOX_MANIFESTS ?? path.join(ROOT, 'test/fixtures/manifests');
 
 const arg = (name: string, dflt: number) => {
   const i = process.argv.indexOf(`--${name}`);

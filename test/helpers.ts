@@ -7,8 +7,8 @@ import { openFixture } from '../src/parity/harness.ts';
 import type { Fixture } from '../src/parity/types.ts';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-/** The shared reference fixtures (../shared/fixtures from the repo root). */
-export const FIXTURES = process.env.AUDIOX_FIXTURES ?? path.resolve(REPO, '../shared/fixtures');
+/** The reference fixtures: the repository's copy in test/fixtures (AUDIOX_FIXTURES overrides). */
+export const FIXTURES = process.env.AUDIOX_FIXTURES ?? path.join(REPO, 'test', 'fixtures');
 
 /** Opens a fixture by its path under FIXTURES (e.g. `vae/encode.safetensors`; the suffix may be left out). */
 export function fixture(rel: string): Fixture {

@@ -1,4 +1,4 @@
-// Runs the parity harness over ../shared/fixtures for every component that has a runner. Components
+// Runs the parity harness over test/fixtures for every component that has a runner. Components
 // still without one are listed as skipped here (the CLI counts them as failures).
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
