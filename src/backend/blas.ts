@@ -1,15 +1,15 @@
 // Optional native BLAS accelerator for the wasm backend.
 //
 // A ~250-line N-API addon (native/blas/audiox_blas.c) calls the system CBLAS (Debian: OpenBLAS from
-// libopenblas-dev). It is compiled on first use with the system C compiler against Node's own headers
-// — nothing is downloaded — and cached under node_modules/.cache. When it loads, the wasm backend's
+// libopenblas-dev). It is compiled by the package's install step (native/blas/build.mjs, or `npm run
+// build:native`) with the system C compiler against Node's own headers — nothing is downloaded, and
+// nothing is compiled at run time. When it loads, the wasm backend's
 // hot kernels (BatchMatMul, _FusedMatMul, Conv2D and FusedConv2D for 1-D convolutions, Sin) are replaced
 // by versions that run the GEMM natively *in place on the wasm heap* (the addon receives
 // Float32Array views of it), so tensors stay where they are and no weight is ever copied.
 // Anything the native path does not cover falls through to the stock wasm kernel.
 // AUDIOX_BLAS=0 disables it; AUDIOX_BLAS=1 makes a failure to load an error instead of a fallback.
 import * as tf from '@tensorflow/tfjs';
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -74,68 +74,45 @@ let addon: BlasAddon | null = null;
 let status: BlasStatus | null = null;
 let kernelsOn = false;
 
-function nodeIncludeDir(): string | null {
-  const candidates = [
-    path.join(path.dirname(path.dirname(process.execPath)), 'include', 'node'),
-    '/usr/include/node',
-    '/usr/local/include/node',
-  ];
-  return candidates.find((d) => fs.existsSync(path.join(d, 'node_api.h'))) ?? null;
-}
-
-function binaryPath(): string {
-  const src = fs.readFileSync(SOURCE);
+/** Where `npm run build:native` (native/blas/build.mjs, also the package's install step) puts the addon. */
+export function blasBinaryPath(): string {
   const key = createHash('sha256')
-    .update(src)
+    .update(fs.readFileSync(SOURCE))
     .update(`${process.version}-${process.arch}-${process.platform}`)
     .digest('hex')
     .slice(0, 16);
-  return path.join(ROOT, 'node_modules', '.cache', 'audiox-blas', `audiox_blas-${key}.node`);
+  return path.join(ROOT, 'native', 'blas', 'build', `audiox_blas-${key}.node`);
 }
 
-/**
- * Compiles the addon if no cached build exists. Needs a C compiler (cc), Node's headers and a CBLAS
- * (cblas.h + -lopenblas); throws with the compiler's message when one is missing.
- */
-export function buildBlasAddon(): string {
-  const out = binaryPath();
-  if (fs.existsSync(out)) return out;
-  const include = nodeIncludeDir();
-  if (!include) throw new Error("Node's headers (node_api.h) were not found");
-  fs.mkdirSync(path.dirname(out), { recursive: true });
-  const tmp = `${out}.${process.pid}.tmp`;
-  const cc = process.env.CC ?? 'cc';
-  const lib = process.env.AUDIOX_BLAS_LIB ?? 'openblas';
-  const base = ['-O2', '-shared', '-fPIC', '-std=c11', '-DNODE_GYP_MODULE_NAME=audiox_blas', '-DNAPI_VERSION=8', `-I${include}`, SOURCE];
-  const compile = (extra: string[]) =>
-    execFileSync(cc, [...base, ...extra, `-l${lib}`, '-lm', '-o', tmp], { stdio: ['ignore', 'ignore', 'pipe'] });
-  try {
-    try {
-      compile(['-fopenmp']); // the elementwise loops use OpenMP when the compiler has it
-    } catch {
-      compile([]);
-    }
-  } catch (e) {
-    const err = e as { stderr?: Buffer; message: string };
-    const msg = err.stderr?.toString().trim().split('\n').slice(0, 3).join(' | ') || err.message;
-    throw new Error(`building the BLAS addon failed (${cc}, -l${lib}): ${msg}`);
-  }
-  fs.renameSync(tmp, out);
-  for (const f of fs.readdirSync(path.dirname(out))) {
-    if (f.endsWith('.node') && path.join(path.dirname(out), f) !== out) fs.rmSync(path.join(path.dirname(out), f), { force: true });
-  }
-  return out;
-}
+/** The exact tfjs-backend-wasm release whose kernel internals the native kernels were written against. */
+export const WASM_BACKEND_VERSION = '4.22.0';
 
-/** Loads (building if needed) the addon once; never throws. */
+/** Loads the addon built by `npm run build:native` once; never throws (the status says why it is off). */
 export function loadBlas(): BlasStatus {
   if (status) return status;
   if (process.env.AUDIOX_BLAS === '0') {
     status = { available: false, reason: 'disabled by AUDIOX_BLAS=0', threads: 0 };
     return status;
   }
+  const wasmVersion = (require('@tensorflow/tfjs-backend-wasm/package.json') as { version: string }).version;
+  if (wasmVersion !== WASM_BACKEND_VERSION) {
+    status = {
+      available: false,
+      reason: `@tensorflow/tfjs-backend-wasm is ${wasmVersion}, but the native kernels read the internals of ${WASM_BACKEND_VERSION} (install that exact version)`,
+      threads: 0,
+    };
+    return status;
+  }
+  const binary = blasBinaryPath();
+  if (!fs.existsSync(binary)) {
+    status = {
+      available: false,
+      reason: 'the addon is not built (run `npm run build:native`; it needs a C compiler and libopenblas-dev)',
+      threads: 0,
+    };
+    return status;
+  }
   try {
-    const binary = buildBlasAddon();
     addon = require(binary) as BlasAddon;
     const threads = Number(process.env.AUDIOX_BLAS_THREADS);
     if (threads >= 1) addon.setThreads(Math.floor(threads));
@@ -145,7 +122,7 @@ export function loadBlas(): BlasStatus {
     addon = null;
     status = {
       available: false,
-      reason: `${(e as Error).message.split('\n')[0]} (install a C compiler and libopenblas-dev to enable)`,
+      reason: `${binary} does not load: ${(e as Error).message.split('\n')[0]} (rebuild it with \`npm run build:native\`)`,
       threads: 0,
     };
   }

@@ -26,9 +26,15 @@ describe('audiox doctor', () => {
     expect(out).toMatch(/memory ceiling: [\d.]+ (GiB|MiB)/);
     expect(out).toMatch(/ffmpeg: .+ \(from .+\)/);
     if (!/\* tensorflow/.test(out)) {
-      expect(out).toMatch(/- tensorflow-gpu\s+.*(not installed|CUDA)/);
-      expect(out).toMatch(/- tensorflow\s+.*not installed/);
+      expect(out).toMatch(/- tensorflow-gpu\s+.*(not installed|CUDA|never built)/);
+      expect(out).toMatch(/- tensorflow\s+.*(not installed|never built)/);
     }
+  });
+
+  it('says whether the native BLAS addon is built and loaded, and why not', () => {
+    const on = doctor({ AUDIOX_BACKEND: 'wasm' }).out;
+    expect(on).toMatch(/native BLAS (on: \S+|off: .*(npm run build:native|does not load|tfjs-backend-wasm is))/);
+    expect(doctor({ AUDIOX_BACKEND: 'wasm', AUDIOX_BLAS: '0' }).out).toMatch(/native BLAS off: disabled by AUDIOX_BLAS=0/);
   });
 
   it('honours a forced backend and rejects an unknown one', () => {
