@@ -3,12 +3,12 @@
 // untrained: it exercises the whole pipeline but produces noise-like audio.
 import * as tf from '@tensorflow/tfjs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../layout.ts';
 import type { Module, Parameter } from '../nn/module.ts';
 import { RotaryEmbedding } from '../nn/layers.ts';
 import { SeededNoise } from '../sampling/noise.ts';
 
-export const DEMO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../configs/demo');
+export const DEMO_DIR = path.join(PACKAGE_ROOT, 'configs', 'demo');
 
 function keySeed(key: string): number {
   let h = 0x811c9dc5;

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { isModuleFile } from '../layout.ts';
 import { PrefixedSource, SafetensorsFile, saveTensors } from '../io/safetensors.ts';
 import type { Fixture, FixtureResult, Runner, RunnerResult } from './types.ts';
 
@@ -15,7 +16,7 @@ let registry: Map<string, Runner> | null = null;
 export async function loadRunners(): Promise<Map<string, Runner>> {
   if (registry) return registry;
   const map = new Map<string, Runner>();
-  const files = fs.existsSync(RUNNER_DIR) ? fs.readdirSync(RUNNER_DIR).filter((f) => /\.ts$/.test(f) && !f.endsWith('.d.ts')) : [];
+  const files = fs.existsSync(RUNNER_DIR) ? fs.readdirSync(RUNNER_DIR).filter(isModuleFile) : [];
   for (const f of files.sort()) {
     const mod = (await import(pathToFileURL(path.join(RUNNER_DIR, f)).href)) as { runner?: Runner; runners?: Runner[] };
     for (const r of [...(mod.runner ? [mod.runner] : []), ...(mod.runners ?? [])]) {

@@ -12,6 +12,7 @@ import { Worker, type Job } from 'bullmq';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { COMPILED, siblingModule } from '../layout.ts';
 import { preflightModel } from '../cli/commands/generate.ts';
 import { checkQueueName, connectRedis, type QueueJobData, type QueueJobResult } from './connection.ts';
 
@@ -31,10 +32,11 @@ export interface WorkerOptions {
 
 export const WORKER_DEFAULTS = { concurrency: 1, lockDurationMs: 60_000, stalledIntervalMs: 30_000, maxStalled: 2, graceSeconds: 60 };
 
-const PROCESSOR = fileURLToPath(new URL('./processor.ts', import.meta.url));
+const PROCESSOR = siblingModule(import.meta.url, 'processor');
 
 /** The child runs the TypeScript processor through tsx's loader, like bin/audiox.mjs does. */
 function childExecArgv(): string[] {
+  if (COMPILED) return [...process.execArgv];
   const loader = createRequire(import.meta.url).resolve('tsx');
   return [...process.execArgv, '--import', `file://${loader}`];
 }

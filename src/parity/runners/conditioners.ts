@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Fixture, Runner, RunnerResult } from '../types.ts';
+import { MODULE_EXT } from '../../layout.ts';
 
 type Handler = (fx: Fixture) => Promise<RunnerResult>;
 
@@ -29,7 +30,7 @@ async function loadHandler(file: string, fn: string): Promise<Handler> {
   let mod: Record<string, unknown>;
   try {
     // A computed specifier keeps the type checker from requiring handlers that are not written yet.
-    mod = (await import(pathToFileURL(path.join(HANDLER_DIR, file)).href)) as Record<string, unknown>;
+    mod = (await import(pathToFileURL(path.join(HANDLER_DIR, file.replace(/\.ts$/, MODULE_EXT))).href)) as Record<string, unknown>;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ERR_MODULE_NOT_FOUND' || /Cannot find module|Failed to load url|does not exist/i.test((e as Error).message)) {
