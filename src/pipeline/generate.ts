@@ -8,7 +8,6 @@ import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../mod
 import { conditionerKind, type ConditionerInput } from '../models/conditioners/multi.ts';
 import type { DiffusionCond } from '../models/diffusion-types.ts';
 import type { AudioXModel } from '../models/load.ts';
-import { decoderReceptiveRadius } from '../models/vae/pretransform.ts';
 import { InjectedNoise, SeededNoise, type NoiseSource } from '../sampling/noise.ts';
 import { DEFAULT_SAMPLERS, DIFFUSION_OBJECTIVES, samplerProblem, type DiffusionObjective, type SamplerName } from '../sampling/registry.ts';
 import { sampleK, sampleKSigmas, sampleRf, sampleRfTimesteps, type SampleProgress } from '../sampling/sample.ts';
@@ -366,23 +365,13 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
     // 4. Decode, trim to the requested length, normalise.
     // The decoder gives ⌊sample_size / 2048⌋·2048 samples, slightly less than sample_size (quirk 26), so a
     // request near sample_size / sample_rate seconds gets everything there is (up to 2047 samples short).
-    const [lb, lc, L] = latents.shape as [number, number, number];
+    const L = latents.shape[2]!;
     const wanted = genSamples > model.sampleSize ? init![0].length : Math.round(p.secondsTotal * model.sampleRate);
     const n = p.fullLength ? L * ratio : Math.min(L * ratio, wanted);
-    // Only the latents the kept samples can see are decoded (the decoder's receptive radius past the cut):
-    // the kept audio is the full decode's up to float rounding (≤ 1e-4 of the peak in the tests), at a
-    // fraction of the cost for short requests.
-    const radius = Math.ceil(decoderReceptiveRadius(w.pretransform.model.decoder));
-    const decodeLength = Math.min(L, Math.ceil(n / ratio) + radius + 1);
     let audioT: tf.Tensor;
     try {
       throwIfAborted(o.signal);
-      const z = decodeLength < L ? tf.slice(latents, [0, 0, 0], [lb, lc, decodeLength]) : latents;
-      try {
-        audioT = w.pretransform.decode(z as tf.Tensor3D);
-      } finally {
-        if (z !== latents) z.dispose();
-      }
+      audioT = w.pretransform.decodeHead(latents as tf.Tensor3D, n);
     } catch (e) {
       latents.dispose();
       throw e;
