@@ -2,7 +2,7 @@
 export { initBackend, activeBackend, probeBackends, type BackendInfo, type BackendName } from './backend/index.ts';
 export { loadModel, localModels, AudioXModel, RELEASED_MODELS, ModelNotFoundError, type LoadModelOptions, type ModelInfo } from './models/load.ts';
 export { generate, resolveParams, GENERATE_DEFAULTS, SAMPLER_NAMES, GenerateError } from './pipeline/generate.ts';
-export type { GenerateOptions, GenerateResult, Progress, SamplerName, CondTensors } from './pipeline/types.ts';
+export type { GenerateOptions, GenerateResult, Progress, SamplerName, ConditionerOutput } from './pipeline/types.ts';
 export { readConfig, validateConfig, type AudioXConfig } from './models/config.ts';
 export { createModelFromConfig, ConditionedDiffusionModelWrapper } from './models/wrapper.ts';
 export { Module, Parameter, StateDictError, type Captures } from './nn/module.ts';

@@ -10,7 +10,7 @@ import { CLIPWithSyncWithEmptyFeatureConditioner, type CLIPConditioner } from '.
 import { conditionerKind } from '../models/conditioners/multi.ts';
 import type { AudioXModel } from '../models/load.ts';
 import { syncFeatures, videoFrames, type MediaOptions } from '../pipeline/media.ts';
-import type { CondTensors, GenerateOptions } from '../pipeline/types.ts';
+import type { ConditionerOutput, GenerateOptions } from '../pipeline/types.ts';
 import { SeededNoise } from '../sampling/noise.ts';
 
 export interface CacheStats {
@@ -25,7 +25,7 @@ function fileKey(file: string): string {
 }
 
 export class ConditioningCache {
-  private readonly entries = new Map<string, CondTensors>();
+  private readonly entries = new Map<string, ConditionerOutput>();
   private readonly capacity: number;
   readonly stats: CacheStats = { hits: 0, misses: 0 };
 
@@ -50,7 +50,7 @@ export class ConditioningCache {
     return `${id}\0video\0${fileKey(file)}\0${o.secondsStart ?? 0}\0${quirks}`;
   }
 
-  private async compute(id: string, o: GenerateOptions, signal?: AbortSignal): Promise<CondTensors> {
+  private async compute(id: string, o: GenerateOptions, signal?: AbortSignal): Promise<ConditionerOutput> {
     const model = this.model;
     const conditioner = model.wrapper.conditioner;
     const noise = new SeededNoise(0); // unused by text and video conditioners
@@ -72,9 +72,9 @@ export class ConditioningCache {
    * stay owned by the cache (generate() copies precomputed conditioning); `reused` lists the ids that
    * came from an earlier item.
    */
-  async lookup(o: GenerateOptions, signal?: AbortSignal): Promise<{ tensors: Record<string, CondTensors>; reused: string[] }> {
+  async lookup(o: GenerateOptions, signal?: AbortSignal): Promise<{ tensors: Record<string, ConditionerOutput>; reused: string[] }> {
     if ((o.batchSize ?? 1) !== 1) return { tensors: {}, reused: [] };
-    const tensors: Record<string, CondTensors> = {};
+    const tensors: Record<string, ConditionerOutput> = {};
     const reused: string[] = [];
     for (const id of this.model.wrapper.conditioner.ids) {
       const key = this.key(id, o);
@@ -98,7 +98,7 @@ export class ConditioningCache {
 
   private evict(): void {
     while (this.entries.size > this.capacity) {
-      const [k, v] = this.entries.entries().next().value as [string, CondTensors];
+      const [k, v] = this.entries.entries().next().value as [string, ConditionerOutput];
       tf.dispose([v.embedding, v.mask]);
       this.entries.delete(k);
     }

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Module } from '../nn/module.ts';
 import type { NoiseSource } from '../sampling/noise.ts';
 import type { AudioXConfig } from './config.ts';
-import { getConditioningInputs, type CondTensor, type ConditioningInputs } from './conditioning.ts';
+import { getConditioningInputs, type ConditionerOutput, type ConditioningInputs } from './conditioning.ts';
 import { MultiConditioner, type ConditionerInput } from './conditioners/multi.ts';
 import type { DiffusionModel } from './diffusion-types.ts';
 import { DiTWrapper } from './dit.ts';
@@ -59,13 +59,13 @@ export class ConditionedDiffusionModelWrapper extends Module {
   condition(
     inputs: Partial<Record<string, ConditionerInput>>,
     ctx: { noise: NoiseSource; melMasking?: boolean },
-    precomputed: Record<string, CondTensor> = {},
-  ): Record<string, CondTensor> {
+    precomputed: Record<string, ConditionerOutput> = {},
+  ): Record<string, ConditionerOutput> {
     return this.conditioner.forward(inputs, ctx, precomputed);
   }
 
   /** get_conditioning_inputs (spec §1.3): concatenation in config order, the MAF path. Caller disposes. */
-  conditioningInputs(cond: Record<string, CondTensor>): ConditioningInputs {
+  conditioningInputs(cond: Record<string, ConditionerOutput>): ConditioningInputs {
     return getConditioningInputs(cond, {
       crossAttnCondIds: this.crossAttnCondIds,
       globalCondIds: this.globalCondIds,
@@ -78,7 +78,7 @@ export class ConditionedDiffusionModelWrapper extends Module {
     return Math.floor(sampleSize / this.pretransform.downsamplingRatio);
   }
 
-  disposeCond(cond: Record<string, CondTensor>): void {
+  disposeCond(cond: Record<string, ConditionerOutput>): void {
     for (const c of Object.values(cond)) tf.dispose([c.embedding, c.mask]);
   }
 }

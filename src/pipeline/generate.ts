@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { fitToWindow, readAudio } from '../io/audio.ts';
 import { peakNormalize } from '../io/wav.ts';
-import type { CondTensor } from '../models/conditioning.ts';
+import type { ConditionerOutput } from '../models/conditioning.ts';
 import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../models/conditioners/clip.ts';
 import { conditionerKind, type ConditionerInput } from '../models/conditioners/multi.ts';
 import type { DiffusionCond } from '../models/diffusion-types.ts';
@@ -264,8 +264,8 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
   const noise: NoiseSource = o.noise ? new InjectedNoise(o.noise, new SeededNoise(p.seed)) : new SeededNoise(p.seed);
   const media: MediaOptions = { seekTime: p.secondsStart, referenceQuirks: p.referenceQuirks, signal: o.signal };
   const owned: tf.Tensor[] = [];
-  let cond: Record<string, CondTensor> = {};
-  let negCond: Record<string, CondTensor> = {};
+  let cond: Record<string, ConditionerOutput> = {};
+  let negCond: Record<string, ConditionerOutput> = {};
   try {
     // 1. Conditioning (the reference draws the initial noise first, then conditions).
     const T = w.latentLength(genSamples);

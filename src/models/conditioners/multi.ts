@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ModuleDict, Module } from '../../nn/module.ts';
 import type { NoiseSource } from '../../sampling/noise.ts';
 import type { ConditionerConfigEntry } from '../config.ts';
-import type { CondTensor } from '../conditioning.ts';
+import type { ConditionerOutput } from '../conditioning.ts';
 import { AudioAutoencoderConditioner, AudioAutoencoderConditionerV2 } from './audio.ts';
 import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner, videoConditionerFromConfig, type VideoConditionerSizes } from './clip.ts';
 import { AudioMelConditioner } from './mel.ts';
@@ -100,7 +100,7 @@ export class MultiConditioner extends Module {
   }
 
   /** Runs one conditioner on its input. */
-  condition(id: string, input: ConditionerInput, ctx: ConditionerContext): CondTensor {
+  condition(id: string, input: ConditionerInput, ctx: ConditionerContext): ConditionerOutput {
     const c = this.get(id);
     const what = `conditioner "${id}"`;
     if (c instanceof CLIPConditioner || c instanceof CLIPWithSyncWithEmptyFeatureConditioner) {
@@ -131,9 +131,9 @@ export class MultiConditioner extends Module {
   forward(
     inputs: Partial<Record<string, ConditionerInput>>,
     ctx: ConditionerContext,
-    precomputed: Record<string, CondTensor> = {},
-  ): Record<string, CondTensor> {
-    const out: Record<string, CondTensor> = {};
+    precomputed: Record<string, ConditionerOutput> = {},
+  ): Record<string, ConditionerOutput> {
+    const out: Record<string, ConditionerOutput> = {};
     try {
       for (const id of this.ids) {
         if (precomputed[id]) {
