@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { isImagePath } from '../io/video.ts';
-import { CLIPWithSyncWithEmptyFeatureConditioner, type CLIPConditioner } from '../models/conditioners/clip.ts';
+import { CLIPWithSyncWithEmptyFeatureConditioner, type CLIPConditioner } from '../models/conditioners/video/clip.ts';
 import { conditionerKind } from '../models/conditioners/multi.ts';
 import type { AudioXModel } from '../models/load.ts';
 import { syncFeatures, videoFrames, type MediaOptions } from '../pipeline/media.ts';

@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import { fitToWindow, readAudio } from '../io/audio.ts';
 import { peakNormalize } from '../io/wav.ts';
 import type { ConditionerOutput } from '../models/conditioning.ts';
-import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../models/conditioners/clip.ts';
+import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../models/conditioners/video/clip.ts';
 import { conditionerKind, type ConditionerInput } from '../models/conditioners/multi.ts';
 import type { DiffusionCond } from '../models/diffusion-types.ts';
 import type { AudioXModel } from '../models/load.ts';

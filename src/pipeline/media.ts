@@ -7,9 +7,9 @@ import { MediaError, probeMedia } from '../io/ffmpeg.ts';
 import { branchFrameOptions, stillImageFrames, windowFrameCount, type StillImageFrames } from '../io/frames.ts';
 import { isImagePath, readImage, readVideoFrames } from '../io/video.ts';
 import type { AudioXModel } from '../models/load.ts';
-import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../models/conditioners/clip.ts';
+import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../models/conditioners/video/clip.ts';
 import { encodeVideoWithSync, prepareSyncFrames, SEGMENT_SIZE, SYNC_FPS, SYNC_SIZE, syncSegmentCount } from '../models/synchformer/features.ts';
-import { AudioAutoencoderConditionerV2 } from '../models/conditioners/audio.ts';
+import { AudioAutoencoderConditionerV2 } from '../models/conditioners/audio/autoencoder.ts';
 import type { Module } from '../nn/module.ts';
 import { withResident } from '../nn/streaming.ts';
 

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MediaError } from '../../src/io/ffmpeg.ts';
-import type { CLIPWithSyncWithEmptyFeatureConditioner } from '../../src/models/conditioners/clip.ts';
+import type { CLIPWithSyncWithEmptyFeatureConditioner } from '../../src/models/conditioners/video/clip.ts';
 import { encodeVideoWithSync } from '../../src/models/synchformer/features.ts';
 import { readImage } from '../../src/io/video.ts';
 import { stillImageFrames } from '../../src/io/frames.ts';

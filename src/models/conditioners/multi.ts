@@ -5,11 +5,11 @@ import { ModuleDict, Module } from '../../nn/module.ts';
 import type { NoiseSource } from '../../sampling/noise.ts';
 import type { ConditionerConfigEntry } from '../config.ts';
 import type { ConditionerOutput } from '../conditioning.ts';
-import { AudioAutoencoderConditioner, AudioAutoencoderConditionerV2 } from './audio.ts';
-import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner, videoConditionerFromConfig, type VideoConditionerSizes } from './clip.ts';
-import { AudioMelConditioner } from './mel.ts';
-import { NumberConditioner } from './number.ts';
-import { T5Conditioner } from './t5.ts';
+import { AudioAutoencoderConditioner, AudioAutoencoderConditionerV2 } from './audio/autoencoder.ts';
+import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner, videoConditionerFromConfig, type VideoConditionerSizes } from './video/clip.ts';
+import { AudioMelConditioner } from './audio/mel.ts';
+import { NumberConditioner } from './number/number.ts';
+import { T5Conditioner } from './text/t5.ts';
 
 /** Video input of a video conditioner: frames [B, T, 3, H, W] (uint8 values) and, for the sync variant, Synchformer features [B, 240, D]. */
 export interface VideoInput {

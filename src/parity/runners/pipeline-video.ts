@@ -4,7 +4,7 @@
 // without a tower, and its tail is run on the stored hidden state; generate() then takes its output as a
 // precomputed conditioning tensor, exactly as the reference passed its conditioning_tensors.
 import * as tf from '@tensorflow/tfjs';
-import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../../models/conditioners/clip.ts';
+import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../../models/conditioners/video/clip.ts';
 import type { ConditionedDiffusionModelWrapper } from '../../models/wrapper.ts';
 import type { ConditionerOutput } from '../../pipeline/types.ts';
 import type { Fixture } from '../types.ts';

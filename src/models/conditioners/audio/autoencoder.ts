@@ -2,9 +2,9 @@
 // `audio_autoencoder` (AudioAutoencoderConditioner, AudioX) and `audio_autoencoder_v2`
 // (AudioAutoencoderConditionerv2, AudioX-MAF-MMDiT). Each owns its own VAE copy under `pretransform.model.*`.
 import * as tf from '@tensorflow/tfjs';
-import { Linear, Module, type Parameter } from '../../nn/index.ts';
-import type { NoiseSource } from '../../sampling/noise.ts';
-import { AutoencoderPretransform, type PretransformConfig } from '../vae/pretransform.ts';
+import { Linear, Module, type Parameter } from '../../../nn/index.ts';
+import type { NoiseSource } from '../../../sampling/noise.ts';
+import { AutoencoderPretransform, type PretransformConfig } from '../../vae/pretransform.ts';
 
 /** `config` of an `audio_autoencoder` entry (config.json names). */
 export interface AudioAutoencoderConditionerConfig {

@@ -3,11 +3,11 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Module } from '../../nn/module.ts';
-import { Linear } from '../../nn/layers.ts';
-import { SafetensorsFile } from '../../io/safetensors.ts';
-import { T5EncoderModel, type T5Config } from '../t5.ts';
-import { TextTokenizer } from '../tokenizer.ts';
+import { Module } from '../../../nn/module.ts';
+import { Linear } from '../../../nn/layers.ts';
+import { SafetensorsFile } from '../../../io/safetensors.ts';
+import { T5EncoderModel, type T5Config } from '../../t5.ts';
+import { TextTokenizer } from '../../tokenizer.ts';
 
 /** The reference's T5_MODEL_DIMS (width of each supported encoder). */
 export const T5_MODEL_DIMS: Record<string, number> = {

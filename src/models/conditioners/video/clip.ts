@@ -6,10 +6,10 @@
 //   view [B·D, T·Q] ─► proj ─► view [B, out, D]  (+ sync_weight · proj_sync(sync.view [B·D, 240]).view [B, out, D])
 //   ─► items whose raw video is all zero get empty_visual_feat ─► (embedding [B, out, D], mask ones [B, 1])
 import * as tf from '@tensorflow/tfjs';
-import { Module, type Parameter } from '../../nn/module.ts';
-import { Linear } from '../../nn/layers.ts';
-import { CLIP_VIT_B32, CLIPVisionModelWithProjection, clipPixelValues, type CLIPVisionConfig } from '../clip.ts';
-import { SA_Transformer } from '../temporal-transformer.ts';
+import { Module, type Parameter } from '../../../nn/module.ts';
+import { Linear } from '../../../nn/layers.ts';
+import { CLIP_VIT_B32, CLIPVisionModelWithProjection, clipPixelValues, type CLIPVisionConfig } from '../../clip.ts';
+import { SA_Transformer } from '../../temporal-transformer.ts';
 
 /** The `config` object of a conditioner entry in the released model config (reference keyword names). */
 export interface CLIPConditionerConfig {

@@ -5,9 +5,9 @@
 // so it is applied to whatever samples arrive (44.1 kHz audio in AudioX-MAF). Masking is ON at inference
 // with the default ratios (0.7–1.0 of the frames zeroed), driven by the `mask` noise stream.
 import * as tf from '@tensorflow/tfjs';
-import { Module } from '../../nn/module.ts';
-import { Linear } from '../../nn/layers.ts';
-import type { NoiseSource } from '../../sampling/noise.ts';
+import { Module } from '../../../nn/module.ts';
+import { Linear } from '../../../nn/layers.ts';
+import type { NoiseSource } from '../../../sampling/noise.ts';
 
 /** The conditioner's config keys as the AudioX factory passes them (`output_dim` = `cond_dim`). */
 export interface AudioMelConditionerConfig {

@@ -1,8 +1,8 @@
 // NumberConditioner (spec §4.7): clamp → normalise to [0, 1] → learned Fourier features → Linear.
 // Keys: `embedder.embedding.0.weights [dim/2]`, `embedder.embedding.1.{weight [out, dim+1], bias}`.
 import * as tf from '@tensorflow/tfjs';
-import { Module, Sequential, type Parameter } from '../../nn/module.ts';
-import { Linear } from '../../nn/layers.ts';
+import { Module, Sequential, type Parameter } from '../../../nn/module.ts';
+import { Linear } from '../../../nn/layers.ts';
 
 /** The conditioner's config keys as the AudioX factory passes them (`output_dim` = `cond_dim`). */
 export interface NumberConditionerConfig {
