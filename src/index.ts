@@ -5,6 +5,8 @@ export { generate, resolveParams, GENERATE_DEFAULTS, SAMPLER_NAMES, GenerateErro
 export type { GenerateOptions, GenerateResult, Progress, SamplerName, ConditionerOutput } from './pipeline/types.ts';
 export { readConfig, validateConfig, type AudioXConfig } from './models/config.ts';
 export { createModelFromConfig, ConditionedDiffusionModelWrapper } from './models/wrapper.ts';
+export { registerConditioner, unregisterConditioner, conditionerTypes, type ConditionerFactory } from './models/conditioners/registry.ts';
+export { ConditionerInputError, type Conditioner, type ConditionerMedia, type ConditionerHost, type PrepareOptions, type ConditionContext, type MediaField } from './models/conditioners/conditioner.ts';
 export { Module, Parameter, StateDictError, type Captures } from './nn/module.ts';
 export { SafetensorsFile, writeSafetensors, saveTensors, type TensorSource } from './io/safetensors.ts';
 export { SeededNoise, InjectedNoise, type NoiseSource, type NoiseStream } from './sampling/noise.ts';

@@ -8,7 +8,8 @@ import { CLIPWithSyncWithEmptyFeatureConditioner } from '../src/models/condition
 import { loadModel, type AudioXModel } from '../src/models/load.ts';
 import { offloadToHost, releaseStreamed, streamStats } from '../src/nn/streaming.ts';
 import { AudioAutoencoderConditionerV2, type AudioAutoencoderConditionerV2Config, type AudioConditionerEntry } from '../src/models/conditioners/audio/autoencoder.ts';
-import { audioPrompt, audioPromptSamples, syncFeatures } from '../src/pipeline/media.ts';
+import { audioPrompt, audioPromptSamples } from '../src/models/conditioners/audio/prompt.ts';
+import { syncFeatures } from '../src/models/conditioners/video/input.ts';
 import { fixtureJson } from './helpers.ts';
 import { makeTone, makeVideo, tempDir } from './pipeline/media-helpers.ts';
 

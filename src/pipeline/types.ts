@@ -76,6 +76,11 @@ export interface GenerateOptions {
   conditioningTensors?: Record<string, ConditionerOutput>;
   /** Inputs of number conditioners by id (default: seconds_start / seconds_total from the options above). */
   numberConditioning?: Record<string, number>;
+  /**
+   * Inputs of conditioners by id, handed to their prepareInput as they are (a conditioner type registered
+   * outside the built-in modalities takes its input here; numberConditioning wins for the same id).
+   */
+  conditionerInputs?: Record<string, unknown>;
   /** Injected random draws per stream (parity, research). */
   noise?: Partial<Record<NoiseStream, tf.Tensor | tf.Tensor[]>>;
   /** false: return the raw decoded audio (no peak normalisation). */

@@ -11,7 +11,9 @@ import { readImage } from '../../src/io/video.ts';
 import { stillImageFrames } from '../../src/io/frames.ts';
 import { loadModel, ModelNotFoundError, type AudioXModel } from '../../src/models/load.ts';
 import { generate, GenerateError, resolveParams } from '../../src/pipeline/generate.ts';
-import { audioPrompt, checkMediaInputs, CONDITIONING_SECONDS, syncFeatures, videoFrames } from '../../src/pipeline/media.ts';
+import { audioPrompt } from '../../src/models/conditioners/audio/prompt.ts';
+import { syncFeatures, videoFrames } from '../../src/models/conditioners/video/input.ts';
+import { checkMediaInputs, CONDITIONING_SECONDS } from '../../src/pipeline/media.ts';
 import { makeEmptyWav, makeImage, makePatternImage, makeTone, makeVideo, tempDir } from './media-helpers.ts';
 
 let model: AudioXModel;
