@@ -23,7 +23,12 @@ export { createModelFromConfig, ConditionedDiffusionModelWrapper } from './model
  * defaults; the option names are those of the CLI flags and the HTTP API.
  */
 export { generate, resolveParams, GENERATE_DEFAULTS, SAMPLER_NAMES } from './pipeline/generate.ts';
-export type { GenerateOptions, GenerateResult, Progress, SamplerName, CondTensors } from './pipeline/types.ts';
+export type { GenerateOptions, GenerateResult, Progress, SamplerName, ConditionerOutput } from './pipeline/types.ts';
+
+// ---- conditioners ----
+/** Adding a conditioner type from outside the package: its factory builds a `Conditioner` (see docs/ARCHITECTURE.md). */
+export { registerConditioner, unregisterConditioner, conditionerTypes, type ConditionerFactory } from './models/conditioners/registry.ts';
+export { type Conditioner, type ConditionerMedia, type ConditionerHost, type PrepareOptions, type ConditionContext, type MediaField } from './models/conditioners/conditioner.ts';
 
 // ---- modules, weights, capture ----
 /** `Module` (state-dict names, strict loading, `capture` of any submodule's output by its path) and `Parameter`. */
@@ -68,3 +73,5 @@ export { HubError } from './hub/download.ts';
 export { UnsupportedTextEncoderError } from './hub/models.ts';
 /** A checkpoint that cannot be converted (the message says which tensor or record). */
 export { ConvertError } from '../weights-converter/index.ts';
+/** Media a conditioner cannot use (the message names the option). */
+export { ConditionerInputError } from './models/conditioners/conditioner.ts';

@@ -4,11 +4,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { f16ToF32 } from '../src/io/safetensors.ts';
-import { CLIPWithSyncWithEmptyFeatureConditioner } from '../src/models/conditioners/clip.ts';
+import { CLIPWithSyncWithEmptyFeatureConditioner } from '../src/models/conditioners/video/clip.ts';
 import { loadModel, type AudioXModel } from '../src/models/load.ts';
 import { offloadToHost, releaseStreamed, streamStats } from '../src/nn/streaming.ts';
-import { AudioAutoencoderConditionerV2, type AudioAutoencoderConditionerV2Config, type AudioConditionerEntry } from '../src/models/conditioners/audio.ts';
-import { audioPrompt, audioPromptSamples, syncFeatures } from '../src/pipeline/media.ts';
+import { AudioAutoencoderConditionerV2, type AudioAutoencoderConditionerV2Config, type AudioConditionerEntry } from '../src/models/conditioners/audio/autoencoder.ts';
+import { audioPrompt, audioPromptSamples } from '../src/models/conditioners/audio/prompt.ts';
+import { syncFeatures } from '../src/models/conditioners/video/input.ts';
 import { fixtureJson } from './helpers.ts';
 import { makeTone, makeVideo, tempDir } from './pipeline/media-helpers.ts';
 

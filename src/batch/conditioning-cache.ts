@@ -1,16 +1,12 @@
-// Conditioning reuse across the items of a batch: the text and video conditioners are deterministic
-// functions of their inputs (no random draws), so items with the same prompt, or the same video / image /
-// none at the same window, get the very same tensors; they are computed once and handed to generate() as
-// precomputed conditioning. Audio prompts are not reused: their conditioners draw from the item's seed.
+// Conditioning reuse across the items of a batch: a conditioner that declares a reuse key (the text and
+// video conditioners: deterministic functions of their inputs, no random draws) gives the very same tensors
+// to items with equal keys (the same prompt; the same video / image / none at the same window); they are
+// computed once and handed to generate() as precomputed conditioning. Audio prompts are not reused: their
+// conditioners draw from the item's seed.
 import * as tf from '@tensorflow/tfjs';
-import fs from 'node:fs';
-import path from 'node:path';
-import { isImagePath } from '../io/video.ts';
-import { CLIPWithSyncWithEmptyFeatureConditioner, type CLIPConditioner } from '../models/conditioners/clip.ts';
-import { conditionerKind } from '../models/conditioners/multi.ts';
+import type { ConditionerMedia, MediaOptions } from '../models/conditioners/conditioner.ts';
 import type { AudioXModel } from '../models/load.ts';
-import { syncFeatures, videoFrames, type MediaOptions } from '../pipeline/media.ts';
-import type { CondTensors, GenerateOptions } from '../pipeline/types.ts';
+import type { ConditionerOutput, GenerateOptions } from '../pipeline/types.ts';
 import { SeededNoise } from '../sampling/noise.ts';
 
 export interface CacheStats {
@@ -18,14 +14,21 @@ export interface CacheStats {
   misses: number;
 }
 
-function fileKey(file: string): string {
-  const abs = path.resolve(file);
-  const st = fs.statSync(abs);
-  return `${abs}\0${st.size}\0${st.mtimeMs}`;
+/** The media of one item as the conditioners see them (what the reuse keys are made of). */
+function itemMedia(o: GenerateOptions): ConditionerMedia {
+  return {
+    prompt: o.prompt ?? '',
+    video: o.video,
+    image: o.image,
+    audio: o.audio,
+    secondsStart: o.secondsStart ?? 0,
+    secondsTotal: o.secondsTotal ?? 0,
+    byId: { ...o.conditionerInputs, ...o.numberConditioning },
+  };
 }
 
 export class ConditioningCache {
-  private readonly entries = new Map<string, CondTensors>();
+  private readonly entries = new Map<string, ConditionerOutput>();
   private readonly capacity: number;
   readonly stats: CacheStats = { hits: 0, misses: 0 };
 
@@ -38,32 +41,23 @@ export class ConditioningCache {
     this.capacity = Math.max(capacity, model.wrapper.conditioner.ids.length);
   }
 
-  /** What identifies a conditioner's output for these options, or null when it is not reusable. */
-  private key(id: string, o: GenerateOptions): string | null {
-    const kind = conditionerKind(this.model.wrapper.conditioner.get(id));
-    if (kind === 'text') return `${id}\0text\0${o.prompt ?? ''}`;
-    if (kind !== 'video') return null;
-    const quirks = o.referenceQuirks ? 1 : 0;
-    const file = o.video ?? o.image;
-    if (!file) return `${id}\0none`;
-    if (o.image || isImagePath(file)) return `${id}\0image\0${fileKey(file)}\0${quirks}`;
-    return `${id}\0video\0${fileKey(file)}\0${o.secondsStart ?? 0}\0${quirks}`;
+  private window(o: GenerateOptions, signal?: AbortSignal): MediaOptions {
+    return { seekTime: o.secondsStart ?? 0, referenceQuirks: o.referenceQuirks ?? false, signal };
   }
 
-  private async compute(id: string, o: GenerateOptions, signal?: AbortSignal): Promise<CondTensors> {
-    const model = this.model;
-    const conditioner = model.wrapper.conditioner;
-    const noise = new SeededNoise(0); // unused by text and video conditioners
-    if (conditionerKind(conditioner.get(id)) === 'text') return conditioner.condition(id, [o.prompt ?? ''], { noise });
-    const vc = conditioner.get(id) as CLIPConditioner | CLIPWithSyncWithEmptyFeatureConditioner;
-    const media: MediaOptions = { seekTime: o.secondsStart ?? 0, referenceQuirks: o.referenceQuirks ?? false, signal };
-    const video = await videoFrames(model, vc, { video: o.video, image: o.image }, media);
-    let sync: tf.Tensor | undefined;
+  /** What identifies a conditioner's output for these options, or null when it is not reusable. */
+  private key(id: string, o: GenerateOptions): string | null {
+    const k = this.model.wrapper.conditioner.get(id).reuseKey(itemMedia(o), { ...this.window(o), id, host: this.model });
+    return k === null ? null : `${id}\0${k}`;
+  }
+
+  private async compute(id: string, o: GenerateOptions, signal?: AbortSignal): Promise<ConditionerOutput> {
+    const c = this.model.wrapper.conditioner.get(id);
+    const input = await c.prepareInput(itemMedia(o), { ...this.window(o, signal), id, batchSize: 1, host: this.model });
     try {
-      if (vc instanceof CLIPWithSyncWithEmptyFeatureConditioner) sync = await syncFeatures(model, vc, { video: o.video, image: o.image }, media);
-      return conditioner.condition(id, { video, syncFeatures: sync }, { noise });
+      return c.condition(input, { noise: new SeededNoise(0) }); // the noise is unused by reusable conditioners
     } finally {
-      tf.dispose([video, ...(sync ? [sync] : [])]);
+      c.disposeInput(input);
     }
   }
 
@@ -72,9 +66,9 @@ export class ConditioningCache {
    * stay owned by the cache (generate() copies precomputed conditioning); `reused` lists the ids that
    * came from an earlier item.
    */
-  async lookup(o: GenerateOptions, signal?: AbortSignal): Promise<{ tensors: Record<string, CondTensors>; reused: string[] }> {
+  async lookup(o: GenerateOptions, signal?: AbortSignal): Promise<{ tensors: Record<string, ConditionerOutput>; reused: string[] }> {
     if ((o.batchSize ?? 1) !== 1) return { tensors: {}, reused: [] };
-    const tensors: Record<string, CondTensors> = {};
+    const tensors: Record<string, ConditionerOutput> = {};
     const reused: string[] = [];
     for (const id of this.model.wrapper.conditioner.ids) {
       const key = this.key(id, o);
@@ -98,7 +92,7 @@ export class ConditioningCache {
 
   private evict(): void {
     while (this.entries.size > this.capacity) {
-      const [k, v] = this.entries.entries().next().value as [string, CondTensors];
+      const [k, v] = this.entries.entries().next().value as [string, ConditionerOutput];
       tf.dispose([v.embedding, v.mask]);
       this.entries.delete(k);
     }

@@ -3,13 +3,14 @@
 import * as tf from '@tensorflow/tfjs';
 import type { MAFBlock } from './maf.ts';
 
-/** One conditioner output: embedding [B, N, C] (or [B, C]) and its mask. */
-export interface CondTensor {
+/** One conditioner's output: embedding [B, N, C] (or [B, C]) and its mask. */
+export interface ConditionerOutput {
   embedding: tf.Tensor;
   mask: tf.Tensor;
 }
 
-export type CondTensors = Record<string, CondTensor>;
+/** The outputs of a model's conditioners, by conditioner id (before assembly into ConditioningInputs). */
+export type ConditionerOutputs = Record<string, ConditionerOutput>;
 
 export interface ConditioningOptions {
   /** `model.diffusion.cross_attention_cond_ids` (order matters). */
@@ -41,14 +42,14 @@ export interface NegativeConditioningInputs {
  * left untouched. With `negative: true` the same assembly (including MAF) is returned under the
  * `negative*` names, so both results can be spread into one DiffusionCond.
  */
-export function getConditioningInputs(cond: CondTensors, opts: ConditioningOptions & { negative: true }): NegativeConditioningInputs;
-export function getConditioningInputs(cond: CondTensors, opts?: ConditioningOptions & { negative?: false }): ConditioningInputs;
+export function getConditioningInputs(cond: ConditionerOutputs, opts: ConditioningOptions & { negative: true }): NegativeConditioningInputs;
+export function getConditioningInputs(cond: ConditionerOutputs, opts?: ConditioningOptions & { negative?: false }): ConditioningInputs;
 export function getConditioningInputs(
-  cond: CondTensors,
+  cond: ConditionerOutputs,
   opts: ConditioningOptions = {},
 ): ConditioningInputs | NegativeConditioningInputs {
   const { crossAttnCondIds = [], globalCondIds = [], mafBlock, negative = false } = opts;
-  const get = (id: string): CondTensor => {
+  const get = (id: string): ConditionerOutput => {
     const c = cond[id];
     if (!c) throw new Error(`getConditioningInputs: no conditioning tensor for id "${id}" (have: ${Object.keys(cond).join(', ') || 'none'})`);
     return c;

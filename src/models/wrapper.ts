@@ -2,10 +2,10 @@
 // (`model.model.*`, `conditioner.conditioners.<id>.*`, `pretransform.model.*`, `maf_block.*`).
 import * as tf from '@tensorflow/tfjs';
 import { Module } from '../nn/module.ts';
-import type { NoiseSource } from '../sampling/noise.ts';
 import type { AudioXConfig } from './config.ts';
-import { getConditioningInputs, type CondTensor, type ConditioningInputs } from './conditioning.ts';
-import { MultiConditioner, type ConditionerInput } from './conditioners/multi.ts';
+import { getConditioningInputs, type ConditionerOutputs, type ConditioningInputs } from './conditioning.ts';
+import type { ConditionContext } from './conditioners/conditioner.ts';
+import { MultiConditioner, type ConditionerInputs } from './conditioners/multi.ts';
 import type { DiffusionModel } from './diffusion-types.ts';
 import { DiTWrapper } from './dit.ts';
 import { MAFBlock } from './maf.ts';
@@ -57,15 +57,15 @@ export class ConditionedDiffusionModelWrapper extends Module {
 
   /** Runs the conditioners (those not precomputed) → per-id (embedding, mask). Caller disposes. */
   condition(
-    inputs: Partial<Record<string, ConditionerInput>>,
-    ctx: { noise: NoiseSource; melMasking?: boolean },
-    precomputed: Record<string, CondTensor> = {},
-  ): Record<string, CondTensor> {
+    inputs: ConditionerInputs,
+    ctx: ConditionContext,
+    precomputed: ConditionerOutputs = {},
+  ): ConditionerOutputs {
     return this.conditioner.forward(inputs, ctx, precomputed);
   }
 
   /** get_conditioning_inputs (docs/REFERENCE.md §1.3): concatenation in config order, the MAF path. Caller disposes. */
-  conditioningInputs(cond: Record<string, CondTensor>): ConditioningInputs {
+  conditioningInputs(cond: ConditionerOutputs): ConditioningInputs {
     return getConditioningInputs(cond, {
       crossAttnCondIds: this.crossAttnCondIds,
       globalCondIds: this.globalCondIds,
@@ -78,7 +78,7 @@ export class ConditionedDiffusionModelWrapper extends Module {
     return Math.floor(sampleSize / this.pretransform.downsamplingRatio);
   }
 
-  disposeCond(cond: Record<string, CondTensor>): void {
+  disposeCond(cond: ConditionerOutputs): void {
     for (const c of Object.values(cond)) tf.dispose([c.embedding, c.mask]);
   }
 }

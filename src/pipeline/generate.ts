@@ -3,17 +3,15 @@
 import * as tf from '@tensorflow/tfjs';
 import { fitToWindow, readAudio } from '../io/audio.ts';
 import { peakNormalize } from '../io/wav.ts';
-import type { CondTensor } from '../models/conditioning.ts';
-import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../models/conditioners/clip.ts';
-import { conditionerKind, type ConditionerInput } from '../models/conditioners/multi.ts';
+import type { ConditionerOutputs } from '../models/conditioning.ts';
+import { ConditionerInputError, type ConditionerMedia, type PrepareOptions } from '../models/conditioners/conditioner.ts';
 import type { DiffusionCond } from '../models/diffusion-types.ts';
 import type { AudioXModel } from '../models/load.ts';
-import { decoderReceptiveRadius } from '../models/vae/pretransform.ts';
 import { InjectedNoise, SeededNoise, type NoiseSource } from '../sampling/noise.ts';
 import { DEFAULT_SAMPLERS, DIFFUSION_OBJECTIVES, samplerProblem, type DiffusionObjective, type SamplerName } from '../sampling/registry.ts';
 import { sampleK, sampleKSigmas, sampleRf, sampleRfTimesteps, type SampleProgress } from '../sampling/sample.ts';
 import { cutPaste, buildMask, resolveMaskArgs, type MaskArgs } from './inpaint.ts';
-import { CONDITIONING_SECONDS, audioPrompt, audioPromptSamples, checkMediaInputs, stereoTensor, syncFeatures, videoFrames, type MediaOptions } from './media.ts';
+import { CONDITIONING_SECONDS, checkMediaInputs, stereoTensor } from './media.ts';
 import { minSeconds, type AudioXConfig } from '../models/config.ts';
 import type { GenerateOptions, GenerateResult } from './types.ts';
 
@@ -169,55 +167,31 @@ function repeatBatch(t: tf.Tensor, b: number): tf.Tensor {
   return r;
 }
 
-/** Builds each conditioner's input from the options (skipping precomputed ids). Tensors are owned by the caller. */
-async function conditionerInputs(
-  model: AudioXModel,
-  p: ResolvedParams,
-  o: GenerateOptions,
-  media: MediaOptions,
-  skip: Set<string>,
-): Promise<Record<string, ConditionerInput>> {
-  const inputs: Record<string, ConditionerInput> = {};
-  const b = p.batchSize;
-  try {
-    for (const id of model.wrapper.conditioner.ids) {
-      if (skip.has(id)) continue;
-      const c = model.wrapper.conditioner.get(id);
-      switch (conditionerKind(c)) {
-        case 'video': {
-          const vc = c as CLIPConditioner | CLIPWithSyncWithEmptyFeatureConditioner;
-          const video = repeatBatch(await videoFrames(model, vc, { video: o.video, image: o.image }, media), b);
-          inputs[id] = { video };
-          if (vc instanceof CLIPWithSyncWithEmptyFeatureConditioner) {
-            inputs[id] = { video, syncFeatures: repeatBatch(await syncFeatures(model, vc, { video: o.video, image: o.image }, media), b) };
-          }
-          break;
-        }
-        case 'text':
-          inputs[id] = Array.from({ length: b }, () => p.prompt);
-          break;
-        case 'audio':
-          inputs[id] = await audioPrompt(model, o.audio, media, audioPromptSamples(model, c), b);
-          break;
-        case 'number': {
-          const v = o.numberConditioning?.[id] ?? (id === 'seconds_start' ? p.secondsStart : id === 'seconds_total' ? p.secondsTotal : NaN);
-          check(!Number.isNaN(v), `number conditioner "${id}" has no input (known: seconds_start, seconds_total)`);
-          inputs[id] = Array.from({ length: b }, () => v);
-          break;
-        }
-      }
-    }
-  } catch (e) {
-    disposeInputs(inputs);
-    throw e;
-  }
-  return inputs;
+/** What the model's conditioners are offered; each builds its input from what it reads. */
+function conditionerMedia(p: ResolvedParams, o: GenerateOptions): ConditionerMedia {
+  return {
+    prompt: p.prompt,
+    video: o.video,
+    image: o.image,
+    audio: o.audio,
+    secondsStart: p.secondsStart,
+    secondsTotal: p.secondsTotal,
+    byId: { ...o.conditionerInputs, ...o.numberConditioning },
+  };
 }
 
-function disposeInputs(inputs: Record<string, ConditionerInput>): void {
-  for (const v of Object.values(inputs)) {
-    if (v instanceof tf.Tensor) v.dispose();
-    else if (v && typeof v === 'object' && 'video' in v) tf.dispose([v.video, ...(v.syncFeatures ? [v.syncFeatures] : [])]);
+/** The conditioners' inputs (skipping `skip`); a bad input given by the caller is a GenerateError. Caller disposes. */
+async function prepareInputs(
+  model: AudioXModel,
+  media: ConditionerMedia,
+  opts: Omit<PrepareOptions, 'id'>,
+  skip: ReadonlySet<string>,
+): Promise<Record<string, unknown>> {
+  try {
+    return await model.wrapper.conditioner.prepareInputs(media, opts, skip);
+  } catch (e) {
+    if (e instanceof ConditionerInputError) throw new GenerateError(e.message);
+    throw e;
   }
 }
 
@@ -263,10 +237,11 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
   if (o.inpaint) p = resolveParams(configLimits(model.name, model.config), o, genSamples / model.sampleRate);
   throwIfAborted(o.signal);
   const noise: NoiseSource = o.noise ? new InjectedNoise(o.noise, new SeededNoise(p.seed)) : new SeededNoise(p.seed);
-  const media: MediaOptions = { seekTime: p.secondsStart, referenceQuirks: p.referenceQuirks, signal: o.signal };
+  const media = conditionerMedia(p, o);
+  const prep: Omit<PrepareOptions, 'id'> = { batchSize: p.batchSize, host: model, seekTime: p.secondsStart, referenceQuirks: p.referenceQuirks, signal: o.signal };
   const owned: tf.Tensor[] = [];
-  let cond: Record<string, CondTensor> = {};
-  let negCond: Record<string, CondTensor> = {};
+  let cond: ConditionerOutputs = {};
+  let negCond: ConditionerOutputs = {};
   try {
     // 1. Conditioning (the reference draws the initial noise first, then conditions).
     const T = w.latentLength(genSamples);
@@ -275,7 +250,7 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
     const pre = o.conditioningTensors ?? {};
     const known = new Set([...w.conditioner.ids, ...w.crossAttnCondIds, ...w.globalCondIds]);
     for (const id of Object.keys(pre)) check(known.has(id), `conditioningTensors: the model uses no conditioning id "${id}"`);
-    const inputs = await conditionerInputs(model, p, o, media, new Set(Object.keys(pre)));
+    const inputs = await prepareInputs(model, media, prep, new Set(Object.keys(pre)));
     throwIfAborted(o.signal);
     try {
       cond = w.condition(inputs, { noise }, pre);
@@ -284,17 +259,22 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
         if (!cond[id]) cond[id] = { embedding: c.embedding.clone(), mask: c.mask.clone() };
       }
     } finally {
-      disposeInputs(inputs);
+      w.conditioner.disposeInputs(inputs);
     }
     const ci = w.conditioningInputs(cond);
     for (const t of Object.values(ci)) if (t) owned.push(t);
     const dc: DiffusionCond = { ...ci, cfgScale: p.cfgScale, scalePhi: p.cfgRescale, batchCfg: true, rescaleCfg: true };
     if (p.negativePrompt !== null) {
-      // Only the text changes; the other conditioners' outputs are reused (no second VAE draw).
-      const textIds = w.conditioner.ids.filter((id) => conditionerKind(w.conditioner.get(id)) === 'text');
-      const reuse = Object.fromEntries(Object.entries(cond).filter(([id]) => !textIds.includes(id)));
-      const negInputs = Object.fromEntries(textIds.map((id) => [id, Array.from({ length: p.batchSize }, () => p.negativePrompt!)]));
-      negCond = w.condition(negInputs, { noise }, reuse);
+      // Only the conditioners that read the prompt run again; the others' outputs are reused (no second VAE draw).
+      const promptIds = new Set(w.conditioner.ids.filter((id) => w.conditioner.get(id).reads.includes('prompt')));
+      const reuse = Object.fromEntries(Object.entries(cond).filter(([id]) => !promptIds.has(id)));
+      const others = new Set(w.conditioner.ids.filter((id) => !promptIds.has(id)));
+      const negInputs = await prepareInputs(model, { ...media, prompt: p.negativePrompt }, prep, others);
+      try {
+        negCond = w.condition(negInputs, { noise }, reuse);
+      } finally {
+        w.conditioner.disposeInputs(negInputs);
+      }
       const neg = w.conditioningInputs(negCond);
       for (const t of Object.values(neg)) if (t) owned.push(t);
       dc.negativeCrossAttnCond = neg.crossAttnCond;
@@ -366,23 +346,13 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
     // 4. Decode, trim to the requested length, normalise.
     // The decoder gives ⌊sample_size / 2048⌋·2048 samples, slightly less than sample_size (quirk 26), so a
     // request near sample_size / sample_rate seconds gets everything there is (up to 2047 samples short).
-    const [lb, lc, L] = latents.shape as [number, number, number];
+    const L = latents.shape[2]!;
     const wanted = genSamples > model.sampleSize ? init![0].length : Math.round(p.secondsTotal * model.sampleRate);
     const n = p.fullLength ? L * ratio : Math.min(L * ratio, wanted);
-    // Only the latents the kept samples can see are decoded (the decoder's receptive radius past the cut):
-    // the kept audio is the full decode's up to float rounding (≤ 1e-4 of the peak in the tests), at a
-    // fraction of the cost for short requests.
-    const radius = Math.ceil(decoderReceptiveRadius(w.pretransform.model.decoder));
-    const decodeLength = Math.min(L, Math.ceil(n / ratio) + radius + 1);
     let audioT: tf.Tensor;
     try {
       throwIfAborted(o.signal);
-      const z = decodeLength < L ? tf.slice(latents, [0, 0, 0], [lb, lc, decodeLength]) : latents;
-      try {
-        audioT = w.pretransform.decode(z as tf.Tensor3D);
-      } finally {
-        if (z !== latents) z.dispose();
-      }
+      audioT = w.pretransform.decodeHead(latents as tf.Tensor3D, n);
     } catch (e) {
       latents.dispose();
       throw e;

@@ -1,5 +1,6 @@
 // Public types of the generation pipeline (what the CLI, the web UI and library users call).
 import type * as tf from '@tensorflow/tfjs';
+import type { ConditionerOutput } from '../models/conditioning.ts';
 import type { AdaptiveAttempt } from '../sampling/loop.ts';
 import type { NoiseStream } from '../sampling/noise.ts';
 import type { SamplerName } from '../sampling/registry.ts';
@@ -11,10 +12,7 @@ export type { InpaintOptions, WindowPosition } from './inpaint.ts';
 export type { SamplerName };
 
 /** A conditioner output: tokens [B, L, D] and the reference's mask for them. */
-export interface CondTensors {
-  embedding: tf.Tensor;
-  mask: tf.Tensor;
-}
+export type { ConditionerOutput };
 
 export interface Progress {
   /** 0-based index of the step just finished (k-dpm-adaptive: of the attempt, accepted or not). */
@@ -75,9 +73,14 @@ export interface GenerateOptions {
   onProgress?: (p: Progress) => void;
   signal?: AbortSignal;
   /** Precomputed conditioner outputs by conditioner id; those conditioners are not run. */
-  conditioningTensors?: Record<string, CondTensors>;
+  conditioningTensors?: Record<string, ConditionerOutput>;
   /** Inputs of number conditioners by id (default: seconds_start / seconds_total from the options above). */
   numberConditioning?: Record<string, number>;
+  /**
+   * Inputs of conditioners by id, handed to their prepareInput as they are (a conditioner type registered
+   * outside the built-in modalities takes its input here; numberConditioning wins for the same id).
+   */
+  conditionerInputs?: Record<string, unknown>;
   /** Injected random draws per stream (parity, research). */
   noise?: Partial<Record<NoiseStream, tf.Tensor | tf.Tensor[]>>;
   /** false: return the raw decoded audio (no peak normalisation). */

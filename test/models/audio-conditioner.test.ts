@@ -7,7 +7,7 @@ import {
   type AudioAutoencoderConditionerConfig,
   type AudioAutoencoderConditionerV2Config,
   type AudioConditionerEntry,
-} from '../../src/models/conditioners/audio.ts';
+} from '../../src/models/conditioners/audio/autoencoder.ts';
 import { AutoencoderPretransform } from '../../src/models/vae/pretransform.ts';
 import { runAudioAutoencoderCase } from '../../src/parity/runners/conditioners/audio.ts';
 import type { Fixture } from '../../src/parity/types.ts';

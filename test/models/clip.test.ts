@@ -10,7 +10,7 @@ import {
   type ConditionerEntry,
   type VideoConditioner,
   type VideoConditionerSizes,
-} from '../../src/models/conditioners/clip.ts';
+} from '../../src/models/conditioners/video/clip.ts';
 import { SA_Transformer } from '../../src/models/temporal-transformer.ts';
 import { expectClose, expectNoLeak, fixture, fixtureJson, seededNormal } from '../helpers.ts';
 import { fixtureSizes } from '../../src/parity/runners/conditioners/clip.ts';

@@ -4,8 +4,8 @@
 // loads into a model built from its config alone.
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { CLIPConditioner } from '../../src/models/conditioners/clip.ts';
-import { AudioMelConditioner } from '../../src/models/conditioners/mel.ts';
+import { CLIPConditioner } from '../../src/models/conditioners/video/clip.ts';
+import { AudioMelConditioner } from '../../src/models/conditioners/audio/mel.ts';
 import { validateConfig, type AudioXConfig } from '../../src/models/config.ts';
 import { createModelFromConfig, mafDim } from '../../src/models/wrapper.ts';
 import { withFakedClipSizes } from '../../src/parity/runners/pipeline-video.ts';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PrefixedSource, SafetensorsFile } from '../../src/io/safetensors.ts';
 import { MAFBlock, type MAFConfig } from '../../src/models/maf.ts';
-import { getConditioningInputs, type CondTensors } from '../../src/models/conditioning.ts';
+import { getConditioningInputs, type ConditionerOutputs } from '../../src/models/conditioning.ts';
 import { MultiheadAttention } from '../../src/nn/mha.ts';
 import { FIXTURES, expectClose, expectNoLeak, seededNormal } from '../helpers.ts';
 
@@ -71,7 +71,7 @@ describe('getConditioningInputs', () => {
     const block = MAFBlock.fromConfig({ ...cfg.diffusion.gate_type_config, dim: cfg.maf_block_dim });
     block.loadStateDict(new PrefixedSource(fx, 'params/'), { prefix: 'maf_block.' });
     const ids = cfg.diffusion.cross_attention_cond_ids;
-    const cond: CondTensors = Object.fromEntries(ids.map((id) => [id, { embedding: fx.read(`inputs/${id}`), mask: fx.read(`inputs/${id}_mask`) }]));
+    const cond: ConditionerOutputs = Object.fromEntries(ids.map((id) => [id, { embedding: fx.read(`inputs/${id}`), mask: fx.read(`inputs/${id}_mask`) }]));
     const r = getConditioningInputs(cond, { crossAttnCondIds: ids, mafBlock: block });
     const atol = Number(fx.metadata.atol);
     const eC = fx.read('outputs/cross_attn_cond');
@@ -93,7 +93,7 @@ describe('getConditioningInputs', () => {
   });
 
   it('without a gate: concatenates in id order, adds a sequence axis to 2-D inputs, squeezes global cond', async () => {
-    const cond: CondTensors = {
+    const cond: ConditionerOutputs = {
       a: { embedding: tf.fill([2, 3, 4], 1), mask: tf.ones([2, 3], 'bool') },
       b: { embedding: tf.fill([2, 4], 2), mask: tf.ones([2], 'bool') },
       g1: { embedding: tf.fill([2, 1, 3], 5), mask: tf.ones([2, 1]) },

@@ -7,7 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { preflightModel } from '../../src/cli/commands/generate.ts';
 import { TEXT_ENCODERS, textEncoderModel, textEncoderNamesIn } from '../../src/hub/models.ts';
 import type { AudioXConfig } from '../../src/models/config.ts';
-import { T5Conditioner } from '../../src/models/conditioners/t5.ts';
+import { T5Conditioner } from '../../src/models/conditioners/text/t5.ts';
 import { ModelNotFoundError, loadModel, textEncoders } from '../../src/models/load.ts';
 import { tinyMMDiTConfig, writeModelDir, writeT5Dir } from './tiny-model-dir.ts';
 

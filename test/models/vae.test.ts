@@ -203,6 +203,41 @@ describe('chunked decoding (§5.4)', () => {
     }
   });
 
+  it('decodeHead decodes only what the kept samples see, and matches the full decode there', async () => {
+    const pt = AutoencoderPretransform.fromConfig({
+      type: 'autoencoder',
+      config: {
+        encoder: { type: 'oobleck', config: { channels: 4, c_mults: [1, 2], strides: [4, 8], latent_dim: 8, use_snake: true } },
+        decoder: { type: 'oobleck', config: { channels: 4, c_mults: [1, 2], strides: [4, 8], latent_dim: 4, use_snake: true, final_tanh: false } },
+        bottleneck: { type: 'vae' },
+        latent_dim: 4,
+        downsampling_ratio: 32,
+        io_channels: 2,
+      },
+    });
+    randomInit(pt, 9);
+    expect(pt.decodeRadius).toBe(decoderReceptiveRadius(pt.model.decoder));
+    const z = tf.randomNormal([2, 4, 80], 0, 1, 'float32', 5) as tf.Tensor3D;
+    try {
+      await expectNoLeak(() => {
+        const full = pt.decode(z, { chunked: false });
+        const head = pt.decodeHead(z, 300, { chunked: false });
+        const whole = pt.decodeHead(z, 80 * 32, { chunked: false });
+        expect(head.shape).toEqual([2, 2, 300]);
+        const fullHead = tf.slice(full, [0, 0, 0], [2, 2, 300]);
+        const scale = tf.tidy(() => full.abs().max().dataSync()[0]);
+        const d = tf.tidy(() => head.sub(fullHead).abs().max().dataSync()[0]);
+        expect(d).toBeLessThan(1e-4 * Math.max(1, scale));
+        expect(tf.tidy(() => whole.sub(full).abs().max().dataSync()[0])).toBe(0);
+        tf.dispose([full, head, whole, fullHead]);
+      });
+      expect(() => pt.decodeHead(z, 80 * 32 + 1)).toThrow(/2561 samples asked of 80 latents \(at most 2560\)/);
+    } finally {
+      z.dispose();
+      pt.dispose();
+    }
+  });
+
   it('the encode/decode memory estimates bound the measured peaks', async () => {
     const cfg = { channels: 16, c_mults: [1, 2, 4], strides: [2, 4, 8], use_snake: true };
     const dec = new OobleckDecoder({ ...cfg, latent_dim: 8, final_tanh: false });

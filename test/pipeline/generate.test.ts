@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { T5Conditioner } from '../../src/models/conditioners/t5.ts';
+import type { T5Conditioner } from '../../src/models/conditioners/text/t5.ts';
 import { loadModel, type AudioXModel } from '../../src/models/load.ts';
 import { generate } from '../../src/pipeline/generate.ts';
 import type { GenerateOptions, GenerateResult } from '../../src/pipeline/types.ts';

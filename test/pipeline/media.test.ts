@@ -5,13 +5,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MediaError } from '../../src/io/ffmpeg.ts';
-import type { CLIPWithSyncWithEmptyFeatureConditioner } from '../../src/models/conditioners/clip.ts';
+import type { CLIPWithSyncWithEmptyFeatureConditioner } from '../../src/models/conditioners/video/clip.ts';
 import { encodeVideoWithSync } from '../../src/models/synchformer/features.ts';
 import { readImage } from '../../src/io/video.ts';
 import { stillImageFrames } from '../../src/io/frames.ts';
 import { loadModel, ModelNotFoundError, type AudioXModel } from '../../src/models/load.ts';
 import { generate, GenerateError, resolveParams } from '../../src/pipeline/generate.ts';
-import { audioPrompt, checkMediaInputs, CONDITIONING_SECONDS, syncFeatures, videoFrames } from '../../src/pipeline/media.ts';
+import { audioPrompt } from '../../src/models/conditioners/audio/prompt.ts';
+import { syncFeatures, videoFrames } from '../../src/models/conditioners/video/input.ts';
+import { checkMediaInputs, CONDITIONING_SECONDS } from '../../src/pipeline/media.ts';
 import { makeEmptyWav, makeImage, makePatternImage, makeTone, makeVideo, tempDir } from './media-helpers.ts';
 
 let model: AudioXModel;

@@ -336,4 +336,34 @@ export class AutoencoderPretransform extends Module {
       if (z !== latents) z.dispose();
     }
   }
+
+  /** How many latents, one side, a decoded sample depends on (see decoderReceptiveRadius). */
+  get decodeRadius(): number {
+    return decoderReceptiveRadius(this.model.decoder);
+  }
+
+  /**
+   * The first `samples` samples of `decode(latents)`: only the latents those samples can see (the
+   * receptive radius past the cut) are decoded, so the result is the full decode's up to float rounding
+   * (≤ 1e-4 of the peak in the tests) at a fraction of the cost for short requests. → [B, io, samples].
+   */
+  decodeHead(latents: tf.Tensor3D, samples: number, opts: DecodeOptions = {}): tf.Tensor3D {
+    const [b, c, total] = latents.shape;
+    const ratio = this.downsamplingRatio;
+    if (!(Number.isInteger(samples) && samples > 0 && samples <= total * ratio)) {
+      throw new Error(`AutoencoderPretransform.decodeHead: ${samples} samples asked of ${total} latents (at most ${total * ratio})`);
+    }
+    const length = Math.min(total, Math.ceil(samples / ratio) + Math.ceil(this.decodeRadius) + 1);
+    const z = length < total ? tf.slice(latents, [0, 0, 0], [b, c, length]) : latents;
+    let y: tf.Tensor3D;
+    try {
+      y = this.decode(z, opts);
+    } finally {
+      if (z !== latents) z.dispose();
+    }
+    if (y.shape[2] === samples) return y;
+    const head = tf.slice(y, [0, 0, 0], [b, y.shape[1], samples]);
+    y.dispose();
+    return head;
+  }
 }

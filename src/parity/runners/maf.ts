@@ -2,7 +2,7 @@
 // ConditionedDiffusionModelWrapper.get_conditioning_inputs (argument swap + concat order).
 import type * as tf from '@tensorflow/tfjs';
 import { MAFBlock, type MAFConfig } from '../../models/maf.ts';
-import { getConditioningInputs, type CondTensors } from '../../models/conditioning.ts';
+import { getConditioningInputs, type ConditionerOutputs } from '../../models/conditioning.ts';
 import { PrefixedSource } from '../../io/safetensors.ts';
 import type { ComputedOutputs, Fixture, Runner } from '../types.ts';
 
@@ -33,7 +33,7 @@ async function runWrapper(fx: Fixture): Promise<ComputedOutputs> {
   const created: tf.Tensor[] = [];
   try {
     block?.loadStateDict(new PrefixedSource(fx.params, 'maf_block.'));
-    const cond: CondTensors = {};
+    const cond: ConditionerOutputs = {};
     for (const id of ids) {
       const embedding = fx.tensor(`inputs/${id}`);
       const mask = fx.tensor(`inputs/${id}_mask`);

@@ -4,9 +4,9 @@
 // without a tower, and its tail is run on the stored hidden state; generate() then takes its output as a
 // precomputed conditioning tensor, exactly as the reference passed its conditioning_tensors.
 import * as tf from '@tensorflow/tfjs';
-import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../../models/conditioners/clip.ts';
+import { CLIPConditioner, CLIPWithSyncWithEmptyFeatureConditioner } from '../../models/conditioners/video/clip.ts';
 import type { ConditionedDiffusionModelWrapper } from '../../models/wrapper.ts';
-import type { CondTensors } from '../../pipeline/types.ts';
+import type { ConditionerOutput } from '../../pipeline/types.ts';
 import type { Fixture } from '../types.ts';
 import { shrunkSizes, type Shrunk } from './conditioners/clip.ts';
 
@@ -45,8 +45,8 @@ export function withFakedClipSizes(fx: Fixture, config: Record<string, unknown>)
 }
 
 /** The video conditioners' outputs from the stored CLIP hidden state (caller disposes), by conditioner id. */
-export function fakedClipConditioning(fx: Fixture, wrapper: ConditionedDiffusionModelWrapper): Record<string, CondTensors> {
-  const out: Record<string, CondTensors> = {};
+export function fakedClipConditioning(fx: Fixture, wrapper: ConditionedDiffusionModelWrapper): Record<string, ConditionerOutput> {
+  const out: Record<string, ConditionerOutput> = {};
   if (!fx.has('inputs/clip_last_hidden_state')) return out;
   const ids = wrapper.conditioner.ids.filter((id) => {
     const c = wrapper.conditioner.get(id);

@@ -7,7 +7,7 @@ import { validateConfig } from '../../models/config.ts';
 import { AudioXModel } from '../../models/load.ts';
 import { createModelFromConfig } from '../../models/wrapper.ts';
 import { generate, peakNormalizeBatch } from '../../pipeline/generate.ts';
-import type { CondTensors, InpaintOptions } from '../../pipeline/types.ts';
+import type { ConditionerOutput, InpaintOptions } from '../../pipeline/types.ts';
 import type { Fixture, Runner } from '../types.ts';
 import { recordedMaskDraws } from './conditioners/mel.ts';
 import { fakedClipConditioning, withFakedClipSizes } from './pipeline-video.ts';
@@ -63,7 +63,7 @@ async function run(fx: Fixture) {
     wrapper.loadStateDict(fx.params);
     const a = fx.args as Record<string, number | string>;
     // Conditioner outputs given as inputs/<id> + inputs/<id>_mask for ids the model has no conditioner for.
-    const pre: Record<string, CondTensors> = {};
+    const pre: Record<string, ConditionerOutput> = {};
     for (const name of fx.names('inputs')) {
       if (name.endsWith('_mask') || !fx.has(`inputs/${name}_mask`) || wrapper.conditioner.ids.includes(name)) continue;
       pre[name] = { embedding: read(`inputs/${name}`), mask: read(`inputs/${name}_mask`) };

@@ -2,7 +2,7 @@
 // T5Conditioner tail with an Identity proj_out (widths equal) and with a Linear one (params proj_out.*).
 import * as tf from '@tensorflow/tfjs';
 import { T5EncoderModel, type T5Config } from '../../models/t5.ts';
-import { T5Conditioner } from '../../models/conditioners/t5.ts';
+import { T5Conditioner } from '../../models/conditioners/text/t5.ts';
 import type { ComputedOutputs, Fixture, Runner } from '../types.ts';
 
 async function run(fx: Fixture): Promise<ComputedOutputs> {

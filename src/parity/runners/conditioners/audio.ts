@@ -8,7 +8,7 @@ import {
   type AudioAutoencoderConditionerConfig,
   type AudioAutoencoderConditionerV2Config,
   type AudioConditionerEntry,
-} from '../../../models/conditioners/audio.ts';
+} from '../../../models/conditioners/audio/autoencoder.ts';
 import { InjectedNoise } from '../../../sampling/noise.ts';
 import type { Fixture, RunnerResult } from '../../types.ts';
 

@@ -2,7 +2,7 @@
 // the conditioners runner. The CLIP tower is faked in these fixtures: its last_hidden_state is an input, and the
 // hard-coded sizes were shrunk (metadata config.shrunk).
 import * as tf from '@tensorflow/tfjs';
-import { videoConditionerFromConfig, type ConditionerEntry, type VideoConditionerSizes } from '../../../models/conditioners/clip.ts';
+import { videoConditionerFromConfig, type ConditionerEntry, type VideoConditionerSizes } from '../../../models/conditioners/video/clip.ts';
 import type { Fixture, RunnerResult } from '../../types.ts';
 
 export interface Shrunk {

@@ -1,5 +1,5 @@
 // `conditioners` fixtures of NumberConditioner (type `number`), dispatched by ../conditioners.ts.
-import { NumberConditioner } from '../../../models/conditioners/number.ts';
+import { NumberConditioner } from '../../../models/conditioners/number/number.ts';
 import type { Fixture, RunnerResult } from '../../types.ts';
 import { conditionerEntry } from '../conditioners.ts';
 

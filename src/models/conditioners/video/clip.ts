@@ -6,10 +6,13 @@
 //   view [B·D, T·Q] ─► proj ─► view [B, out, D]  (+ sync_weight · proj_sync(sync.view [B·D, 240]).view [B, out, D])
 //   ─► items whose raw video is all zero get empty_visual_feat ─► (embedding [B, out, D], mask ones [B, 1])
 import * as tf from '@tensorflow/tfjs';
-import { Module, type Parameter } from '../../nn/module.ts';
-import { Linear } from '../../nn/layers.ts';
-import { CLIP_VIT_B32, CLIPVisionModelWithProjection, clipPixelValues, type CLIPVisionConfig } from '../clip.ts';
-import { SA_Transformer } from '../temporal-transformer.ts';
+import { Module, type Parameter } from '../../../nn/module.ts';
+import { Linear } from '../../../nn/layers.ts';
+import { CLIP_VIT_B32, CLIPVisionModelWithProjection, clipPixelValues, type CLIPVisionConfig } from '../../clip.ts';
+import { SA_Transformer } from '../../temporal-transformer.ts';
+import type { ConditionerOutput } from '../../conditioning.ts';
+import type { Conditioner, ConditionerMedia, MediaField, MediaOptions, PrepareOptions } from '../conditioner.ts';
+import { repeatBatch, syncFeatures, videoFrames, visualReuseKey } from './input.ts';
 
 /** The `config` object of a conditioner entry in the released model config (reference keyword names). */
 export interface CLIPConditionerConfig {
@@ -63,7 +66,18 @@ export interface VideoConditionerOutput {
 
 export type VideoConditionerKind = 'clip' | 'clip-with-sync-w-empty-feat';
 
-abstract class VideoConditionerBase extends Module {
+/** The input of a video conditioner: frames [B, T, 3, H, W] (uint8 values) and, for the sync variant, Synchformer features [B, 240, D]. */
+export interface VideoInput {
+  video: tf.Tensor;
+  syncFeatures?: tf.Tensor;
+}
+
+const VIDEO_READS: readonly MediaField[] = ['video', 'image', 'secondsStart'];
+
+abstract class VideoConditionerBase extends Module implements Conditioner<VideoInput> {
+  readonly modality = 'video';
+  readonly reads = VIDEO_READS;
+  abstract readonly kind: VideoConditionerKind;
   readonly empty_visual_feat: Parameter;
   readonly visual_encoder_model: CLIPVisionModelWithProjection | null;
   readonly proj: Linear;
@@ -102,6 +116,37 @@ abstract class VideoConditionerBase extends Module {
     );
     this.Temp_pos_embedding = this.param('Temp_pos_embedding', [1, frames, d]);
     this.proj_out = outputDim !== CONDITIONER_DIM || config.project_out ? this.module('proj_out', new Linear(CONDITIONER_DIM, outputDim)) : null;
+  }
+
+  /** Whether the input carries Synchformer features. */
+  protected abstract readonly takesSync: boolean;
+
+  /** The window's CLIP frames (and sync features), repeated over the batch; zeros without a video or image. */
+  async prepareInput(media: ConditionerMedia, opts: PrepareOptions): Promise<VideoInput> {
+    const source = { video: media.video, image: media.image };
+    const video = repeatBatch(await videoFrames(opts.host, this, source, opts), opts.batchSize);
+    if (!this.takesSync) return { video };
+    try {
+      return { video, syncFeatures: repeatBatch(await syncFeatures(opts.host, this, source, opts), opts.batchSize) };
+    } catch (e) {
+      video.dispose();
+      throw e;
+    }
+  }
+
+  condition(input: VideoInput): ConditionerOutput {
+    if (!(input && input.video instanceof tf.Tensor)) throw new Error(`video conditioner "${this.kind}" expects {video: [B, T, 3, H, W]}`);
+    if (this.takesSync && !input.syncFeatures) throw new Error(`video conditioner "${this.kind}" needs Synchformer features`);
+    return this.forward(input.video, input.syncFeatures);
+  }
+
+  disposeInput(input: VideoInput): void {
+    tf.dispose([input.video, ...(input.syncFeatures ? [input.syncFeatures] : [])]);
+  }
+
+  /** Deterministic (no random draws): equal media give equal outputs. */
+  reuseKey(media: ConditionerMedia, opts: MediaOptions): string {
+    return visualReuseKey(media, opts);
   }
 
   /** Full path: raw frames [B, T, 3, H, W] (uint8 values; int32 or float) → embedding, mask. */
@@ -188,6 +233,7 @@ abstract class VideoConditionerBase extends Module {
 /** `clip`: the AudioX video conditioner. `out_features` is forced to 128 by the reference (quirk 25). */
 export class CLIPConditioner extends VideoConditionerBase {
   readonly kind: VideoConditionerKind = 'clip';
+  protected readonly takesSync = false;
   constructor(outputDim: number, config: CLIPConditionerConfig = {}, sizes: Partial<VideoConditionerSizes> = {}) {
     super(outputDim, config, resolveSizes(config, sizes, 128));
   }
@@ -206,6 +252,7 @@ export class CLIPConditioner extends VideoConditionerBase {
  */
 export class CLIPWithSyncWithEmptyFeatureConditioner extends VideoConditionerBase {
   readonly kind: VideoConditionerKind = 'clip-with-sync-w-empty-feat';
+  protected readonly takesSync = true;
   readonly proj_sync: Linear;
   readonly sync_weight: Parameter;
   constructor(outputDim: number, config: CLIPConditionerConfig = {}, sizes: Partial<VideoConditionerSizes> = {}) {

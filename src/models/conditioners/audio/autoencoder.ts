@@ -2,9 +2,12 @@
 // `audio_autoencoder` (AudioAutoencoderConditioner, AudioX) and `audio_autoencoder_v2`
 // (AudioAutoencoderConditionerv2, AudioX-MAF-MMDiT). Each owns its own VAE copy under `pretransform.model.*`.
 import * as tf from '@tensorflow/tfjs';
-import { Linear, Module, type Parameter } from '../../nn/index.ts';
-import type { NoiseSource } from '../../sampling/noise.ts';
-import { AutoencoderPretransform, type PretransformConfig } from '../vae/pretransform.ts';
+import { Linear, Module, type Parameter } from '../../../nn/index.ts';
+import type { NoiseSource } from '../../../sampling/noise.ts';
+import { AutoencoderPretransform, type PretransformConfig } from '../../vae/pretransform.ts';
+import type { ConditionerOutput } from '../../conditioning.ts';
+import type { ConditionContext, Conditioner, ConditionerMedia, PrepareOptions } from '../conditioner.ts';
+import { AUDIO_READS, audioPrompt, audioPromptSamples, type FixedPromptLength } from './prompt.ts';
 
 /** `config` of an `audio_autoencoder` entry (config.json names). */
 export interface AudioAutoencoderConditionerConfig {
@@ -86,8 +89,10 @@ function buildPretransform(cfg: AudioAutoencoderConditionerConfig, what: string)
  * items whose raw audio is exactly zero get the learned `empty_audio_feat` (quirk 10). L must be
  * 215 (10 s at 44.1 kHz / 2048), which the reference hard-codes through `empty_audio_feat`.
  */
-export class AudioAutoencoderConditioner extends Module {
+export class AudioAutoencoderConditioner extends Module implements Conditioner<tf.Tensor> {
   static readonly EMPTY_TOKENS = 215;
+  readonly modality = 'audio';
+  readonly reads = AUDIO_READS;
   readonly pretransform: AutoencoderPretransform;
   readonly proj_out: Linear | null;
   readonly emptyAudioFeat: Parameter;
@@ -104,6 +109,24 @@ export class AudioAutoencoderConditioner extends Module {
   static fromConfig(entry: AudioConditionerEntry<AudioAutoencoderConditionerConfig>, outputDim: number): AudioAutoencoderConditioner {
     if (entry.type !== 'audio_autoencoder') throw new Error(`AudioAutoencoderConditioner: wrong conditioner type "${entry.type}"`);
     return new AudioAutoencoderConditioner(buildPretransform(entry.config, 'AudioAutoencoderConditioner'), outputDim);
+  }
+
+  async prepareInput(media: ConditionerMedia, opts: PrepareOptions): Promise<tf.Tensor> {
+    return audioPrompt(opts.host, media.audio, opts, audioPromptSamples(opts.host, this), opts.batchSize);
+  }
+
+  condition(input: tf.Tensor, ctx: ConditionContext): ConditionerOutput {
+    if (!(input instanceof tf.Tensor)) throw new Error(`${this.constructor.name} expects audio [B, 2, N]`);
+    return this.forward(input, { noise: ctx.noise });
+  }
+
+  disposeInput(input: tf.Tensor): void {
+    input.dispose();
+  }
+
+  /** Not shared: the output depends on random draws of the item's seed. */
+  reuseKey(): null {
+    return null;
   }
 
   forward(audios: AudioPrompt, opts: AudioConditionerOptions = {}): AudioConditioning {
@@ -152,7 +175,9 @@ export class AudioAutoencoderConditioner extends Module {
  * latents [B, 64, L] → proj_features_128 along time (L = latent_seq_len → 128) → [B, 128, 64] →
  * proj_out → [B, 128, D]. No empty-feature substitution: silent audio is encoded like any other.
  */
-export class AudioAutoencoderConditionerV2 extends Module {
+export class AudioAutoencoderConditionerV2 extends Module implements Conditioner<tf.Tensor>, FixedPromptLength {
+  readonly modality = 'audio';
+  readonly reads = AUDIO_READS;
   readonly pretransform: AutoencoderPretransform;
   readonly proj_out: Linear | null;
   readonly proj_features_128: Linear;
@@ -202,6 +227,32 @@ export class AudioAutoencoderConditionerV2 extends Module {
       }
       return tf.concat(rows, 0) as tf.Tensor3D;
     });
+  }
+
+  async prepareInput(media: ConditionerMedia, opts: PrepareOptions): Promise<tf.Tensor> {
+    return audioPrompt(opts.host, media.audio, opts, audioPromptSamples(opts.host, this), opts.batchSize);
+  }
+
+  condition(input: tf.Tensor, ctx: ConditionContext): ConditionerOutput {
+    if (!(input instanceof tf.Tensor)) throw new Error(`${this.constructor.name} expects audio [B, 2, N]`);
+    return this.forward(input, { noise: ctx.noise });
+  }
+
+  disposeInput(input: tf.Tensor): void {
+    input.dispose();
+  }
+
+  /** Not shared: the output depends on random draws of the item's seed. */
+  reuseKey(): null {
+    return null;
+  }
+
+  /**
+   * proj_features_128 is built for exactly `latent_seq_len` latents (237 → 485376 samples, 11.006 s; a
+   * 10 s prompt gives 215 and cannot be projected).
+   */
+  promptSamples(): number {
+    return this.latentSeqLen * this.pretransform.downsamplingRatio;
   }
 
   forward(audios: AudioPrompt, opts: AudioConditionerOptions = {}): AudioConditioning {

@@ -3,11 +3,12 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Module } from '../../nn/module.ts';
-import { Linear } from '../../nn/layers.ts';
-import { SafetensorsFile } from '../../io/safetensors.ts';
-import { T5EncoderModel, type T5Config } from '../t5.ts';
-import { TextTokenizer } from '../tokenizer.ts';
+import { Module } from '../../../nn/module.ts';
+import { Linear } from '../../../nn/layers.ts';
+import { SafetensorsFile } from '../../../io/safetensors.ts';
+import { T5EncoderModel, type T5Config } from '../../t5.ts';
+import { TextTokenizer } from '../../tokenizer.ts';
+import type { Conditioner, ConditionerMedia, MediaField, PrepareOptions } from '../conditioner.ts';
 
 /** The reference's T5_MODEL_DIMS (width of each supported encoder). */
 export const T5_MODEL_DIMS: Record<string, number> = {
@@ -39,7 +40,11 @@ export type TextConditioning = {
   mask: tf.Tensor2D;
 };
 
-export class T5Conditioner extends Module {
+const TEXT_READS: readonly MediaField[] = ['prompt'];
+
+export class T5Conditioner extends Module implements Conditioner<string[]> {
+  readonly modality = 'text';
+  readonly reads = TEXT_READS;
   readonly dim: number;
   readonly outputDim: number;
   readonly maxLength: number;
@@ -74,6 +79,23 @@ export class T5Conditioner extends Module {
     this.encoder = encoder;
     this.tokenizer = tokenizer;
     return this;
+  }
+
+  /** The prompt, once per batch item. */
+  async prepareInput(media: ConditionerMedia, opts: PrepareOptions): Promise<string[]> {
+    return Array.from({ length: opts.batchSize }, () => media.prompt);
+  }
+
+  condition(input: string[]): TextConditioning {
+    if (!Array.isArray(input) || !input.every((s) => typeof s === 'string')) throw new Error('T5Conditioner expects a list of strings');
+    return this.forward(input);
+  }
+
+  disposeInput(): void {}
+
+  /** Deterministic (no random draws): equal prompts give equal outputs. */
+  reuseKey(media: ConditionerMedia): string {
+    return `text\0${media.prompt}`;
   }
 
   /** texts → `{embedding [B, max_length, output_dim], mask [B, max_length]}` */

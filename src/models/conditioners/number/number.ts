@@ -1,8 +1,9 @@
 // NumberConditioner (docs/REFERENCE.md §4.7): clamp → normalise to [0, 1] → learned Fourier features → Linear.
 // Keys: `embedder.embedding.0.weights [dim/2]`, `embedder.embedding.1.{weight [out, dim+1], bias}`.
 import * as tf from '@tensorflow/tfjs';
-import { Module, Sequential, type Parameter } from '../../nn/module.ts';
-import { Linear } from '../../nn/layers.ts';
+import { Module, Sequential, type Parameter } from '../../../nn/module.ts';
+import { Linear } from '../../../nn/layers.ts';
+import { ConditionerInputError, type Conditioner, type ConditionerMedia, type MediaField, type PrepareOptions } from '../conditioner.ts';
 
 /** The conditioner's config keys as the AudioX factory passes them (`output_dim` = `cond_dim`). */
 export interface NumberConditionerConfig {
@@ -52,7 +53,14 @@ export type NumberConditioning = {
   mask: tf.Tensor2D;
 };
 
-export class NumberConditioner extends Module {
+const NUMBER_READS: readonly MediaField[] = ['byId', 'secondsStart', 'secondsTotal'];
+
+/** Ids whose value, unless given by id, is a generation parameter. */
+const DEFAULT_INPUTS: Readonly<Record<string, 'secondsStart' | 'secondsTotal'>> = { seconds_start: 'secondsStart', seconds_total: 'secondsTotal' };
+
+export class NumberConditioner extends Module implements Conditioner<number[]> {
+  readonly modality = 'number';
+  readonly reads = NUMBER_READS;
   readonly minVal: number;
   readonly maxVal: number;
   readonly embedder: NumberEmbedder;
@@ -66,6 +74,27 @@ export class NumberConditioner extends Module {
 
   static fromConfig(config: NumberConditionerConfig): NumberConditioner {
     return new NumberConditioner(config);
+  }
+
+  /** The value given for this id, else seconds_start / seconds_total from the generation, once per batch item. */
+  async prepareInput(media: ConditionerMedia, opts: PrepareOptions): Promise<number[]> {
+    const given = media.byId[opts.id];
+    const param = DEFAULT_INPUTS[opts.id];
+    const v = given != null ? Number(given) : param ? media[param] : NaN;
+    if (Number.isNaN(v)) throw new ConditionerInputError(`number conditioner "${opts.id}" has no input (known: seconds_start, seconds_total)`);
+    return Array.from({ length: opts.batchSize }, () => v);
+  }
+
+  condition(input: number[]): NumberConditioning {
+    if (!Array.isArray(input) || !input.every((s) => typeof s === 'number')) throw new Error('NumberConditioner expects a list of numbers');
+    return this.forward(input);
+  }
+
+  disposeInput(): void {}
+
+  /** Not shared across batch items (cheap to recompute). */
+  reuseKey(): null {
+    return null;
   }
 
   /** values (one per batch item) → `{embedding [B, 1, output_dim], mask ones [B, 1]}` */
