@@ -2,12 +2,12 @@
 // `audio_autoencoder` (AudioAutoencoderConditioner, AudioX) and `audio_autoencoder_v2`
 // (AudioAutoencoderConditionerv2, AudioX-MAF-MMDiT). Each owns its own VAE copy under `pretransform.model.*`.
 import * as tf from '@tensorflow/tfjs';
-import { Linear, Module, type Parameter } from '../../../nn/index.ts';
+import { Linear, type Parameter } from '../../../nn/index.ts';
 import type { NoiseSource } from '../../../sampling/noise.ts';
 import { AutoencoderPretransform, type PretransformConfig } from '../../vae/pretransform.ts';
 import type { ConditionerOutput } from '../../conditioning.ts';
-import type { ConditionContext, Conditioner, ConditionerMedia, PrepareOptions } from '../conditioner.ts';
-import { AUDIO_READS, audioPrompt, audioPromptSamples, type FixedPromptLength } from './prompt.ts';
+import type { ConditionContext } from '../conditioner.ts';
+import { AudioPromptConditioner, type FixedPromptLength } from './prompt.ts';
 
 /** `config` of an `audio_autoencoder` entry (config.json names). */
 export interface AudioAutoencoderConditionerConfig {
@@ -89,10 +89,8 @@ function buildPretransform(cfg: AudioAutoencoderConditionerConfig, what: string)
  * items whose raw audio is exactly zero get the learned `empty_audio_feat` (quirk 10). L must be
  * 215 (10 s at 44.1 kHz / 2048), which the reference hard-codes through `empty_audio_feat`.
  */
-export class AudioAutoencoderConditioner extends Module implements Conditioner<tf.Tensor> {
+export class AudioAutoencoderConditioner extends AudioPromptConditioner {
   static readonly EMPTY_TOKENS = 215;
-  readonly modality = 'audio';
-  readonly reads = AUDIO_READS;
   readonly pretransform: AutoencoderPretransform;
   readonly proj_out: Linear | null;
   readonly emptyAudioFeat: Parameter;
@@ -111,22 +109,9 @@ export class AudioAutoencoderConditioner extends Module implements Conditioner<t
     return new AudioAutoencoderConditioner(buildPretransform(entry.config, 'AudioAutoencoderConditioner'), outputDim);
   }
 
-  async prepareInput(media: ConditionerMedia, opts: PrepareOptions): Promise<tf.Tensor> {
-    return audioPrompt(opts.host, media.audio, opts, audioPromptSamples(opts.host, this), opts.batchSize);
-  }
-
   condition(input: tf.Tensor, ctx: ConditionContext): ConditionerOutput {
     if (!(input instanceof tf.Tensor)) throw new Error(`${this.constructor.name} expects audio [B, 2, N]`);
     return this.forward(input, { noise: ctx.noise });
-  }
-
-  disposeInput(input: tf.Tensor): void {
-    input.dispose();
-  }
-
-  /** Not shared: the output depends on random draws of the item's seed. */
-  reuseKey(): null {
-    return null;
   }
 
   forward(audios: AudioPrompt, opts: AudioConditionerOptions = {}): AudioConditioning {
@@ -175,9 +160,7 @@ export class AudioAutoencoderConditioner extends Module implements Conditioner<t
  * latents [B, 64, L] → proj_features_128 along time (L = latent_seq_len → 128) → [B, 128, 64] →
  * proj_out → [B, 128, D]. No empty-feature substitution: silent audio is encoded like any other.
  */
-export class AudioAutoencoderConditionerV2 extends Module implements Conditioner<tf.Tensor>, FixedPromptLength {
-  readonly modality = 'audio';
-  readonly reads = AUDIO_READS;
+export class AudioAutoencoderConditionerV2 extends AudioPromptConditioner implements FixedPromptLength {
   readonly pretransform: AutoencoderPretransform;
   readonly proj_out: Linear | null;
   readonly proj_features_128: Linear;
@@ -229,22 +212,9 @@ export class AudioAutoencoderConditionerV2 extends Module implements Conditioner
     });
   }
 
-  async prepareInput(media: ConditionerMedia, opts: PrepareOptions): Promise<tf.Tensor> {
-    return audioPrompt(opts.host, media.audio, opts, audioPromptSamples(opts.host, this), opts.batchSize);
-  }
-
   condition(input: tf.Tensor, ctx: ConditionContext): ConditionerOutput {
     if (!(input instanceof tf.Tensor)) throw new Error(`${this.constructor.name} expects audio [B, 2, N]`);
     return this.forward(input, { noise: ctx.noise });
-  }
-
-  disposeInput(input: tf.Tensor): void {
-    input.dispose();
-  }
-
-  /** Not shared: the output depends on random draws of the item's seed. */
-  reuseKey(): null {
-    return null;
   }
 
   /**

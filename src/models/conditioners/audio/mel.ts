@@ -5,12 +5,11 @@
 // so it is applied to whatever samples arrive (44.1 kHz audio in AudioX-MAF). Masking is ON at inference
 // with the default ratios (0.7–1.0 of the frames zeroed), driven by the `mask` noise stream.
 import * as tf from '@tensorflow/tfjs';
-import { Module } from '../../../nn/module.ts';
 import { Linear } from '../../../nn/layers.ts';
 import type { NoiseSource } from '../../../sampling/noise.ts';
 import type { ConditionerOutput } from '../../conditioning.ts';
-import type { ConditionContext, Conditioner, ConditionerMedia, PrepareOptions } from '../conditioner.ts';
-import { AUDIO_READS, audioPrompt, audioPromptSamples } from './prompt.ts';
+import type { ConditionContext } from '../conditioner.ts';
+import { AudioPromptConditioner } from './prompt.ts';
 
 /** The conditioner's config keys as the AudioX factory passes them (`output_dim` = `cond_dim`). */
 export interface AudioMelConditionerConfig {
@@ -105,9 +104,7 @@ function windowedDftMatrix(window: Float32Array, nFft: number): Float32Array {
   return m;
 }
 
-export class AudioMelConditioner extends Module implements Conditioner<tf.Tensor> {
-  readonly modality = 'audio';
-  readonly reads = AUDIO_READS;
+export class AudioMelConditioner extends AudioPromptConditioner {
   /** The reference's MEL_MODEL_DIMS: the conditioner's nominal width (proj_out's input), 768. */
   static readonly DIM = 768;
   readonly nFft: number;
@@ -213,22 +210,9 @@ export class AudioMelConditioner extends Module implements Conditioner<tf.Tensor
    * wavs: one tensor per batch item ([b_i, C, N], concatenated along the batch like the reference) or a
    * single [B, C, N] tensor; channels are averaged. → `{embedding [B, frames, D], mask ones [B, 1]}`
    */
-  async prepareInput(media: ConditionerMedia, opts: PrepareOptions): Promise<tf.Tensor> {
-    return audioPrompt(opts.host, media.audio, opts, audioPromptSamples(opts.host, this), opts.batchSize);
-  }
-
   condition(input: tf.Tensor, ctx: ConditionContext): ConditionerOutput {
     if (!(input instanceof tf.Tensor)) throw new Error('AudioMelConditioner expects audio [B, 2, N]');
     return this.forward(input, { noise: ctx.noise, randomMasking: ctx.melMasking });
-  }
-
-  disposeInput(input: tf.Tensor): void {
-    input.dispose();
-  }
-
-  /** Not shared: the random span masking draws from the item's seed. */
-  reuseKey(): null {
-    return null;
   }
 
   forward(wavs: tf.Tensor[] | tf.Tensor, opts: MelForwardOptions = {}): MelConditioning {

@@ -3,7 +3,19 @@
 import * as tf from '@tensorflow/tfjs';
 import { loadAudioWindow } from '../../../io/audio.ts';
 import { MediaError } from '../../../io/ffmpeg.ts';
-import { CONDITIONING_SECONDS, type AudioPromptSource, type ConditionerHost, type MediaField, type MediaOptions } from '../conditioner.ts';
+import { Module } from '../../../nn/module.ts';
+import type { ConditionerOutput } from '../../conditioning.ts';
+import {
+  CONDITIONING_SECONDS,
+  type AudioPromptSource,
+  type ConditionContext,
+  type Conditioner,
+  type ConditionerHost,
+  type ConditionerMedia,
+  type MediaField,
+  type MediaOptions,
+  type PrepareOptions,
+} from '../conditioner.ts';
 
 /** What the audio conditioners read: the prompt, from the window start (a file is seeked). */
 export const AUDIO_READS: readonly MediaField[] = ['audio', 'secondsStart'];
@@ -85,4 +97,28 @@ export function stereoTensor(channels: Float32Array[]): tf.Tensor {
   buf.set(two[0], 0);
   buf.set(two[1], n);
   return tf.tensor(buf, [1, 2, n]);
+}
+
+/**
+ * What the audio conditioners share as conditioners: they read the audio prompt, take it as a
+ * [batch, 2, samples] tensor of their prompt length, and their outputs are never shared across items
+ * (they depend on random draws of the item's seed: VAE noise, mel masking).
+ */
+export abstract class AudioPromptConditioner extends Module implements Conditioner<tf.Tensor> {
+  readonly modality = 'audio';
+  readonly reads = AUDIO_READS;
+
+  async prepareInput(media: ConditionerMedia, opts: PrepareOptions): Promise<tf.Tensor> {
+    return audioPrompt(opts.host, media.audio, opts, audioPromptSamples(opts.host, this), opts.batchSize);
+  }
+
+  abstract condition(input: tf.Tensor, ctx: ConditionContext): ConditionerOutput;
+
+  disposeInput(input: tf.Tensor): void {
+    input.dispose();
+  }
+
+  reuseKey(): null {
+    return null;
+  }
 }
