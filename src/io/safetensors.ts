@@ -372,8 +372,11 @@ export class SafetensorsFile implements TensorSource {
   }
 
   readHost(key: string): HostTensor {
-    const e = this.entry(key);
-    const data = decodeBytes(this.readBytes(key), e.dtype, `${this.file}: tensor "${key}"`);
+    return this.decode(key, this.entry(key), this.readBytes(key));
+  }
+
+  private decode(key: string, e: TensorEntry, bytes: Uint8Array): HostTensor {
+    const data = decodeBytes(bytes, e.dtype, `${this.file}: tensor "${key}"`);
     return { dtype: data instanceof Float32Array ? 'float32' : 'int32', shape: e.shape, data };
   }
 
@@ -384,8 +387,8 @@ export class SafetensorsFile implements TensorSource {
       const native = halfToFloatTensor(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2), e.shape);
       if (native) return native;
     }
-    const data = decodeBytes(bytes, e.dtype, `${this.file}: tensor "${key}"`);
-    return tf.tensor(data, e.shape, data instanceof Float32Array ? 'float32' : 'int32');
+    const h = this.decode(key, e, bytes);
+    return tf.tensor(h.data, h.shape, h.dtype);
   }
 
   close(): void {
