@@ -21,6 +21,7 @@ import { fileURLToPath } from 'node:url';
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(path.join(ROOT, 'package.json'));
 const TFJS_NODE = '@tensorflow/tfjs-node';
+const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const WHEEL_DIRS = process.env.AUDIOX_TF_WHEEL_DIRS
   ? process.env.AUDIOX_TF_WHEEL_DIRS.split(path.delimiter)
   : ['/opt/pypi/files', '/opt/pypi', '/opt/wheels', path.join(os.homedir(), '.cache/pip/wheels'), '/usr/share/python-wheels'];
@@ -94,9 +95,8 @@ function ensurePackage() {
     log(`${TFJS_NODE}@${have} does not match @tensorflow/tfjs@${tfjsVersion}; reinstalling`);
   }
   log(`installing ${TFJS_NODE}@${tfjsVersion} without its download step`);
-  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   const r = spawnSync(
-    npm,
+    NPM,
     ['install', '--no-save', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline', `${TFJS_NODE}@${tfjsVersion}`],
     { cwd: ROOT, stdio: 'inherit' },
   );
@@ -207,7 +207,7 @@ async function main() {
   // Node's own headers, so node-gyp does not try to download them.
   let nodedir = '';
   try {
-    nodedir = execFileSync(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['config', 'get', 'nodedir'], { encoding: 'utf8' }).trim();
+    nodedir = execFileSync(NPM, ['config', 'get', 'nodedir'], { encoding: 'utf8' }).trim();
   } catch {}
   if (!nodedir || nodedir === 'undefined' || !fs.existsSync(path.join(nodedir, 'include/node/node_api.h'))) {
     nodedir = path.resolve(path.dirname(process.execPath), '..');
