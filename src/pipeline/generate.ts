@@ -13,20 +13,21 @@ import { sampleK, sampleKSigmas, sampleRf, sampleRfTimesteps, type SampleProgres
 import { cutPaste, buildMask, resolveMaskArgs, type MaskArgs } from './inpaint.ts';
 import { CONDITIONING_SECONDS, checkMediaInputs, stereoTensor } from './media.ts';
 import { minSeconds, type AudioXConfig } from '../models/config.ts';
+import { PARAMS, PARAM_DEFAULTS, numberProblem, stringProblem } from './params-schema.ts';
 import type { GenerateOptions, GenerateResult } from './types.ts';
 
-/** Defaults of the original AudioX README example (docs/REFERENCE.md §7.8). */
+/** The single-valued defaults of the parameter schema (the original AudioX demo's, docs/REFERENCE.md §7.8). */
 export const GENERATE_DEFAULTS = {
-  steps: 250,
-  cfgScale: 7,
-  cfgRescale: 0,
-  sigmaMin: 0.3,
-  sigmaMax: 500,
-  rho: 1,
-  secondsStart: 0,
-  secondsTotal: 10,
-  batchSize: 1,
-  initNoiseLevel: 1,
+  steps: PARAM_DEFAULTS.steps,
+  cfgScale: PARAM_DEFAULTS.cfgScale,
+  cfgRescale: PARAM_DEFAULTS.cfgRescale,
+  sigmaMin: PARAM_DEFAULTS.sigmaMin,
+  sigmaMax: PARAM_DEFAULTS.sigmaMax,
+  rho: PARAM_DEFAULTS.rho,
+  secondsStart: PARAM_DEFAULTS.secondsStart,
+  secondsTotal: PARAM_DEFAULTS.secondsTotal,
+  batchSize: PARAM_DEFAULTS.batchSize,
+  initNoiseLevel: PARAM_DEFAULTS.initNoiseLevel,
 };
 
 export { SAMPLER_NAMES } from '../sampling/registry.ts';
@@ -35,6 +36,18 @@ export class GenerateError extends Error {}
 
 function check(cond: boolean, msg: string): void {
   if (!cond) throw new GenerateError(msg);
+}
+
+/** The schema's range of a numeric parameter (message: "<label> must be …, got …"). */
+function checkRange(name: 'secondsStart' | 'secondsTotal' | 'steps' | 'cfgScale' | 'cfgRescale' | 'sigmaMin' | 'sigmaMax' | 'rho' | 'seed' | 'initNoiseLevel' | 'batchSize', v: number): void {
+  const spec = PARAMS[name];
+  const problem = numberProblem(spec, v);
+  if (problem) throw new GenerateError(`${spec.label} ${problem}`);
+}
+
+function checkLength(name: 'prompt' | 'negativePrompt', s: string | null): void {
+  const problem = s === null ? null : stringProblem(PARAMS[name], s);
+  if (problem) throw new GenerateError(`${PARAMS[name].label} ${problem}`);
 }
 
 export interface ResolvedParams {
@@ -113,16 +126,20 @@ export function resolveParams(model: ModelLimits, o: GenerateOptions, windowSeco
     referenceQuirks: o.referenceQuirks ?? false,
     model: model.name,
   };
-  check(Number.isInteger(p.steps) && p.steps >= 1 && p.steps <= 10000, `steps must be an integer in [1, 10000], got ${p.steps}`);
-  check(Number.isFinite(p.cfgScale) && p.cfgScale >= 0 && p.cfgScale <= 100, `cfg scale must be in [0, 100], got ${p.cfgScale}`);
-  check(Number.isFinite(p.cfgRescale) && p.cfgRescale >= 0 && p.cfgRescale <= 1, `cfg rescale must be in [0, 1], got ${p.cfgRescale}`);
+  checkLength('prompt', p.prompt);
+  checkLength('negativePrompt', p.negativePrompt);
+  checkRange('steps', p.steps);
+  checkRange('cfgScale', p.cfgScale);
+  checkRange('cfgRescale', p.cfgRescale);
   const samplerError = samplerProblem(p.sampler, model.objective ?? 'v', `model "${model.name}"`);
   check(samplerError === null, samplerError!);
-  check(p.sigmaMin > 0 && p.sigmaMax > p.sigmaMin, `need 0 < sigma-min < sigma-max, got ${p.sigmaMin} and ${p.sigmaMax}`);
-  check(p.sigmaMax <= 10000, `sigma-max must be ≤ 10000, got ${p.sigmaMax}`);
-  check(Number.isFinite(p.rho) && p.rho > 0 && p.rho <= 100, `rho must be in (0, 100], got ${p.rho}`);
+  checkRange('sigmaMin', p.sigmaMin);
+  checkRange('sigmaMax', p.sigmaMax);
+  check(p.sigmaMax > p.sigmaMin, `need 0 < sigma-min < sigma-max, got ${p.sigmaMin} and ${p.sigmaMax}`);
+  checkRange('rho', p.rho);
+  checkRange('secondsTotal', p.secondsTotal);
   check(
-    Number.isFinite(p.secondsTotal) && p.secondsTotal > 0 && p.secondsTotal <= model.maxSeconds + 1e-9,
+    p.secondsTotal <= model.maxSeconds + 1e-9,
     `seconds must be in (0, ${model.maxSeconds.toFixed(2)}] for this model (sample_size / sample_rate), got ${p.secondsTotal}`,
   );
   const minSeconds = model.minSeconds ?? 0;
@@ -130,13 +147,10 @@ export function resolveParams(model: ModelLimits, o: GenerateOptions, windowSeco
     p.secondsTotal >= minSeconds - 1e-12,
     `seconds must be at least one latent frame (${minSeconds.toFixed(4)} s for this model), got ${p.secondsTotal}`,
   );
-  check(Number.isFinite(p.secondsStart) && p.secondsStart >= 0 && p.secondsStart <= 1e6, `seconds start must be in [0, 1e6], got ${p.secondsStart}`);
-  check(Number.isInteger(p.batchSize) && p.batchSize >= 1 && p.batchSize <= 64, `batch size must be an integer in [1, 64], got ${p.batchSize}`);
-  check(Number.isInteger(seed) && seed >= 0 && seed <= 0xffffffff, `seed must be an integer in [0, 2^32) or -1, got ${o.seed}`);
-  check(
-    p.initNoiseLevel === null || (p.initNoiseLevel > 0 && p.initNoiseLevel <= 10000),
-    `init noise level must be in (0, 10000], got ${p.initNoiseLevel}`,
-  );
+  checkRange('secondsStart', p.secondsStart);
+  checkRange('batchSize', p.batchSize);
+  checkRange('seed', o.seed ?? -1);
+  if (p.initNoiseLevel !== null) checkRange('initNoiseLevel', p.initNoiseLevel);
   check(!(o.video && o.image), 'give either a video or an image, not both');
   check(!o.inpaint || o.initAudio !== undefined, 'inpainting needs init audio (the audio to regenerate part of)');
   check(o.initNoiseLevel === undefined || o.initAudio !== undefined, 'an init noise level needs init audio to vary');

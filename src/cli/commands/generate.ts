@@ -11,26 +11,13 @@ import { muxVideoWithAudio } from '../../io/mux.ts';
 import { writeWav } from '../../io/wav.ts';
 import { readConfig, type AudioXConfig } from '../../models/config.ts';
 import { ModelNotFoundError, RELEASED_MODELS, loadModel, resolveModelDir, textEncoders } from '../../models/load.ts';
-import { GENERATE_DEFAULTS, configLimits, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
+import { configLimits, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
 import { checkMediaInputs } from '../../pipeline/media.ts';
 import type { GenerateOptions, InpaintOptions, Progress, SamplerName, WindowPosition } from '../../pipeline/types.ts';
-import { samplerHelp } from '../../sampling/registry.ts';
+import { PARAMS, type ParamName } from '../../pipeline/params-schema.ts';
+import { addParamOption, type ParamOptionOverrides } from '../param-options.ts';
 
-export function num(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got "${v}"`);
-    return n;
-  };
-}
-
-export function int(name: string) {
-  return (v: string): number => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got "${v}"`);
-    return n;
-  };
-}
+export { int, num } from '../param-options.ts';
 
 /** The --inpaint-* flags as commander parses them (positions stay strings: seconds or "x%"). */
 export interface InpaintCliOptions {
@@ -77,37 +64,34 @@ export interface GenerateCliOptions extends GenerationCliOptions {
 /** The CLI flag of each media input, for error messages. */
 export const MEDIA_FLAGS = { video: '--video', image: '--image', audio: '--audio', initAudio: '--init-audio' };
 
-/** Adds the generation options to a command (`generate` and `inspect` share them). */
+/**
+ * Adds the generation options to a command (`generate` and `inspect` share them): the media inputs here, every
+ * other one from the parameter schema. `defaults.steps`: the command's own default step count.
+ */
 export function addGenerationOptions(cmd: Command, defaults: { steps: number }): Command {
-  const d = GENERATE_DEFAULTS;
-  return cmd
-    .requiredOption('-m, --model <name|dir>', `${[...RELEASED_MODELS, 'demo'].join(', ')}, or a model directory`)
-    .option('-p, --prompt <text>', 'text prompt')
-    .option('--negative-prompt <text>', 'negative text prompt')
+  const param = (name: ParamName, o?: ParamOptionOverrides) => addParamOption(cmd, name, o);
+  cmd.requiredOption('-m, --model <name|dir>', `${[...RELEASED_MODELS, 'demo'].join(', ')}, or a model directory`);
+  param('prompt');
+  param('negativePrompt');
+  cmd
     .option('--video <file>', 'conditioning video (also re-muxed with the result)')
     .option('--image <file>', 'conditioning still image')
-    .option('--audio <file>', 'audio prompt')
-    .option('--seconds-start <s>', 'start of the 10 s conditioning window in the media', num('--seconds-start'), d.secondsStart)
-    .option('--seconds <s>', `length of the generated audio (default: ${d.secondsTotal}, at most sample_size / sample_rate)`, num('--seconds'))
-    .option('--steps <n>', 'sampling steps', int('--steps'), defaults.steps)
-    .option('--cfg <x>', 'classifier-free guidance scale', num('--cfg'), d.cfgScale)
-    .option('--cfg-rescale <x>', 'CFG rescale (scale_phi), 0…1', num('--cfg-rescale'), d.cfgRescale)
-    .option('--sampler <name>', `sampler for ${samplerHelp()}`)
-    .option('--sigma-min <x>', 'smallest noise level', num('--sigma-min'), d.sigmaMin)
-    .option('--sigma-max <x>', 'largest noise level', num('--sigma-max'), d.sigmaMax)
-    .option('--seed <n>', 'random seed (-1: random)', int('--seed'), -1)
-    .option('--init-audio <file>', 'audio to vary (variation)')
-    .option('--init-noise-level <x>', 'noise level for --init-audio (default 1)', num('--init-noise-level'))
-    .option('--inpaint-start <pos>', 'inpainting: start of the range to regenerate in --init-audio (seconds, or a percentage like 30%)')
-    .option('--inpaint-end <pos>', 'inpainting: end of the range to regenerate (seconds or %)')
-    .option('--inpaint-softness <left[,right]>', 'inpainting: widths of the soft edges (seconds or %; default 0)')
-    .option('--inpaint-marination <x>', 'inpainting: 0…1, releases the kept audio earlier in the schedule (default 0)', num('--inpaint-marination'))
-    .option('--inpaint-crop-from <pos>', 'inpainting: take the init audio from here… (seconds or %; default 0)')
-    .option('--inpaint-paste-from <pos>', '…and place it from here (default 0)…')
-    .option('--inpaint-paste-to <pos>', '…to here (default 100%); outside, nothing is kept (outpainting)')
-    .option('--full-length', "keep the whole decoded window and normalise over it, as the reference's demo does (default: trim to --seconds)")
-    .option('--batch <n>', 'number of outputs', int('--batch'), d.batchSize)
-    .option('--reference-quirks', "reproduce the reference demo's preprocessing bugs exactly (see README)");
+    .option('--audio <file>', 'audio prompt');
+  param('secondsStart', { default: true });
+  param('secondsTotal');
+  param('steps', { default: defaults.steps });
+  param('cfgScale', { default: true });
+  param('cfgRescale', { default: true });
+  param('sampler');
+  param('sigmaMin', { default: true });
+  param('sigmaMax', { default: true });
+  param('seed', { default: true });
+  cmd.option('--init-audio <file>', 'audio to vary (variation) or to inpaint');
+  for (const name of ['initNoiseLevel', 'inpaintStart', 'inpaintEnd', 'inpaintSoftnessL', 'inpaintMarination', 'inpaintCropFrom', 'inpaintPasteFrom', 'inpaintPasteTo', 'fullLength'] as const) {
+    param(name);
+  }
+  param('batchSize', { default: true });
+  return param('referenceQuirks');
 }
 
 const INPAINT_FLAGS = ['inpaintStart', 'inpaintEnd', 'inpaintSoftness', 'inpaintMarination', 'inpaintCropFrom', 'inpaintPasteFrom', 'inpaintPasteTo'] as const;
@@ -326,7 +310,7 @@ export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>):
 
 export function register(program: Command): void {
   const cmd = program.command('generate').description('generate audio from text, video, an image and/or an audio prompt');
-  addGenerationOptions(cmd, { steps: GENERATE_DEFAULTS.steps })
+  addGenerationOptions(cmd, { steps: PARAMS.steps.default })
     .option('-o, --output <file.wav>', 'output WAV (with --video also an mp4 of the same name)', 'output.wav')
     .option('--no-progress', 'no progress output')
     .action(async (opts: GenerateCliOptions) => {
