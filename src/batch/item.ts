@@ -2,8 +2,7 @@
 // the generator's defaults), media paths absolute, the seed fixed. Plain JSON, so it can travel in a queue job.
 import { createHash } from 'node:crypto';
 import type { GenerationCliOptions, InpaintCliOptions } from '../cli/commands/generate.ts';
-import { GENERATE_DEFAULTS } from '../pipeline/generate.ts';
-import { DEFAULT_SAMPLERS } from '../sampling/registry.ts';
+import { PARAMS } from '../pipeline/params-schema.ts';
 
 export interface ItemOptions extends InpaintCliOptions {
   prompt?: string;
@@ -68,15 +67,15 @@ export interface BatchItem {
 /** Generation defaults a batch gives on the command line (a row's own fields win). */
 export type ItemDefaults = Partial<Omit<ItemOptions, 'prompt' | 'video' | 'image' | 'audio' | 'initAudio' | 'seed'>>;
 
-/** The defaults of `audiox generate` (the README example's), for fields neither the row nor the command line sets. */
+/** The schema's defaults (those of `audiox generate`), for fields neither the row nor the command line sets. */
 export const ITEM_DEFAULTS = {
-  secondsStart: GENERATE_DEFAULTS.secondsStart,
-  steps: GENERATE_DEFAULTS.steps,
-  cfgScale: GENERATE_DEFAULTS.cfgScale,
-  cfgRescale: GENERATE_DEFAULTS.cfgRescale,
-  sampler: DEFAULT_SAMPLERS.v as string, // every released model is v-objective
-  sigmaMin: GENERATE_DEFAULTS.sigmaMin,
-  sigmaMax: GENERATE_DEFAULTS.sigmaMax,
+  secondsStart: PARAMS.secondsStart.default,
+  steps: PARAMS.steps.default,
+  cfgScale: PARAMS.cfgScale.default,
+  cfgRescale: PARAMS.cfgRescale.default,
+  sampler: PARAMS.sampler.defaults.v as string, // every released model is v-objective
+  sigmaMin: PARAMS.sigmaMin.default,
+  sigmaMax: PARAMS.sigmaMax.default,
 };
 
 /**

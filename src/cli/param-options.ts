@@ -35,10 +35,10 @@ function parserFor(p: ParamSpec, flag: string): ((v: string) => number) | undefi
 /** The help line of a parameter without a commander default: its default (and what positions take) appended. */
 function helpWithDefault(p: ParamSpec): string {
   if (p.kind === 'position') {
-    const d = p.formDefault ? '' : `; default ${defaultText(p)}`;
+    const d = p.formDefault ? '' : `; default: ${defaultText(p)}`;
     return `${p.help} (seconds, or a percentage like 30%${d})`;
   }
-  if (p.kind === 'int' || p.kind === 'number') return `${p.help} (default ${defaultText(p)})`;
+  if (p.kind === 'int' || p.kind === 'number') return `${p.help} (default: ${defaultText(p)})`;
   return p.help;
 }
 

@@ -112,7 +112,7 @@ export const PARAMS = {
     label: 'seconds',
     cli: '--seconds <s>',
     api: true,
-    help: 'length of the generated audio (at most the model length, sample_size / sample_rate)',
+    help: 'length of the generated audio, at most the model length (sample_size / sample_rate)',
   },
   steps: { kind: 'int', min: 1, max: 1000, default: 100, label: 'steps', cli: '--steps <n>', api: true, help: 'sampling steps' },
   cfgScale: { kind: 'number', min: 0, max: 100, default: 7, label: 'cfg scale', cli: '--cfg <x>', api: true, help: 'classifier-free guidance scale' },
@@ -147,7 +147,7 @@ export const PARAMS = {
     label: 'sigma-max',
     cli: '--sigma-max <x>',
     api: true,
-    help: 'largest noise level of the schedule (must exceed sigma-min)',
+    help: 'largest noise level of the schedule, above sigma-min',
   },
   rho: {
     kind: 'number',
@@ -201,8 +201,8 @@ export const PARAMS = {
   },
   inpaintStart: position(50, '--inpaint-start <pos>', 'inpainting: start of the range of the init audio to regenerate', 'inpaint start', true),
   inpaintEnd: position(100, '--inpaint-end <pos>', 'inpainting: end of the range to regenerate', 'inpaint end', true),
-  inpaintSoftnessL: position(0, '--inpaint-softness <left[,right]>', 'inpainting: width of the left soft edge (the CLI flag takes both, left[,right])', 'inpaint softness left'),
-  inpaintSoftnessR: position(0, null, 'inpainting: width of the right soft edge (on the CLI: the second value of --inpaint-softness)', 'inpaint softness right'),
+  inpaintSoftnessL: position(0, '--inpaint-softness <left[,right]>', 'inpainting: width of the left soft edge', 'inpaint softness left'),
+  inpaintSoftnessR: position(0, null, 'inpainting: width of the right soft edge (CLI: the second value of --inpaint-softness)', 'inpaint softness right'),
   inpaintMarination: {
     kind: 'number',
     min: 0,

@@ -1,7 +1,20 @@
-// Request parameters of POST /api/generate: one table gives each field's type, range and default (the reference
-// Gradio UI's defaults, docs/REFERENCE.md §7.8), used both to validate requests and to build the page's form.
+// Request parameters of POST /api/generate: each field's type, range and default come from the parameter
+// schema (src/pipeline/params-schema.ts), which also builds the page's form (GET /api/info).
 import { randomInt } from 'node:crypto';
+import {
+  API_PARAM_NAMES,
+  MAX_SEED,
+  PARAMS,
+  numberProblem,
+  stringProblem,
+  validText,
+  type NumberParam,
+  type ParamSpec,
+  type PositionParam,
+} from '../pipeline/params-schema.ts';
 import { DEFAULT_SAMPLERS, SAMPLER_NAMES, isSamplerName, type DiffusionObjective, type SamplerName } from '../sampling/registry.ts';
+
+export { MAX_SEED };
 
 export interface JobParams {
   prompt: string;
@@ -36,43 +49,8 @@ export interface JobParams {
   fullLength: boolean;
 }
 
-/** `optional`: absent stays absent (the default is only the page's initial value). */
-type NumberField = { kind: 'int' | 'number'; min: number; max: number; default: number; exclusiveMin?: boolean; optional?: boolean };
-type Field =
-  | NumberField
-  | { kind: 'string'; maxLength: number; default: string }
-  | { kind: 'sampler'; default: SamplerName }
-  | { kind: 'boolean'; default: boolean };
-
-const percent = (d: number): NumberField => ({ kind: 'number', min: 0, max: 100, default: d, optional: true });
-
-/** Field table (exported to the page by GET /api/info). */
-export const PARAM_FIELDS: Record<Exclude<keyof JobParams, 'seed'>, Field> = {
-  prompt: { kind: 'string', maxLength: 2000, default: '' },
-  negativePrompt: { kind: 'string', maxLength: 2000, default: '' },
-  secondsStart: { kind: 'number', min: 0, max: 100_000, default: 0 },
-  secondsTotal: { kind: 'number', min: 0, max: 600, default: 10, exclusiveMin: true },
-  steps: { kind: 'int', min: 1, max: 1000, default: 100 },
-  cfgScale: { kind: 'number', min: 0, max: 100, default: 7 },
-  cfgRescale: { kind: 'number', min: 0, max: 1, default: 0 },
-  // The default of a v-objective model; a request without a sampler gets its model objective's default.
-  sampler: { kind: 'sampler', default: DEFAULT_SAMPLERS.v },
-  sigmaMin: { kind: 'number', min: 0, max: 1000, default: 0.03, exclusiveMin: true },
-  sigmaMax: { kind: 'number', min: 0, max: 10_000, default: 500, exclusiveMin: true },
-  initNoiseLevel: { kind: 'number', min: 0, max: 1000, default: 0.1, exclusiveMin: true },
-  batchSize: { kind: 'int', min: 1, max: 16, default: 1 },
-  previewEvery: { kind: 'int', min: 0, max: 1000, default: 0 },
-  // The reference's inpainting sliders and their defaults.
-  inpaintStart: percent(50),
-  inpaintEnd: percent(100),
-  inpaintSoftnessL: percent(0),
-  inpaintSoftnessR: percent(0),
-  inpaintMarination: { kind: 'number', min: 0, max: 0.9999, default: 0, optional: true },
-  inpaintCropFrom: percent(0),
-  inpaintPasteFrom: percent(0),
-  inpaintPasteTo: percent(100),
-  fullLength: { kind: 'boolean', default: false },
-};
+/** The schema entries of the request fields (served to the page by GET /api/info). */
+export const PARAM_FIELDS: Readonly<Record<string, ParamSpec>> = Object.fromEntries(API_PARAM_NAMES.map((n) => [n, PARAMS[n]]));
 
 /** Form checkboxes send "on"; JSON sends booleans. */
 function parseBoolean(name: string, raw: unknown): boolean {
@@ -80,8 +58,6 @@ function parseBoolean(name: string, raw: unknown): boolean {
   if (raw === false || raw === 'false' || raw === 'off' || raw === '0' || raw === 0) return false;
   throw new BadRequestError(`"${name}" must be true or false, got ${JSON.stringify(raw)}.`);
 }
-
-export const MAX_SEED = 2 ** 32 - 1;
 
 /** A request the client got wrong (→ HTTP 400). */
 export class BadRequestError extends Error {
@@ -92,14 +68,11 @@ export class BadRequestError extends Error {
   }
 }
 
-function parseNumber(name: string, raw: unknown, f: NumberField): number {
+function parseNumber(name: string, raw: unknown, f: NumberParam | PositionParam): number {
   const v = typeof raw === 'number' ? raw : typeof raw === 'string' && raw.trim() !== '' ? Number(raw) : NaN;
   if (!Number.isFinite(v)) throw new BadRequestError(`"${name}" must be a number, got ${JSON.stringify(raw)}.`);
-  if (f.kind === 'int' && !Number.isInteger(v)) throw new BadRequestError(`"${name}" must be an integer, got ${v}.`);
-  const tooLow = f.exclusiveMin ? v <= f.min : v < f.min;
-  if (tooLow || v > f.max) {
-    throw new BadRequestError(`"${name}" must be ${f.exclusiveMin ? '>' : '≥'} ${f.min} and ≤ ${f.max}, got ${v}.`);
-  }
+  const problem = numberProblem(f, v);
+  if (problem) throw new BadRequestError(`"${name}" ${problem}.`);
   return v;
 }
 
@@ -110,7 +83,7 @@ export function parseSeed(raw: unknown): number {
   }
   const v = typeof raw === 'number' ? raw : typeof raw === 'string' ? Number(raw.trim()) : NaN;
   if (!Number.isInteger(v) || v < 0 || v > MAX_SEED) {
-    throw new BadRequestError(`"seed" must be an integer in [0, ${MAX_SEED}], −1 or "random", got ${JSON.stringify(raw)}.`);
+    throw new BadRequestError(`"seed" must be ${validText(PARAMS.seed)} or "random", got ${JSON.stringify(raw)}.`);
   }
   return v;
 }
@@ -121,17 +94,19 @@ export function parseSeed(raw: unknown): number {
  * the model is the pipeline's check (resolveParams).
  */
 export function parseJobParams(body: Record<string, unknown>, objective: DiffusionObjective = 'v'): JobParams {
-  const known = new Set([...Object.keys(PARAM_FIELDS), 'seed', 'model']);
+  const known = new Set([...API_PARAM_NAMES, 'model']);
   const unknown = Object.keys(body).filter((k) => !known.has(k));
   if (unknown.length > 0) throw new BadRequestError(`Unknown parameter(s): ${unknown.join(', ')}.`);
   const out: Record<string, unknown> = {};
   for (const [name, f] of Object.entries(PARAM_FIELDS)) {
     const raw = body[name];
     const absent = raw === undefined || raw === null || raw === '';
+    if (f.kind === 'seed') continue; // resolved below
     if (f.kind === 'string') {
       const s = absent ? f.default : raw;
       if (typeof s !== 'string') throw new BadRequestError(`"${name}" must be a string.`);
-      if (s.length > f.maxLength) throw new BadRequestError(`"${name}" is longer than ${f.maxLength} characters.`);
+      const problem = stringProblem(f, s);
+      if (problem) throw new BadRequestError(`"${name}" ${problem}.`);
       out[name] = s;
     } else if (f.kind === 'sampler') {
       const s = absent ? DEFAULT_SAMPLERS[objective] : raw;
@@ -142,7 +117,8 @@ export function parseJobParams(body: Record<string, unknown>, objective: Diffusi
     } else if (f.kind === 'boolean') {
       out[name] = absent ? f.default : parseBoolean(name, raw);
     } else {
-      out[name] = absent ? (f.optional ? undefined : f.default) : parseNumber(name, raw, f);
+      const optional = f.kind === 'position' || f.optional === true;
+      out[name] = absent ? (optional ? undefined : f.default) : parseNumber(name, raw, f);
     }
   }
   const p = out as unknown as JobParams;

@@ -17,6 +17,7 @@ import multipart from '@fastify/multipart';
 import { MediaError } from '../io/ffmpeg.ts';
 import { JobQueue, QueueFullError, type Job, type JobFiles, type JobSnapshot, type RunJob } from './jobs.ts';
 import { DEFAULT_SAMPLERS, describeSamplers, type DiffusionObjective } from '../sampling/registry.ts';
+import { PARAMS } from '../pipeline/params-schema.ts';
 import { BadRequestError, EXAMPLES, PARAM_FIELDS, parseJobParams, type JobParams } from './params.ts';
 import { ensureSampleVideo } from './sample-video.ts';
 import { sendFileFrom } from './files.ts';
@@ -160,7 +161,7 @@ export async function createServer(opts: ServerOptions): Promise<AudioxServer> {
     defaultSamplers: DEFAULT_SAMPLERS,
     modelObjectives: Object.fromEntries(opts.models.map((m) => [m, opts.objectiveOf?.(m) ?? null])),
     fields: PARAM_FIELDS,
-    defaults: { previewEvery: opts.previewEvery ?? PARAM_FIELDS.previewEvery.default },
+    defaults: { previewEvery: opts.previewEvery ?? PARAMS.previewEvery.default },
     examples: EXAMPLES,
     limits: { uploadLimitBytes: uploadLimit, uploadLimit: formatMB(uploadLimit), queueLimit: opts.queueLimit ?? 4 },
     queue: queue.stats,

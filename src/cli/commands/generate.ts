@@ -87,9 +87,10 @@ export function addGenerationOptions(cmd: Command, defaults: { steps: number }):
   param('sigmaMax', { default: true });
   param('seed', { default: true });
   cmd.option('--init-audio <file>', 'audio to vary (variation) or to inpaint');
-  for (const name of ['initNoiseLevel', 'inpaintStart', 'inpaintEnd', 'inpaintSoftnessL', 'inpaintMarination', 'inpaintCropFrom', 'inpaintPasteFrom', 'inpaintPasteTo', 'fullLength'] as const) {
-    param(name);
-  }
+  for (const name of ['initNoiseLevel', 'inpaintStart', 'inpaintEnd'] as const) param(name);
+  // One flag for both soft edges (inpaintSoftnessL and inpaintSoftnessR).
+  param('inpaintSoftnessL', { help: 'inpainting: widths of the left and right soft edges (seconds or %; one value: both; default: 0)' });
+  for (const name of ['inpaintMarination', 'inpaintCropFrom', 'inpaintPasteFrom', 'inpaintPasteTo', 'fullLength'] as const) param(name);
   param('batchSize', { default: true });
   return param('referenceQuirks');
 }

@@ -35,10 +35,11 @@ function fillDefaults() {
       el.checked = f.default;
       continue;
     }
-    if (f.kind === 'int' || f.kind === 'number') {
+    if (typeof f.min === 'number') {
       el.min = String(f.min);
       el.max = String(f.max);
     }
+    if (f.help) el.title = f.help;
     el.value = String(name === 'previewEvery' ? info.defaults.previewEvery : f.default);
   }
   $('#seed').value = '';
