@@ -81,16 +81,16 @@ describe('audiox generate (demo model)', () => {
     expect(listDir(out)).toEqual(['bell.wav', 'full.wav']);
   });
 
-  it('help lists every option of the issue with the README defaults', async () => {
+  it('help lists every option of the issue with the schema defaults (the AudioX demo\'s)', async () => {
     const r = await runCli(['generate', '--help']);
     expect(r.code).toBe(0);
     for (const flag of ['--model', '--prompt', '--negative-prompt', '--video', '--image', '--audio', '--seconds-start', '--seconds', '--steps', '--cfg', '--sampler', '--sigma-min', '--sigma-max', '--seed', '--init-audio', '--init-noise-level', '--batch', '--output', '--reference-quirks', '--inpaint-start', '--inpaint-end', '--inpaint-softness', '--inpaint-marination', '--inpaint-crop-from', '--inpaint-paste-from', '--inpaint-paste-to', '--full-length']) {
       expect(r.stdout).toContain(flag);
     }
-    expect(r.stdout).toMatch(/--steps <n>\s+sampling steps \(default: 250\)/);
+    expect(r.stdout).toMatch(/--steps <n>\s+sampling steps \(default: 100\)/);
     expect(r.stdout).toMatch(/--cfg <x>[^\n]*\(default: 7\)/);
     expect(r.stdout).toMatch(/--sampler <name>\s+sampler for v-objective models:\s+dpmpp-3m-sde\s+\(default\)/);
-    expect(r.stdout).toMatch(/--sigma-min <x>[^\n]*\(default: 0\.3\)/);
+    expect(r.stdout).toMatch(/--sigma-min <x>[^\n]*\s+[^\n]*\(default: 0\.03\)/);
     expect(r.stdout).toMatch(/--sigma-max <x>[^\n]*\(default: 500\)/);
   });
 });
