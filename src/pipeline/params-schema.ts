@@ -136,7 +136,7 @@ export const PARAMS = {
     label: 'sigma-min',
     cli: '--sigma-min <x>',
     api: true,
-    help: 'smallest noise level of the schedule',
+    help: 'smallest noise level',
   },
   sigmaMax: {
     kind: 'number',
@@ -147,7 +147,7 @@ export const PARAMS = {
     label: 'sigma-max',
     cli: '--sigma-max <x>',
     api: true,
-    help: 'largest noise level of the schedule, above sigma-min',
+    help: 'largest noise level',
   },
   rho: {
     kind: 'number',

@@ -90,7 +90,7 @@ describe('audiox generate (demo model)', () => {
     expect(r.stdout).toMatch(/--steps <n>\s+sampling steps \(default: 100\)/);
     expect(r.stdout).toMatch(/--cfg <x>[^\n]*\(default: 7\)/);
     expect(r.stdout).toMatch(/--sampler <name>\s+sampler for v-objective models:\s+dpmpp-3m-sde\s+\(default\)/);
-    expect(r.stdout).toMatch(/--sigma-min <x>[^\n]*\s+[^\n]*\(default: 0\.03\)/);
+    expect(r.stdout).toMatch(/--sigma-min <x>[^\n]*\(default: 0\.03\)/);
     expect(r.stdout).toMatch(/--sigma-max <x>[^\n]*\(default: 500\)/);
   });
 });
