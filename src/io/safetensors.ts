@@ -42,6 +42,17 @@ export interface TensorSource {
   read(key: string): tf.Tensor;
   /** For a source that combines others: the source and key that hold `key` (lets readers use a file's raw bytes). */
   locate?(key: string): { source: TensorSource; key: string };
+  /**
+   * Float32 tensors of `key` in the given layouts, reading it once (a loader's fast path for weights that
+   * are re-laid out at load; see nn/residency.ts). Absent: the loader reads the tensor and re-lays it with tf ops.
+   */
+  readViews?(key: string, views: readonly LayoutView[]): tf.Tensor[];
+}
+
+/** Rows [start, start + count) of the first axis of a tensor, then (2-D only) transposed. */
+export interface LayoutView {
+  rows?: readonly [number, number];
+  transpose?: boolean;
 }
 
 export class SafetensorsError extends Error {}
