@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { halfToFloatTensor } from '../backend/half-upload.ts';
+import { halfToFloatTensor, relayoutTensors, setHalfTable } from '../backend/half-upload.ts';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'BOOL' | 'F64' | 'I8' | 'U8' | 'I16';
 
@@ -53,6 +53,22 @@ export interface TensorSource {
 export interface LayoutView {
   rows?: readonly [number, number];
   transpose?: boolean;
+}
+
+/** `view` of `t` as a new tensor, with tf ops. */
+export function relaid(t: tf.Tensor, view: LayoutView): tf.Tensor {
+  return tf.tidy(() => {
+    let v = t;
+    if (view.rows) {
+      const [start, count] = view.rows;
+      v = tf.slice(v, [start, ...v.shape.slice(1).map(() => 0)], [count, ...v.shape.slice(1)]);
+    }
+    if (view.transpose) {
+      if (v.rank !== 2) throw new Error(`a transposed view needs a 2-D tensor, got [${v.shape}]`);
+      v = tf.transpose(v);
+    }
+    return v === t ? v.clone() : v;
+  });
 }
 
 export class SafetensorsError extends Error {}
@@ -174,12 +190,18 @@ function f16Value(h: number): number {
 let f16Table: Float32Array | null = null;
 
 /** Converts IEEE half floats (as uint16) to float32 (a 64 Ki-entry table: ~10× faster on GB-sized weights). */
-export function f16ToF32(src: Uint16Array): Float32Array {
+/** The half → float table every widening uses (JavaScript and, through the backend, native). */
+function halfTable(): Float32Array {
   if (!f16Table) {
     f16Table = new Float32Array(65536);
     for (let h = 0; h < 65536; h++) f16Table[h] = f16Value(h);
+    setHalfTable(f16Table);
   }
-  const t = f16Table;
+  return f16Table;
+}
+
+export function f16ToF32(src: Uint16Array): Float32Array {
+  const t = halfTable();
   const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = t[src[i]];
   return out;
@@ -395,11 +417,34 @@ export class SafetensorsFile implements TensorSource {
     const e = this.entry(key);
     const bytes = this.readBytes(key);
     if (e.dtype === 'F16') {
+      halfTable();
       const native = halfToFloatTensor(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2), e.shape);
       if (native) return native;
     }
     const h = this.decode(key, e, bytes);
     return tf.tensor(h.data, h.shape, h.dtype);
+  }
+
+  /**
+   * Float32 tensors of `key` in the given layouts from one read: converted and re-laid natively by the
+   * backend where it can (tfjs-node with the native addon: no full-layout tensor, no TensorFlow Cast), else
+   * read as one tensor and re-laid with tf ops.
+   */
+  readViews(key: string, views: readonly LayoutView[]): tf.Tensor[] {
+    const e = this.entry(key);
+    if (e.dtype === 'F16' || e.dtype === 'F32') {
+      const bytes = this.readBytes(key);
+      if (e.dtype === 'F16') halfTable();
+      const data = e.dtype === 'F16' ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+      const native = relayoutTensors(data, e.shape, views);
+      if (native) return native;
+    }
+    const t = this.read(key);
+    try {
+      return views.map((v) => relaid(t, v));
+    } finally {
+      t.dispose();
+    }
   }
 
   close(): void {

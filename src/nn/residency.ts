@@ -4,8 +4,8 @@
 // are. Where a module's weights live between forwards is its `residency` (null: on the backend), set by the
 // loader from the memory plan. The loader, weight streaming (streaming.ts) and the memory planner
 // (models/memory.ts) read these declarations; nothing is inferred from a module's class or prototype.
-import * as tf from '@tensorflow/tfjs';
-import type { LayoutView } from '../io/safetensors.ts';
+import type * as tf from '@tensorflow/tfjs';
+import { relaid, type LayoutView } from '../io/safetensors.ts';
 import type { Parameter } from './module.ts';
 
 /**
@@ -66,18 +66,5 @@ export interface WeightResidency {
   hostBytes(): number;
 }
 
-/** The view of a [rows, …] tensor `t` as a new tensor (the fallback when a source cannot read views itself). */
-export function viewOf(t: tf.Tensor, view: LayoutView): tf.Tensor {
-  return tf.tidy(() => {
-    let v = t;
-    if (view.rows) {
-      const [start, count] = view.rows;
-      v = tf.slice(v, [start, ...v.shape.slice(1).map(() => 0)], [count, ...v.shape.slice(1)]);
-    }
-    if (view.transpose) {
-      if (v.rank !== 2) throw new Error(`a transposed view needs a 2-D tensor, got [${v.shape}]`);
-      v = tf.transpose(v);
-    }
-    return v === t ? v.clone() : v;
-  });
-}
+/** The view of a [rows, …] tensor `t` as a new tensor, with tf ops (the fallback when a source cannot read views). */
+export const viewOf = relaid;
