@@ -63,6 +63,8 @@ export interface BlasAddon {
     transpose: boolean,
     halfTable: Float32Array | null,
   ): void;
+  /** Bytes past the last 64-byte boundary at which the array's data starts. */
+  misalignment(a: ArrayBufferView): number;
   setThreads(n: number): void;
   info(): { threads: number; config: string };
 }

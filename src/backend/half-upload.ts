@@ -6,7 +6,7 @@
 // made. This reads tfjs-node's binding (4.22.0); any other backend, or an unexpected binding, gets null and
 // the caller widens in JavaScript.
 import * as tf from '@tensorflow/tfjs';
-import { loadBlasAddon } from './blas.ts';
+import { loadBlasAddon, type BlasAddon } from './blas.ts';
 
 const TF_HALF = 19; // TF_DataType in tensorflow/c/tf_datatype.h (not exported by the binding)
 
@@ -103,9 +103,16 @@ export function setHalfTable(table: Float32Array): void {
  */
 export function relayoutTensors(data: Uint16Array | Float32Array, shape: readonly number[], views: readonly RelayoutView[]): tf.Tensor[] | null {
   const be = nodeBackend();
-  const table = data instanceof Uint16Array ? halfTable : null;
-  if (!be || (data instanceof Uint16Array && !table) || !loadBlasAddon()) return null;
-  return relaidTensors(be, data, shape, views, table);
+  if (!be || !data.length || !nativeRelayout(data instanceof Uint16Array ? 'F16' : 'F32')) return null;
+  return relaidTensors(be, data, shape, views, data instanceof Uint16Array ? halfTable : null);
+}
+
+/**
+ * Whether `relayoutTensors` (and `halfToFloatTensor`) re-lay `dtype` natively: then they only read their
+ * input during the call (a reader may reuse its buffer).
+ */
+export function nativeRelayout(dtype: 'F16' | 'F32'): boolean {
+  return nodeBackend() !== null && (dtype === 'F32' || halfTable !== null) && loadBlasAddon() !== null;
 }
 
 function relaidTensors(
@@ -125,7 +132,7 @@ function relaidTensors(
       if (start < 0 || count < 0 || start + count > rows) throw new Error(`rows [${start}, ${start + count}) outside a tensor of ${rows} rows`);
       if (v.transpose && shape.length !== 2) throw new Error(`a transposed view needs a 2-D tensor, got [${shape}]`);
       const viewShape = v.transpose ? [shape[1], count] : shape.length ? [count, ...shape.slice(1)] : [];
-      const dst = new Float32Array(count * cols);
+      const dst = alignedF32(addon, count * cols);
       addon.relayout(data, dst, cols, start, count, v.transpose ?? false, table);
       const id = be.binding.createTensor(viewShape, be.binding.TF_FLOAT, dst);
       out.push(be.createOutputTensor({ id, shape: viewShape, dtype: be.binding.TF_FLOAT }));
@@ -135,4 +142,14 @@ function relaidTensors(
     throw e;
   }
   return out;
+}
+
+/**
+ * A Float32Array of n floats starting on a 64-byte boundary: TensorFlow adopts such memory as the tensor's
+ * own (tfjs-node binds the array), while it copies anything less aligned — a second full copy of the weights.
+ */
+function alignedF32(addon: BlasAddon, n: number): Float32Array {
+  const buf = new ArrayBuffer(n * 4 + 64);
+  const skew = addon.misalignment(new Uint8Array(buf, 0, 1));
+  return new Float32Array(buf, (64 - skew) % 64, n);
 }

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { halfToFloatTensor, relayoutTensors, setHalfTable } from '../backend/half-upload.ts';
+import { halfToFloatTensor, nativeRelayout, relayoutTensors, setHalfTable } from '../backend/half-upload.ts';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'BOOL' | 'F64' | 'I8' | 'U8' | 'I16';
 
@@ -391,10 +391,25 @@ export class SafetensorsFile implements TensorSource {
 
   /** Raw little-endian bytes of one tensor. */
   readBytes(key: string): Uint8Array {
+    return this.readBytesInto(key, null);
+  }
+
+  /**
+   * The bytes of `key` in a buffer this file reuses from call to call (fresh pages cost more than the read
+   * itself for multi-GB loads), for a caller that is done with them before the next read.
+   */
+  private readScratch(key: string): Uint8Array {
+    const len = this.entry(key).offsets[1] - this.entry(key).offsets[0];
+    if (!this.scratch || this.scratch.byteLength < len) this.scratch = new Uint8Array(Math.max(len, 2 * (this.scratch?.byteLength ?? 0)));
+    return this.readBytesInto(key, this.scratch.subarray(0, len));
+  }
+  private scratch: Uint8Array | null = null;
+
+  private readBytesInto(key: string, into: Uint8Array | null): Uint8Array {
     const e = this.entry(key);
     if (this.fd === null) throw new SafetensorsError(`${this.file}: file is closed`);
     const len = e.offsets[1] - e.offsets[0];
-    const out = new Uint8Array(len);
+    const out = into ?? new Uint8Array(len);
     let done = 0;
     while (done < len) {
       const n = fs.readSync(this.fd, out, done, len - done, this.dataStart + e.offsets[0] + done);
@@ -415,9 +430,14 @@ export class SafetensorsFile implements TensorSource {
 
   read(key: string): tf.Tensor {
     const e = this.entry(key);
+    if (e.dtype === 'F16') halfTable();
+    const some = e.offsets[1] > e.offsets[0];
+    if (e.dtype === 'F16' && some && nativeRelayout('F16')) {
+      const bytes = this.readScratch(key);
+      return relayoutTensors(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2), e.shape, [{}])![0];
+    }
     const bytes = this.readBytes(key);
     if (e.dtype === 'F16') {
-      halfTable();
       const native = halfToFloatTensor(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2), e.shape);
       if (native) return native;
     }
@@ -432,12 +452,11 @@ export class SafetensorsFile implements TensorSource {
    */
   readViews(key: string, views: readonly LayoutView[]): tf.Tensor[] {
     const e = this.entry(key);
-    if (e.dtype === 'F16' || e.dtype === 'F32') {
-      const bytes = this.readBytes(key);
-      if (e.dtype === 'F16') halfTable();
+    if (e.dtype === 'F16') halfTable();
+    if ((e.dtype === 'F16' || e.dtype === 'F32') && e.offsets[1] > e.offsets[0] && nativeRelayout(e.dtype)) {
+      const bytes = this.readScratch(key);
       const data = e.dtype === 'F16' ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
-      const native = relayoutTensors(data, e.shape, views);
-      if (native) return native;
+      return relayoutTensors(data, e.shape, views)!;
     }
     const t = this.read(key);
     try {
@@ -450,6 +469,7 @@ export class SafetensorsFile implements TensorSource {
   close(): void {
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
+    this.scratch = null;
   }
 }
 
