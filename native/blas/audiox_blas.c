@@ -3,10 +3,12 @@
 // caller provides — typically views into the tfjs wasm heap — so no tensor data is copied.
 // Plain N-API (node_api.h), no node-addon-api, so it builds offline from the Node headers alone.
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
+#include <immintrin.h>
 #include <node_api.h>
 
 // OpenBLAS extensions (declared in its cblas.h; weak so other CBLAS implementations also link).
@@ -267,6 +269,134 @@ static napi_value SnakeBeta(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// Half → float over a contiguous run: the F16C instruction where the CPU has it (exact for every value;
+// NaNs come out quiet, as from any hardware conversion), else the caller's table.
+__attribute__((target("f16c,avx"))) static void widen_f16c(const uint16_t *src, float *dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+  for (; i < n; i++) dst[i] = _cvtsh_ss(src[i]);
+}
+
+static int has_f16c(void) {
+  static int known = -1;
+  if (known < 0) {
+    __builtin_cpu_init();
+    known = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+  }
+  return known;
+}
+
+static void widen_row(const uint16_t *src, float *dst, int64_t n, const float *table, int f16c) {
+  if (f16c) {
+    widen_f16c(src, dst, n);
+    return;
+  }
+  for (int64_t i = 0; i < n; i++) dst[i] = table[src[i]];
+}
+
+// relayout(src, dst, cols, rowStart, rowCount, transpose, table): rows [rowStart, rowStart + rowCount) of a
+// row-major [rows, cols] tensor into dst, transposed to [cols, rowCount] when `transpose`. src is a
+// Float32Array, or a Uint16Array of IEEE half bits, widened by F16C where the CPU has it, else through
+// `table` (65536 floats, the caller's own widening table); both equal the caller's widening except in
+// NaN payloads. Used to load weights straight into the
+// layout a layer derives (nn/residency.ts), without a torch-layout copy; blocked for the cache.
+#define RELAYOUT_TILE 64
+static napi_value Relayout(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 7) {
+    napi_throw_type_error(env, NULL, "audiox_blas.relayout: expected 7 arguments");
+    return NULL;
+  }
+  napi_typedarray_type type;
+  void *sp;
+  size_t slen, off;
+  napi_value buf;
+  if (napi_get_typedarray_info(env, argv[0], &type, &slen, &sp, &buf, &off) != napi_ok ||
+      (type != napi_float32_array && type != napi_uint16_array)) {
+    napi_throw_type_error(env, NULL, "audiox_blas.relayout: src must be a Float32Array or a Uint16Array");
+    return NULL;
+  }
+  const int half = type == napi_uint16_array;
+  float *dst, *table = NULL;
+  size_t dlen, tlen = 0;
+  int64_t cols, r0, nr;
+  bool tr;
+  if (!get_f32(env, argv[1], &dst, &dlen)) return NULL;
+  if (!get_i64(env, argv[2], &cols) || !get_i64(env, argv[3], &r0) || !get_i64(env, argv[4], &nr) ||
+      napi_get_value_bool(env, argv[5], &tr) != napi_ok) {
+    napi_throw_type_error(env, NULL, "audiox_blas.relayout: cols, rowStart, rowCount must be integers, transpose a boolean");
+    return NULL;
+  }
+  if (half && (!get_f32(env, argv[6], &table, &tlen) || tlen != 65536)) {
+    if (!table) return NULL;
+    napi_throw_range_error(env, NULL, "audiox_blas.relayout: the half table must hold 65536 floats");
+    return NULL;
+  }
+  if (cols < 1 || r0 < 0 || nr < 0 || (size_t)((r0 + nr) * cols) > slen || (size_t)(nr * cols) > dlen) {
+    napi_throw_range_error(env, NULL, "audiox_blas.relayout: sizes exceed the given arrays");
+    return NULL;
+  }
+  const float *sf = (const float *)sp + (half ? 0 : r0 * cols);
+  const uint16_t *sh = (const uint16_t *)sp + (half ? r0 * cols : 0);
+  const int f16c = half && has_f16c();
+  if (!tr) {
+    const int64_t n = nr * cols;
+    if (!half) {
+      memcpy(dst, sf, (size_t)n * sizeof(float));
+      return NULL;
+    }
+    const int64_t chunk = 1 << 16;
+#pragma omp parallel for schedule(static) if (n > 2 * chunk)
+    for (int64_t b = 0; b < n; b += chunk) {
+      const int64_t e = b + chunk < n ? b + chunk : n;
+      widen_row(sh + b, dst + b, e - b, table, f16c);
+    }
+    return NULL;
+  }
+  // dst[c * nr + r] = src[r * cols + c], tile by tile: widen a tile's rows into a local buffer, then write
+  // its columns out.
+  const int64_t tilesR = (nr + RELAYOUT_TILE - 1) / RELAYOUT_TILE;
+  const int64_t tilesC = (cols + RELAYOUT_TILE - 1) / RELAYOUT_TILE;
+#pragma omp parallel for schedule(static) if (nr * cols > 65536)
+  for (int64_t t = 0; t < tilesR * tilesC; t++) {
+    float tile[RELAYOUT_TILE][RELAYOUT_TILE];
+    const int64_t rb = (t / tilesC) * RELAYOUT_TILE, cb = (t % tilesC) * RELAYOUT_TILE;
+    const int64_t re = rb + RELAYOUT_TILE < nr ? rb + RELAYOUT_TILE : nr;
+    const int64_t ce = cb + RELAYOUT_TILE < cols ? cb + RELAYOUT_TILE : cols;
+    for (int64_t r = rb; r < re; r++) {
+      if (half)
+        widen_row(sh + r * cols + cb, tile[r - rb], ce - cb, table, f16c);
+      else
+        memcpy(tile[r - rb], sf + r * cols + cb, (size_t)(ce - cb) * sizeof(float));
+    }
+    for (int64_t c = cb; c < ce; c++) {
+      float *d = dst + c * nr;
+      for (int64_t r = rb; r < re; r++) d[r] = tile[r - rb][c - cb];
+    }
+  }
+  return NULL;
+}
+
+// misalignment(a): bytes past the last 64-byte boundary at which typed array `a`'s data starts. TensorFlow
+// adopts a buffer without copying only when it is 64-byte aligned (TF_NewTensor copies anything else).
+static napi_value Misalignment(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], out;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  napi_typedarray_type type;
+  void *p;
+  size_t len, off;
+  napi_value buf;
+  if (argc < 1 || napi_get_typedarray_info(env, argv[0], &type, &len, &p, &buf, &off) != napi_ok) {
+    napi_throw_type_error(env, NULL, "audiox_blas.misalignment: expected a typed array");
+    return NULL;
+  }
+  CHECK(napi_create_int32(env, (int32_t)((uintptr_t)p % 64), &out));
+  return out;
+}
+
 static napi_value SetThreads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -295,6 +425,8 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"biasAct", NULL, BiasAct, NULL, NULL, NULL, napi_default, NULL},
       {"sin", NULL, Sin, NULL, NULL, NULL, napi_default, NULL},
       {"snakeBeta", NULL, SnakeBeta, NULL, NULL, NULL, napi_default, NULL},
+      {"relayout", NULL, Relayout, NULL, NULL, NULL, napi_default, NULL},
+      {"misalignment", NULL, Misalignment, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, Info, NULL, NULL, NULL, napi_default, NULL},
   };

@@ -54,6 +54,17 @@ export interface BlasAddon {
   biasAct(y: Float32Array, rows: number, n: number, bias: Float32Array | null, activation: number, alpha?: number): void;
   sin(x: Float32Array, y: Float32Array, n: number): void;
   snakeBeta(x: Float32Array, a: Float32Array, invB: Float32Array, y: Float32Array, rows: number, channels: number): void;
+  relayout(
+    src: Float32Array | Uint16Array,
+    dst: Float32Array,
+    cols: number,
+    rowStart: number,
+    rowCount: number,
+    transpose: boolean,
+    halfTable: Float32Array | null,
+  ): void;
+  /** Bytes past the last 64-byte boundary at which the array's data starts. */
+  misalignment(a: ArrayBufferView): number;
   setThreads(n: number): void;
   info(): { threads: number; config: string };
 }
@@ -127,6 +138,12 @@ export function loadBlas(): BlasStatus {
     };
   }
   return status;
+}
+
+/** The loaded addon (for the backends' own native helpers, e.g. the tensorflow weight re-layout), or null. */
+export function loadBlasAddon(): BlasAddon | null {
+  loadBlas();
+  return addon;
 }
 
 export function blasActive(): boolean {

@@ -6,6 +6,7 @@
 // made. This reads tfjs-node's binding (4.22.0); any other backend, or an unexpected binding, gets null and
 // the caller widens in JavaScript.
 import * as tf from '@tensorflow/tfjs';
+import { loadBlasAddon, type BlasAddon } from './blas.ts';
 
 const TF_HALF = 19; // TF_DataType in tensorflow/c/tf_datatype.h (not exported by the binding)
 
@@ -24,7 +25,7 @@ interface TfjsNodeBinding {
   TF_FLOAT: number;
   TF_ATTR_TYPE: number;
   TF_ATTR_BOOL: number;
-  createTensor(shape: number[], dtype: number, values: Int32Array): number;
+  createTensor(shape: number[], dtype: number, values: Int32Array | Float32Array): number;
   executeOp(name: string, attrs: OpAttr[], inputs: number[], numOutputs: number): OutputMeta[];
   deleteTensor(id: number): void;
 }
@@ -51,6 +52,8 @@ function nodeBackend(): TfjsNodeBackend | null {
  */
 export function halfToFloatTensor(bits: Uint16Array, shape: readonly number[]): tf.Tensor | null {
   const be = nodeBackend();
+  const table = halfTable;
+  if (be && table && bits.length && loadBlasAddon()) return relaidTensors(be, bits, shape, [{}], table)[0];
   const n = bits.length;
   if (!be || n === 0 || n % 2 !== 0) return null;
   const b = be.binding;
@@ -73,4 +76,80 @@ export function halfToFloatTensor(bits: Uint16Array, shape: readonly number[]): 
   const out = tf.reshape(flat, [...shape]);
   flat.dispose();
   return out;
+}
+
+/** One layout of a [rows, …] tensor: rows [start, start + count), then (2-D) transposed. */
+export interface RelayoutView {
+  rows?: readonly [number, number];
+  transpose?: boolean;
+}
+
+let halfTable: Float32Array | null = null;
+
+/**
+ * The 65536-entry half → float table the reader widens with in JavaScript; the native conversion uses the
+ * same table, so every path gives the same bits. Set once by the safetensors reader.
+ */
+export function setHalfTable(table: Float32Array): void {
+  if (table.length !== 65536) throw new Error(`a half table has 65536 entries, got ${table.length}`);
+  halfTable = table;
+}
+
+/**
+ * Float32 tensors of the given layouts of a row-major tensor (half bits or float32 values), each converted
+ * and re-laid in one native pass straight into memory TensorFlow then owns without a copy (tfjs-node binds
+ * the typed array) — no torch-layout tensor, no TensorFlow Cast, Slice or Transpose. Null where that path is
+ * not available (another backend, no addon, no table for half bits): the caller re-lays with tf ops.
+ */
+export function relayoutTensors(data: Uint16Array | Float32Array, shape: readonly number[], views: readonly RelayoutView[]): tf.Tensor[] | null {
+  const be = nodeBackend();
+  if (!be || !data.length || !nativeRelayout(data instanceof Uint16Array ? 'F16' : 'F32')) return null;
+  return relaidTensors(be, data, shape, views, data instanceof Uint16Array ? halfTable : null);
+}
+
+/**
+ * Whether `relayoutTensors` (and `halfToFloatTensor`) re-lay `dtype` natively: then they only read their
+ * input during the call (a reader may reuse its buffer).
+ */
+export function nativeRelayout(dtype: 'F16' | 'F32'): boolean {
+  return nodeBackend() !== null && (dtype === 'F32' || halfTable !== null) && loadBlasAddon() !== null;
+}
+
+function relaidTensors(
+  be: TfjsNodeBackend,
+  data: Uint16Array | Float32Array,
+  shape: readonly number[],
+  views: readonly RelayoutView[],
+  table: Float32Array | null,
+): tf.Tensor[] {
+  const addon = loadBlasAddon()!;
+  const rows = shape[0] ?? 1;
+  const cols = shape.length ? data.length / rows : 1;
+  const out: tf.Tensor[] = [];
+  try {
+    for (const v of views) {
+      const [start, count] = v.rows ?? [0, rows];
+      if (start < 0 || count < 0 || start + count > rows) throw new Error(`rows [${start}, ${start + count}) outside a tensor of ${rows} rows`);
+      if (v.transpose && shape.length !== 2) throw new Error(`a transposed view needs a 2-D tensor, got [${shape}]`);
+      const viewShape = v.transpose ? [shape[1], count] : shape.length ? [count, ...shape.slice(1)] : [];
+      const dst = alignedF32(addon, count * cols);
+      addon.relayout(data, dst, cols, start, count, v.transpose ?? false, table);
+      const id = be.binding.createTensor(viewShape, be.binding.TF_FLOAT, dst);
+      out.push(be.createOutputTensor({ id, shape: viewShape, dtype: be.binding.TF_FLOAT }));
+    }
+  } catch (e) {
+    tf.dispose(out);
+    throw e;
+  }
+  return out;
+}
+
+/**
+ * A Float32Array of n floats starting on a 64-byte boundary: TensorFlow adopts such memory as the tensor's
+ * own (tfjs-node binds the array), while it copies anything less aligned — a second full copy of the weights.
+ */
+function alignedF32(addon: BlasAddon, n: number): Float32Array {
+  const buf = new ArrayBuffer(n * 4 + 64);
+  const skew = addon.misalignment(new Uint8Array(buf, 0, 1));
+  return new Float32Array(buf, (64 - skew) % 64, n);
 }

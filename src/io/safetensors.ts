@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { halfToFloatTensor } from '../backend/half-upload.ts';
+import { halfToFloatTensor, nativeRelayout, relayoutTensors, setHalfTable } from '../backend/half-upload.ts';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'BOOL' | 'F64' | 'I8' | 'U8' | 'I16';
 
@@ -42,6 +42,33 @@ export interface TensorSource {
   read(key: string): tf.Tensor;
   /** For a source that combines others: the source and key that hold `key` (lets readers use a file's raw bytes). */
   locate?(key: string): { source: TensorSource; key: string };
+  /**
+   * Float32 tensors of `key` in the given layouts, reading it once (a loader's fast path for weights that
+   * are re-laid out at load; see nn/residency.ts). Absent: the loader reads the tensor and re-lays it with tf ops.
+   */
+  readViews?(key: string, views: readonly LayoutView[]): tf.Tensor[];
+}
+
+/** Rows [start, start + count) of the first axis of a tensor, then (2-D only) transposed. */
+export interface LayoutView {
+  rows?: readonly [number, number];
+  transpose?: boolean;
+}
+
+/** `view` of `t` as a new tensor, with tf ops. */
+export function relaid(t: tf.Tensor, view: LayoutView): tf.Tensor {
+  return tf.tidy(() => {
+    let v = t;
+    if (view.rows) {
+      const [start, count] = view.rows;
+      v = tf.slice(v, [start, ...v.shape.slice(1).map(() => 0)], [count, ...v.shape.slice(1)]);
+    }
+    if (view.transpose) {
+      if (v.rank !== 2) throw new Error(`a transposed view needs a 2-D tensor, got [${v.shape}]`);
+      v = tf.transpose(v);
+    }
+    return v === t ? v.clone() : v;
+  });
 }
 
 export class SafetensorsError extends Error {}
@@ -163,12 +190,18 @@ function f16Value(h: number): number {
 let f16Table: Float32Array | null = null;
 
 /** Converts IEEE half floats (as uint16) to float32 (a 64 Ki-entry table: ~10× faster on GB-sized weights). */
-export function f16ToF32(src: Uint16Array): Float32Array {
+/** The half → float table every widening uses (JavaScript and, through the backend, native). */
+function halfTable(): Float32Array {
   if (!f16Table) {
     f16Table = new Float32Array(65536);
     for (let h = 0; h < 65536; h++) f16Table[h] = f16Value(h);
+    setHalfTable(f16Table);
   }
-  const t = f16Table;
+  return f16Table;
+}
+
+export function f16ToF32(src: Uint16Array): Float32Array {
+  const t = halfTable();
   const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = t[src[i]];
   return out;
@@ -358,10 +391,25 @@ export class SafetensorsFile implements TensorSource {
 
   /** Raw little-endian bytes of one tensor. */
   readBytes(key: string): Uint8Array {
+    return this.readBytesInto(key, null);
+  }
+
+  /**
+   * The bytes of `key` in a buffer this file reuses from call to call (fresh pages cost more than the read
+   * itself for multi-GB loads), for a caller that is done with them before the next read.
+   */
+  private readScratch(key: string): Uint8Array {
+    const len = this.entry(key).offsets[1] - this.entry(key).offsets[0];
+    if (!this.scratch || this.scratch.byteLength < len) this.scratch = new Uint8Array(Math.max(len, 2 * (this.scratch?.byteLength ?? 0)));
+    return this.readBytesInto(key, this.scratch.subarray(0, len));
+  }
+  private scratch: Uint8Array | null = null;
+
+  private readBytesInto(key: string, into: Uint8Array | null): Uint8Array {
     const e = this.entry(key);
     if (this.fd === null) throw new SafetensorsError(`${this.file}: file is closed`);
     const len = e.offsets[1] - e.offsets[0];
-    const out = new Uint8Array(len);
+    const out = into ?? new Uint8Array(len);
     let done = 0;
     while (done < len) {
       const n = fs.readSync(this.fd, out, done, len - done, this.dataStart + e.offsets[0] + done);
@@ -382,6 +430,12 @@ export class SafetensorsFile implements TensorSource {
 
   read(key: string): tf.Tensor {
     const e = this.entry(key);
+    if (e.dtype === 'F16') halfTable();
+    const some = e.offsets[1] > e.offsets[0];
+    if (e.dtype === 'F16' && some && nativeRelayout('F16')) {
+      const bytes = this.readScratch(key);
+      return relayoutTensors(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2), e.shape, [{}])![0];
+    }
     const bytes = this.readBytes(key);
     if (e.dtype === 'F16') {
       const native = halfToFloatTensor(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2), e.shape);
@@ -391,9 +445,31 @@ export class SafetensorsFile implements TensorSource {
     return tf.tensor(h.data, h.shape, h.dtype);
   }
 
+  /**
+   * Float32 tensors of `key` in the given layouts from one read: converted and re-laid natively by the
+   * backend where it can (tfjs-node with the native addon: no full-layout tensor, no TensorFlow Cast), else
+   * read as one tensor and re-laid with tf ops.
+   */
+  readViews(key: string, views: readonly LayoutView[]): tf.Tensor[] {
+    const e = this.entry(key);
+    if (e.dtype === 'F16') halfTable();
+    if ((e.dtype === 'F16' || e.dtype === 'F32') && e.offsets[1] > e.offsets[0] && nativeRelayout(e.dtype)) {
+      const bytes = this.readScratch(key);
+      const data = e.dtype === 'F16' ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+      return relayoutTensors(data, e.shape, views)!;
+    }
+    const t = this.read(key);
+    try {
+      return views.map((v) => relaid(t, v));
+    } finally {
+      t.dispose();
+    }
+  }
+
   close(): void {
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;
+    this.scratch = null;
   }
 }
 

@@ -3,6 +3,7 @@
 // kernel = stride and no bias, so it is a reshape + matmul.
 import * as tf from '@tensorflow/tfjs';
 import { Module, ModuleList, type Parameter } from '../nn/module.ts';
+import type { WeightDerivation } from '../nn/residency.ts';
 import { Embedding, LayerNorm, Linear } from '../nn/layers.ts';
 import * as F from '../nn/functional.ts';
 
@@ -65,10 +66,16 @@ class PatchConv2d extends Module {
     super();
     this.weight = this.param('weight', [outChannels, inChannels, patch, patch]);
   }
-  protected override onLoad(): void {
-    this.flat?.dispose();
-    // [D, C·P·P] pre-transposed to [C·P·P, D]: wasm matmuls are slow with transposeB.
-    this.flat = tf.keep(tf.tidy(() => this.weight.value.reshape([this.outChannels, -1]).transpose() as tf.Tensor2D));
+  override derivation(): WeightDerivation {
+    return {
+      mode: 'copy',
+      sources: [this.weight],
+      derive: () => {
+        this.flat?.dispose();
+        // [D, C·P·P] pre-transposed to [C·P·P, D]: wasm matmuls are slow with transposeB.
+        this.flat = tf.keep(tf.tidy(() => this.weight.value.reshape([this.outChannels, -1]).transpose() as tf.Tensor2D));
+      },
+    };
   }
   protected override onDispose(): void {
     this.flat?.dispose();

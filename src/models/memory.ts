@@ -16,8 +16,6 @@ import { Module } from '../nn/module.ts';
 import type { HostDType } from '../nn/streaming.ts';
 import { CLIPVisionTransformer } from './clip.ts';
 import { latentLength } from './config.ts';
-import { ChannelLastConv1d } from './mmdit-blocks.ts';
-import { TransposedLinear } from './transformer.ts';
 import { OobleckDecoder, OobleckEncoder } from './vae/oobleck.ts';
 import { decodeMemoryEstimate, encodeMemoryEstimate } from './vae/pretransform.ts';
 import type { ConditionedDiffusionModelWrapper } from './wrapper.ts';
@@ -86,20 +84,16 @@ export class MemoryPlanError extends Error {
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
-/** Layers whose onLoad replaces their torch-layout tensors by the derived ones (held once). */
-const RELEASING = [TransposedLinear, ChannelLastConv1d];
-const baseOnLoad = (Module.prototype as unknown as { onLoad: unknown }).onLoad;
-
 /**
- * Backend bytes of `m`'s weights once loaded: every tensor as float32/int32, plus one derived copy
- * of the own tensors of each layer that overrides onLoad and keeps its originals (Conv1d's tf
- * filter, weight-norm folds, Snake folds, CLIP's patch matrix — a reshape is a copy on wasm).
+ * Backend bytes of `m`'s weights once loaded: every tensor as float32/int32, plus one more copy of the
+ * sources of each derivation declared `copy` (Conv1d's tf filter, weight-norm folds, Snake folds, CLIP's
+ * patch matrix — a reshape is a copy on wasm); a `replace` derivation holds its weights once.
  */
 export function residentWeightBytes(m: Module): number {
   let n = m.parameterBytes();
   for (const [, c] of m.namedModules()) {
-    if ((c as unknown as { onLoad: unknown }).onLoad === baseOnLoad || RELEASING.some((k) => c instanceof k)) continue;
-    for (const [k, p] of c.namedTensors()) if (!k.includes('.')) n += numel(p.shape) * F32;
+    const d = c.derivation();
+    if (d?.mode === 'copy') for (const p of d.sources) n += numel(p.shape) * F32;
   }
   return n;
 }

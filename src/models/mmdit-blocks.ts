@@ -2,7 +2,7 @@
 // mm_embeddings.py): MMDitSingleBlock with per-token adaLN, interleaved qkv, q/k RMSNorm, GPT-J
 // style RoPE, and k=3 convolutions over tokens. docs/REFERENCE.md §3.3–3.4, quirks 5–8.
 import * as tf from '@tensorflow/tfjs';
-import { Activation, Module, Sequential, type DerivedTensors, type Parameter } from '../nn/index.ts';
+import { Activation, Module, Sequential, type DerivedTensors, type Parameter, type WeightDerivation } from '../nn/index.ts';
 import * as F from '../nn/functional.ts';
 import { TransposedLinear } from './transformer.ts';
 
@@ -94,30 +94,37 @@ export class ChannelLastConv1d extends Module {
     this.bias = opts.bias === false ? null : this.param('bias', [outChannels]);
   }
 
-  protected override onLoad(): void {
-    if (!this.weight.loaded) return; // already folded by an earlier load
-    this.onDispose();
-    const w = this.weight.value;
-    this.folded = {
-      filter: tf.tidy(() => w.transpose([2, 1, 0]) as tf.Tensor3D),
-      b: this.bias ? tf.keep(this.bias.value.clone() as tf.Tensor1D) : null,
+  /** The filter [k, Cin, Cout] (and a copy of the bias) replace the torch-layout tensors. */
+  override derivation(): WeightDerivation {
+    return {
+      mode: 'replace',
+      sources: this.bias ? [this.weight, this.bias] : [this.weight],
+      derive: () => {
+        if (!this.weight.loaded) return; // already derived by an earlier load
+        this.onDispose();
+        const w = this.weight.value;
+        this.folded = {
+          filter: tf.tidy(() => w.transpose([2, 1, 0]) as tf.Tensor3D),
+          b: this.bias ? tf.keep(this.bias.value.clone() as tf.Tensor1D) : null,
+        };
+        this.weight.dispose();
+        this.bias?.dispose();
+      },
+      exportDerived: (): DerivedTensors => {
+        const f = this.folded;
+        if (!f) throw new Error(`${this.path || 'ChannelLastConv1d'}: weights not loaded`);
+        return { tensors: f.b ? { filter: f.filter, b: f.b } : { filter: f.filter } };
+      },
+      importDerived: (t) => {
+        this.onDispose();
+        this.folded = { filter: tf.keep(t.filter as tf.Tensor3D), b: t.b ? tf.keep(t.b as tf.Tensor1D) : null };
+      },
     };
-    this.weight.dispose();
-    this.bias?.dispose();
   }
 
   protected override onDispose(): void {
     if (this.folded) tf.dispose([this.folded.filter, ...(this.folded.b ? [this.folded.b] : [])]);
     this.folded = null;
-  }
-  override exportDerived(): DerivedTensors {
-    const f = this.folded;
-    if (!f) throw new Error(`${this.path || 'ChannelLastConv1d'}: weights not loaded`);
-    return { tensors: f.b ? { filter: f.filter, b: f.b } : { filter: f.filter } };
-  }
-  override importDerived(t: Record<string, tf.Tensor>): void {
-    this.onDispose();
-    this.folded = { filter: tf.keep(t.filter as tf.Tensor3D), b: t.b ? tf.keep(t.b as tf.Tensor1D) : null };
   }
 
   forward(x: tf.Tensor): tf.Tensor {
@@ -178,18 +185,24 @@ export class SelfAttention extends Module {
     this.qkv = this.module('qkv', new TransposedLinear(dim, 3 * dim));
   }
 
-  // Runs before the child's own onLoad (parents first), while its weight is still in torch layout.
-  protected override onLoad(): void {
+  /**
+   * Rewrites qkv's rows before qkv derives its own layout (parents first), while its weight is still in
+   * torch layout; the regrouped rows end up in qkv's derived tensors, so nothing of its own is cached.
+   */
+  override derivation(): WeightDerivation {
     const { weight, bias } = this.qkv;
-    if (!weight.loaded) return; // already folded by an earlier load
-    weight.set(deinterleaveRows(weight.value, 3));
-    if (bias?.loaded) bias.set(deinterleaveRows(bias.value, 3));
+    return {
+      mode: 'rewrite',
+      sources: bias ? [weight, bias] : [weight],
+      derive: () => {
+        if (!weight.loaded) return; // already derived by an earlier load
+        weight.set(deinterleaveRows(weight.value, 3));
+        if (bias?.loaded) bias.set(deinterleaveRows(bias.value, 3));
+      },
+      exportDerived: () => ({ tensors: {} }),
+      importDerived: () => {},
+    };
   }
-  // The regrouped rows end up in qkv's own derived tensors.
-  override exportDerived(): DerivedTensors {
-    return { tensors: {} };
-  }
-  override importDerived(): void {}
 
   /** x [B, L, D] → q, k, v [B, H, L, hd]; q and k RMS-normalised per head, then rotated. */
   preAttention(x: tf.Tensor, rope: RopeTables | null): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {

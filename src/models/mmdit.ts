@@ -5,7 +5,7 @@
 // drive a per-token adaLN modulation, and the timestep embedding is the (single-token)
 // cross-attention context. Only the latent stream ([time token; latents]) is updated.
 import * as tf from '@tensorflow/tfjs';
-import { Conv1d, Module, ModuleList, Sequential } from '../nn/index.ts';
+import { Conv1d, Module, ModuleList, Sequential, type WeightDerivation } from '../nn/index.ts';
 import { FourierFeatures } from './dit.ts';
 import { TransposedLinear, siluProjection } from './transformer.ts';
 import { MMDitSingleBlock, computeRopeRotations, type RopeTables } from './mmdit-blocks.ts';
@@ -76,11 +76,15 @@ export class ContinuousMMDiTTransformer extends Module {
 
   /** latent_rot: a non-persistent buffer (not in the state dict), computed once the weights are set. */
   private get latentRot(): RopeTables {
-    if (!this.rope) this.onLoad();
+    if (!this.rope) this.computeRope();
     return this.rope!;
   }
 
-  protected override onLoad(): void {
+  override derivation(): WeightDerivation {
+    return { mode: 'computed', sources: [], derive: () => this.computeRope() };
+  }
+
+  private computeRope(): void {
     this.onDispose();
     const { cos, sin } = computeRopeRotations(this.latentSeqLen, this.headDim);
     this.rope = { cos: tf.keep(cos), sin: tf.keep(sin) };

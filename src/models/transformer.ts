@@ -7,7 +7,8 @@
 // transposed to [in, out] after loading, every projection is one plain 2-D matmul over all B·L
 // rows, and attention on wasm loops over (batch, kv-head) groups with 2-D products.
 import * as tf from '@tensorflow/tfjs';
-import { Module, ModuleList, Sequential, type DerivedTensors, type Parameter } from '../nn/module.ts';
+import { Module, ModuleList, Sequential, type Parameter } from '../nn/module.ts';
+import { viewOf, type DerivedTensors, type DerivedView, type WeightDerivation } from '../nn/residency.ts';
 import { Activation, LayerNorm, RotaryEmbedding } from '../nn/layers.ts';
 
 /**
@@ -33,31 +34,41 @@ export class TransposedLinear extends Module {
   }
   readonly chunks: number;
 
-  protected override onLoad(): void {
-    if (!this.weight.loaded) return; // already folded by an earlier load
-    this.releaseParts();
+  /** Each chunk's rows of the torch weight, transposed to [in, n], replace it (and the bias's rows the bias). */
+  override derivation(): WeightDerivation {
     const n = this.outFeatures / this.chunks;
-    const w = this.weight.value;
-    const b = this.bias?.value;
-    this.parts = Array.from({ length: this.chunks }, (_, i) => ({
-      w: tf.tidy(() => w.slice([i * n, 0], [n, this.inFeatures]).transpose() as tf.Tensor2D), // [in, n]
-      b: b ? tf.tidy(() => b.slice(i * n, n) as tf.Tensor1D) : null,
-    }));
-    this.weight.dispose();
-    this.bias?.dispose();
+    const views: DerivedView[] = [];
+    for (let i = 0; i < this.chunks; i++) {
+      views.push({ name: `w${i}`, source: this.weight, rows: [i * n, n], transpose: true });
+      if (this.bias) views.push({ name: `b${i}`, source: this.bias, rows: [i * n, n] });
+    }
+    return {
+      mode: 'replace',
+      sources: this.bias ? [this.weight, this.bias] : [this.weight],
+      views,
+      derive: () => {
+        if (!this.weight.loaded) return; // already derived by an earlier load
+        const tensors: Record<string, tf.Tensor> = {};
+        for (const v of views) tensors[v.name] = viewOf(v.source.value, v);
+        this.installParts(tensors);
+        this.weight.dispose();
+        this.bias?.dispose();
+      },
+      exportDerived: (): DerivedTensors => {
+        const tensors: Record<string, tf.Tensor> = {};
+        this.parts.forEach(({ w, b }, i) => {
+          tensors[`w${i}`] = w;
+          if (b) tensors[`b${i}`] = b;
+        });
+        return { tensors };
+      },
+      importDerived: (t) => this.installParts(t),
+    };
   }
   protected override onDispose(): void {
     this.releaseParts();
   }
-  override exportDerived(): DerivedTensors {
-    const tensors: Record<string, tf.Tensor> = {};
-    this.parts.forEach(({ w, b }, i) => {
-      tensors[`w${i}`] = w;
-      if (b) tensors[`b${i}`] = b;
-    });
-    return { tensors };
-  }
-  override importDerived(t: Record<string, tf.Tensor>): void {
+  private installParts(t: Record<string, tf.Tensor>): void {
     this.releaseParts();
     this.parts = Array.from({ length: this.chunks }, (_, i) => ({
       w: tf.keep(t[`w${i}`] as tf.Tensor2D),

@@ -1,6 +1,7 @@
 // Parameterised layers with torch-compatible state-dict names and weight layouts.
 import * as tf from '@tensorflow/tfjs';
-import { Module, type DerivedTensors, type Parameter } from './module.ts';
+import { Module, type Parameter } from './module.ts';
+import type { DerivedTensors, WeightDerivation } from './residency.ts';
 import * as F from './functional.ts';
 
 export class Linear extends Module {
@@ -75,25 +76,30 @@ abstract class ConvBase<Filter extends tf.Tensor> extends Module {
   }
   /** torch-layout weight → tf filter. */
   protected abstract toTfFilter(w: tf.Tensor): Filter;
-  protected override onLoad(): void {
-    this.filter?.dispose();
-    this.filter = tf.keep(
-      tf.tidy(() =>
-        this.toTfFilter(this.weight ? this.weight.value : F.foldWeightNorm(this.weightG!.value, this.weightV!.value)),
-      ),
-    );
+  /** The tf filter is derived from the (folded) weight and kept next to it. */
+  override derivation(): WeightDerivation | null {
+    const weights = [this.weight, this.weightG, this.weightV].filter((p): p is Parameter => p !== null);
+    return {
+      mode: 'copy',
+      sources: weights,
+      derive: () => {
+        this.filter?.dispose();
+        this.filter = tf.keep(
+          tf.tidy(() =>
+            this.toTfFilter(this.weight ? this.weight.value : F.foldWeightNorm(this.weightG!.value, this.weightV!.value)),
+          ),
+        );
+      },
+      exportDerived: (): DerivedTensors => ({ tensors: { filter: this.tfFilter }, unused: weights }),
+      importDerived: (t) => {
+        this.filter?.dispose();
+        this.filter = tf.keep(t.filter as Filter);
+      },
+    };
   }
   protected override onDispose(): void {
     this.filter?.dispose();
     this.filter = null;
-  }
-  override exportDerived(): DerivedTensors {
-    const unused = [this.weight, this.weightG, this.weightV].filter((p): p is Parameter => p !== null);
-    return { tensors: { filter: this.tfFilter }, unused };
-  }
-  override importDerived(t: Record<string, tf.Tensor>): void {
-    this.filter?.dispose();
-    this.filter = tf.keep(t.filter as Filter);
   }
   /** The effective filter in tf layout. */
   get tfFilter(): Filter {

@@ -2,6 +2,9 @@
 // keys, strict state-dict loading, parameter manifests without allocation, and output capture.
 import * as tf from '@tensorflow/tfjs';
 import type { TensorSource } from '../io/safetensors.ts';
+import { viewOf, type Placement, type WeightDerivation, type WeightResidency } from './residency.ts';
+
+export type { DerivedTensors } from './residency.ts';
 
 export type Shape = number[];
 export type ParamKind = 'parameter' | 'buffer';
@@ -88,13 +91,6 @@ export class StateDictError extends Error {
   }
 }
 
-/** What a module's `onLoad` derived (see `Module.exportDerived`). */
-export interface DerivedTensors {
-  tensors: Record<string, tf.Tensor>;
-  /** Own parameters that `forward` does not read once the derived tensors are installed. */
-  unused?: Parameter[];
-}
-
 /** Outputs recorded during a capture, by module path (k-th repeated call: `path.k`, k ≥ 1). */
 export type Captures = Record<string, tf.Tensor>;
 
@@ -141,7 +137,7 @@ export abstract class Module {
     if (typeof f === 'function' && !Object.prototype.hasOwnProperty.call(m, 'forward')) {
       Object.defineProperty(m, 'forward', {
         value: (...args: unknown[]) => {
-          const out = m.forwardHook ? m.forwardHook(() => f.apply(m, args)) : f.apply(m, args);
+          const out = m.residency ? m.residency.run(() => f.apply(m, args)) : f.apply(m, args);
           if (captureCtx) captureOutput(m.path, out);
           return out;
         },
@@ -167,11 +163,20 @@ export abstract class Module {
   }
 
   /**
-   * Wraps every call of this module's `forward` while it is a registered child (null: called
-   * directly). Weight streaming (src/nn/streaming.ts) uses it to make a block's weights resident
-   * for the duration of its forward.
+   * Where this module's weights live between forwards (null: resident on the backend). Set by the
+   * loader (weight streaming, src/nn/streaming.ts); every call of the module's `forward` as a registered
+   * child runs through it.
    */
-  forwardHook: (<T>(call: () => T) => T) | null = null;
+  residency: WeightResidency | null = null;
+
+  get placement(): Placement {
+    return this.residency?.placement ?? 'resident';
+  }
+
+  /** The module this one is registered in (null for a root). */
+  get parentModule(): Module | null {
+    return this._parent;
+  }
 
   /** Full dotted path from the root (empty for the root). */
   get path(): string {
@@ -234,15 +239,14 @@ export abstract class Module {
   loadStateDict(source: TensorSource, opts: LoadOptions = {}): LoadReport {
     const { prefix = '' } = opts;
     const report = this.checkStateDict(source, opts);
-    const expected = new Map(this.namedTensors());
-    const bad = new Set(report.mismatched.map((m) => m.key));
-    for (const [k, p] of expected) {
+    const views = new ViewLoad(this, source, report, prefix, new Set());
+    for (const [k, p] of this.namedTensors()) {
       const key = prefix + k;
-      if (!source.has(key) || bad.has(key)) continue;
+      if (!views.present(p) || views.viewed.has(p)) continue;
       p.set(source.read(key));
       report.loaded.push(key);
     }
-    this.finishLoad();
+    this.finishLoad(new Set(), views.install);
     return report;
   }
 
@@ -274,13 +278,15 @@ export abstract class Module {
   }
 
   /**
-   * Runs `onLoad` of this module and its descendants (parents first), as loading does once every
-   * tensor is set; the subtrees rooted at the modules in `skip` are left out.
+   * Runs the declared derivation of this module and its descendants (parents first), as loading does
+   * once every tensor is set; the subtrees rooted at the modules in `skip` are left out. `install`
+   * may take over a module's derivation (returning true), e.g. to install views read from a source.
    */
-  finishLoad(skip?: ReadonlySet<Module>): void {
+  finishLoad(skip?: ReadonlySet<Module>, install?: (m: Module, d: WeightDerivation) => boolean): void {
     if (skip?.has(this)) return;
-    this.onLoad();
-    for (const c of this._children.values()) c.finishLoad(skip);
+    const d = this.derivation();
+    if (d && !install?.(this, d)) d.derive();
+    for (const c of this._children.values()) c.finishLoad(skip, install);
   }
 
   /** Fills every parameter from a generator (synthetic / random weights). */
@@ -289,19 +295,14 @@ export abstract class Module {
     this.finishLoad();
   }
 
-  /** Called after loading: layers fold derived weights here (e.g. weight norm). */
-  protected onLoad(): void {}
-
   /**
-   * Optional protocol for weight streaming (src/nn/streaming.ts) of modules that override
-   * `onLoad`: `exportDerived` returns, after `onLoad`, the tensors it derived in the layout
-   * `forward` uses (references) and the own parameters `forward` no longer reads; `importDerived`
-   * installs such tensors (taking ownership) in place of running `onLoad` on freshly uploaded
-   * weights. A module whose `onLoad` only rewrites its children's parameters returns `{}` and
-   * ignores the import. A streamed unit with an `onLoad` override lacking it keeps re-running `onLoad`.
+   * How this module derives what its forward reads from its loaded parameters (src/nn/residency.ts);
+   * null (the default): it reads them as loaded. Loading runs `derive`; streaming and the memory
+   * planner read the rest of the declaration. Tensors derived here are released in `onDispose`.
    */
-  exportDerived?(): DerivedTensors;
-  importDerived?(tensors: Record<string, tf.Tensor>): void;
+  derivation(): WeightDerivation | null {
+    return null;
+  }
 
   /** Returns the loaded tensors by key (references, not copies). */
   stateDict(): Record<string, tf.Tensor> {
@@ -388,4 +389,82 @@ export class ModuleDict<M extends Module = Module> extends Module {
   get(name: string): M | undefined {
     return this.entries.get(name);
   }
+}
+
+/**
+ * Loading weights straight into their derived layout: the parameters under `root` (outside `skip`) whose
+ * module declares a `replace` derivation with views and `importDerived` — every source present in the
+ * source, none rewritten by another derivation — are not read as parameters; `install` (a `finishLoad`
+ * hook) reads their views (`TensorSource.readViews` where the source has it: one read per tensor, no
+ * torch-layout tensor on the backend) and installs them instead of deriving.
+ */
+export class ViewLoad {
+  readonly viewed = new Set<Parameter>();
+  private readonly keyOf = new Map<Parameter, string>();
+  private readonly bad: Set<string>;
+
+  constructor(
+    root: Module,
+    private readonly source: TensorSource,
+    private readonly report: LoadReport,
+    prefix: string,
+    skip: ReadonlySet<Module>,
+    /** Called after each module's views are installed (e.g. a memory check). */
+    private readonly after: (m: Module) => void = () => {},
+  ) {
+    for (const [k, p] of root.namedTensors()) this.keyOf.set(p, prefix + k);
+    this.bad = new Set(report.mismatched.map((m) => m.key));
+    const rewritten = new Set<Parameter>();
+    const candidates: WeightDerivation[] = [];
+    for (const [, m] of root.namedModules()) {
+      if ([...skip].some((u) => u === m || isInside(m, u))) continue;
+      const d = m.derivation();
+      if (d?.mode === 'rewrite') for (const p of d.sources) rewritten.add(p);
+      if (d?.mode === 'replace' && d.views && d.importDerived && d.sources.length) candidates.push(d);
+    }
+    for (const d of candidates) {
+      if (d.sources.every((p) => this.present(p) && !rewritten.has(p) && d.views!.some((v) => v.source === p))) {
+        for (const p of d.sources) this.viewed.add(p);
+      }
+    }
+  }
+
+  present(p: Parameter): boolean {
+    const key = this.keyOf.get(p);
+    return key !== undefined && this.source.has(key) && !this.bad.has(key);
+  }
+
+  readonly install = (m: Module, d: WeightDerivation): boolean => {
+    if (!d.sources.length || !this.viewed.has(d.sources[0])) return false;
+    const tensors: Record<string, tf.Tensor> = {};
+    try {
+      for (const p of d.sources) {
+        const views = d.views!.filter((v) => v.source === p);
+        const { source, key } = this.source.locate?.(this.keyOf.get(p)!) ?? { source: this.source, key: this.keyOf.get(p)! };
+        let read: tf.Tensor[];
+        if (source.readViews) read = source.readViews(key, views);
+        else {
+          const t = source.read(key);
+          try {
+            read = views.map((v) => viewOf(t, v));
+          } finally {
+            t.dispose();
+          }
+        }
+        views.forEach((v, i) => (tensors[v.name] = tf.keep(read[i])));
+      }
+      d.importDerived!(tensors);
+    } catch (e) {
+      tf.dispose(Object.values(tensors));
+      throw new Error(`${m.path || m.constructor.name}: reading its weights in the derived layout failed: ${(e as Error).message}`);
+    }
+    for (const p of d.sources) this.report.loaded.push(this.keyOf.get(p)!);
+    this.after(m);
+    return true;
+  };
+}
+
+function isInside(m: Module, ancestor: Module): boolean {
+  for (let x: Module | null = m; x; x = x.parentModule) if (x === ancestor) return true;
+  return false;
 }

@@ -1,14 +1,15 @@
 // Weight streaming: some submodules ("units", e.g. the transformer blocks of the diffusion model)
 // keep their weights as host arrays and are made resident on the backend only while their
-// `forward` runs: upload the unit's torch-layout tensors → its `onLoad` derivations (transposes,
-// folds) → forward → dispose all of it. Everything else stays resident as usual. Numerically
-// identical to resident execution (same tensors, same ops); the cost is one upload per call.
-// After the first call, a unit whose modules all support `exportDerived`/`importDerived` (or do not
-// override `onLoad`) keeps the tensors its forward reads in their final layout instead: later calls
-// upload those and install them without re-running `onLoad` (no transposes, no folds).
+// `forward` runs: upload the unit's torch-layout tensors → its declared derivations (transposes,
+// folds; nn/residency.ts) → forward → dispose all of it. Everything else stays resident as usual.
+// Numerically identical to resident execution (same tensors, same ops); the cost is one upload per
+// call. After the first call, a unit whose derivations all declare `exportDerived`/`importDerived`
+// keeps the tensors its forward reads in their final layout instead: later calls upload those and
+// install them without deriving again (no transposes, no folds). A unit's state is its `residency`.
 import * as tf from '@tensorflow/tfjs';
 import { bf16ToF32, decodeBytes, f16ToF32, f32ToBf16, f32ToF16, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
-import { Module, type LoadOptions, type LoadReport, type Parameter } from './module.ts';
+import { Module, ViewLoad, type LoadOptions, type LoadReport, type Parameter } from './module.ts';
+import type { WeightDerivation, WeightResidency } from './residency.ts';
 
 /** How host copies are kept: 'keep' = the checkpoint's precision (f16/bf16 stay 2 bytes, lossless); 'float16' = rounded to f16 (lossy, half of f32). */
 export type HostDType = 'keep' | 'float16';
@@ -23,27 +24,16 @@ interface HostTensor {
 /** A unit's tensors in the layout its forward reads (see `exportDerived`), captured after its first load. */
 interface Derived {
   params: Map<Parameter, HostTensor>;
-  modules: Map<Module, Record<string, HostTensor>>;
+  /** What each derivation of the unit exported, in `derivations(unit)` order. */
+  modules: Record<string, HostTensor>[];
 }
-
-interface Unit {
-  /** Torch-layout tensors; emptied once `derived` is captured. */
-  tensors: Map<Parameter, HostTensor>;
-  /** Whether every module of the unit can export what its `onLoad` derived. */
-  cacheable: boolean;
-  derived: Derived | null;
-  /** > 0 while resident (re-entrant calls, e.g. a unit inside a unit, upload once). */
-  depth: number;
-}
-
-const units = new WeakMap<Module, Unit>();
 
 /** Counters of the streamed forwards since the last reset (tests, benchmarks, `--verbose`). */
 export const streamStats = {
   uploads: 0,
   uploadedBytes: 0,
   uploadMs: 0,
-  /** Uploads of derived tensors that skipped `onLoad` (a subset of `uploads`). */
+  /** Uploads of derived tensors that skipped `derive` (a subset of `uploads`). */
   derivedUploads: 0,
   /** Highest `tf.memory().numBytes` seen while a unit was resident (sampled after upload and after its forward). */
   peakBytes: 0,
@@ -53,30 +43,24 @@ export const streamStats = {
 };
 
 export function isStreamed(m: Module): boolean {
-  return units.has(m);
+  return m.placement === 'streamed';
 }
 
 /** Bytes the streamed units of `root` hold on the host. */
 export function hostBytes(root: Module): number {
   let n = 0;
-  for (const [, m] of root.namedModules()) {
-    const u = units.get(m);
-    if (!u) continue;
-    for (const h of u.tensors.values()) n += h.data.byteLength;
-    for (const h of u.derived?.params.values() ?? []) n += h.data.byteLength;
-    for (const rec of u.derived?.modules.values() ?? []) for (const h of Object.values(rec)) n += h.data.byteLength;
-  }
+  for (const [, m] of root.namedModules()) n += m.residency?.hostBytes() ?? 0;
   return n;
 }
 
-const baseOnLoad = (Module.prototype as unknown as { onLoad: unknown }).onLoad;
-
-function isCacheable(unit: Module): boolean {
+/** The declared derivations of a unit's modules, parents first (the order `finishLoad` runs them). */
+function derivations(unit: Module): WeightDerivation[] {
+  const out: WeightDerivation[] = [];
   for (const [, m] of unit.namedModules()) {
-    const custom = (m as unknown as { onLoad: unknown }).onLoad !== baseOnLoad;
-    if (custom && !(m.exportDerived && m.importDerived)) return false;
+    const d = m.derivation();
+    if (d) out.push(d);
   }
-  return true;
+  return out;
 }
 
 const HALF = [
@@ -105,51 +89,6 @@ function toHost(t: tf.Tensor): HostTensor {
   return { shape: t.shape, encoding: 'f32', data: f32 };
 }
 
-/**
- * Right after the first `finishLoad` of a unit: what each module derived (`exportDerived`) and
- * the parameters its forward still reads, in their current values (a parent's `onLoad` may have
- * rewritten them; unchanged ones keep their host copy).
- */
-function captureDerived(unit: Module, u: Unit, uploaded: Map<Parameter, tf.Tensor>): Derived {
-  const modules = new Map<Module, Record<string, HostTensor>>();
-  const unused = new Set<Parameter>();
-  for (const [, m] of unit.namedModules()) {
-    if (!m.exportDerived) continue;
-    const d = m.exportDerived();
-    for (const p of d.unused ?? []) unused.add(p);
-    const rec: Record<string, HostTensor> = {};
-    for (const [k, t] of Object.entries(d.tensors)) rec[k] = toHost(t);
-    modules.set(m, rec);
-  }
-  const params = new Map<Parameter, HostTensor>();
-  for (const [p, h] of u.tensors) {
-    if (!p.loaded || unused.has(p)) continue;
-    params.set(p, p.value === uploaded.get(p) ? h : toHost(p.value));
-  }
-  return { params, modules };
-}
-
-/** Uploads the captured tensors of a unit and installs them (parameters, then each module's derived ones). */
-function installDerived(d: Derived): void {
-  for (const [p, h] of d.params) {
-    p.set(upload(h));
-    streamStats.uploadedBytes += h.data.byteLength;
-  }
-  for (const [m, rec] of d.modules) {
-    const tensors: Record<string, tf.Tensor> = {};
-    try {
-      for (const [k, h] of Object.entries(rec)) {
-        tensors[k] = tf.keep(upload(h));
-        streamStats.uploadedBytes += h.data.byteLength;
-      }
-      m.importDerived!(tensors);
-    } catch (e) {
-      tf.dispose(Object.values(tensors));
-      throw e;
-    }
-  }
-}
-
 function sample(): void {
   streamStats.peakBytes = Math.max(streamStats.peakBytes, tf.memory().numBytes);
 }
@@ -168,47 +107,125 @@ function upload(h: HostTensor): tf.Tensor {
 }
 
 /**
- * Runs `fn` with the weights of `unit` resident. For a module that is not streamed (or already
- * resident) this is just `fn()`. The unit's tensors and everything its `onLoad` derived are
- * disposed afterwards, also when `fn` throws.
+ * The residency of a streamed unit: its weights on the host, uploaded for the duration of each forward.
+ * Once the unit has been derived, and when every derivation in it declares `exportDerived`/`importDerived`,
+ * the host copies are the derived tensors in their final layout and later uploads skip `derive`.
  */
-export function withResident<T>(unit: Module, fn: () => T): T {
-  const u = units.get(unit);
-  if (!u || u.depth > 0) return fn();
-  const t0 = performance.now();
-  try {
-    if (u.derived) {
-      installDerived(u.derived);
+class StreamedWeights implements WeightResidency {
+  readonly placement = 'streamed';
+  /** Torch-layout tensors; emptied once `derived` is captured. */
+  readonly tensors = new Map<Parameter, HostTensor>();
+  private derived: Derived | null = null;
+  /** > 0 while resident (re-entrant calls, e.g. a unit inside a unit, upload once). */
+  private depth = 0;
+  private readonly cacheable: boolean;
+
+  constructor(readonly unit: Module) {
+    this.cacheable = derivations(unit).every((d) => d.exportDerived && d.importDerived);
+  }
+
+  hostBytes(): number {
+    let n = 0;
+    for (const h of this.tensors.values()) n += h.data.byteLength;
+    for (const h of this.derived?.params.values() ?? []) n += h.data.byteLength;
+    for (const rec of this.derived?.modules ?? []) for (const h of Object.values(rec)) n += h.data.byteLength;
+    return n;
+  }
+
+  run<T>(fn: () => T): T {
+    if (this.depth > 0) return fn();
+    const t0 = performance.now();
+    try {
+      this.install();
+    } catch (e) {
+      this.unit.dispose();
+      throw e;
+    }
+    streamStats.uploads++;
+    streamStats.uploadMs += performance.now() - t0;
+    sample();
+    this.depth++;
+    try {
+      const out = fn();
+      sample();
+      return out;
+    } finally {
+      this.depth--;
+      this.unit.dispose(); // its parameters and, through onDispose, what was derived from them
+    }
+  }
+
+  private install(): void {
+    if (this.derived) {
+      installDerived(this.derived, derivations(this.unit));
       streamStats.derivedUploads++;
-    } else {
-      const uploaded = new Map<Parameter, tf.Tensor>();
-      for (const [p, h] of u.tensors) {
-        p.set(upload(h));
-        uploaded.set(p, p.value);
+      return;
+    }
+    const uploaded = new Map<Parameter, tf.Tensor>();
+    for (const [p, h] of this.tensors) {
+      p.set(upload(h));
+      uploaded.set(p, p.value);
+      streamStats.uploadedBytes += h.data.byteLength;
+    }
+    this.unit.finishLoad();
+    if (this.cacheable) {
+      this.derived = this.capture(uploaded);
+      this.tensors.clear();
+    }
+  }
+
+  /**
+   * Right after the first derivation: what each module derived (`exportDerived`) and the parameters its
+   * forward still reads, in their current values (a parent's `rewrite` may have changed them; unchanged
+   * ones keep their host copy).
+   */
+  private capture(uploaded: Map<Parameter, tf.Tensor>): Derived {
+    const unused = new Set<Parameter>();
+    const modules = derivations(this.unit).map((d) => {
+      const x = d.exportDerived!();
+      for (const p of x.unused ?? []) unused.add(p);
+      const rec: Record<string, HostTensor> = {};
+      for (const [k, t] of Object.entries(x.tensors)) rec[k] = toHost(t);
+      return rec;
+    });
+    const params = new Map<Parameter, HostTensor>();
+    for (const [p, h] of this.tensors) {
+      if (!p.loaded || unused.has(p)) continue;
+      params.set(p, p.value === uploaded.get(p) ? h : toHost(p.value));
+    }
+    return { params, modules };
+  }
+}
+
+/** Uploads the captured tensors of a unit and installs them (parameters, then each derivation's, in order). */
+function installDerived(d: Derived, ds: WeightDerivation[]): void {
+  for (const [p, h] of d.params) {
+    p.set(upload(h));
+    streamStats.uploadedBytes += h.data.byteLength;
+  }
+  const records = d.modules;
+  if (records.length !== ds.length) throw new Error(`streamed unit changed its derivations (${records.length} captured, ${ds.length} now)`);
+  records.forEach((rec, i) => {
+    const tensors: Record<string, tf.Tensor> = {};
+    try {
+      for (const [k, h] of Object.entries(rec)) {
+        tensors[k] = tf.keep(upload(h));
         streamStats.uploadedBytes += h.data.byteLength;
       }
-      unit.finishLoad();
-      if (u.cacheable) {
-        u.derived = captureDerived(unit, u, uploaded);
-        u.tensors.clear();
-      }
+      ds[i].importDerived!(tensors);
+    } catch (e) {
+      tf.dispose(Object.values(tensors));
+      throw e;
     }
-  } catch (e) {
-    unit.dispose();
-    throw e;
-  }
-  streamStats.uploads++;
-  streamStats.uploadMs += performance.now() - t0;
-  sample();
-  u.depth++;
-  try {
-    const out = fn();
-    sample();
-    return out;
-  } finally {
-    u.depth--;
-    unit.dispose(); // its parameters and, through onDispose, what onLoad derived from them
-  }
+  });
+}
+
+/**
+ * Runs `fn` with the weights of `unit` usable: for a streamed unit not yet resident, uploads them and
+ * disposes them (and everything derived from them) afterwards, also when `fn` throws; otherwise just `fn()`.
+ */
+export function withResident<T>(unit: Module, fn: () => T): T {
+  return unit.residency ? unit.residency.run(fn) : fn();
 }
 
 /** Reads one tensor into host memory; a safetensors file is read as raw bytes (no backend tensor). */
@@ -260,60 +277,61 @@ export function loadStateDictStreamed(
   opts: StreamedLoadOptions = {},
 ): LoadReport {
   const { prefix = '', hostDType = 'keep', maxBackendBytes = Infinity } = opts;
-  const owner = new Map<Parameter, Unit>();
-  const fresh: [Module, Unit][] = [];
+  const owner = new Map<Parameter, StreamedWeights>();
+  const fresh: StreamedWeights[] = [];
   const inside = new Set([...root.namedModules()].map(([, m]) => m));
   for (const m of streamedUnits) {
     if (!inside.has(m) || m === root) throw new Error(`streamed unit "${m.path}" is not a submodule of the loaded module`);
-    if (units.has(m)) throw new Error(`${m.path}: already streamed`);
-    const u: Unit = { tensors: new Map(), cacheable: isCacheable(m), derived: null, depth: 0 };
+    if (m.residency) throw new Error(`${m.path}: already streamed`);
+    const u = new StreamedWeights(m);
     for (const [, p] of m.namedTensors()) {
       if (owner.has(p)) throw new Error(`streamed units overlap at "${m.path}"`);
       owner.set(p, u);
     }
-    fresh.push([m, u]);
+    fresh.push(u);
   }
   const report = root.checkStateDict(source, opts);
-  const bad = new Set(report.mismatched.map((x) => x.key));
+  const check = (what: string) => {
+    const used = tf.memory().numBytes;
+    if (used > maxBackendBytes) {
+      throw new Error(`loading ${what} brought the backend to ${used} bytes, over the planned maximum of ${maxBackendBytes}`);
+    }
+  };
+  const skip = new Set(streamedUnits);
   try {
+    const views = new ViewLoad(root, source, report, prefix, skip, (m) => check(`"${m.path}"`));
     for (const [k, p] of root.namedTensors()) {
       const key = prefix + k;
-      if (!source.has(key) || bad.has(key)) continue;
+      if (!views.present(p) || views.viewed.has(p)) continue;
       const u = owner.get(p);
       if (u) u.tensors.set(p, readHost(source, key, hostDType));
       else p.set(source.read(key));
       report.loaded.push(key);
-      const used = tf.memory().numBytes;
-      if (used > maxBackendBytes) {
-        throw new Error(`loading "${key}" brought the backend to ${used} bytes, over the planned maximum of ${maxBackendBytes}`);
-      }
+      check(`"${key}"`);
     }
-    root.finishLoad(new Set(streamedUnits));
+    root.finishLoad(skip, views.install);
   } catch (e) {
     root.dispose();
     throw e;
   }
-  for (const [m, u] of fresh) {
-    units.set(m, u);
-    m.forwardHook = (call) => withResident(m, call);
-  }
+  for (const u of fresh) u.unit.residency = u;
   return report;
 }
 
 /**
  * Moves already loaded modules to host memory and marks them streamed. Only for modules whose
- * `onLoad` keeps every tensor loaded (e.g. T5, the Synchformer); one that released its
+ * derivations keep every tensor loaded (e.g. T5, the Synchformer); one that released its
  * torch-layout tensors (TransposedLinear) must be loaded with `loadStateDictStreamed` instead.
  */
 export function offloadToHost(streamedUnits: readonly Module[], hostDType: HostDType = 'keep'): void {
   for (const m of streamedUnits) {
-    if (units.has(m)) throw new Error(`${m.path}: already streamed`);
+    if (m.residency) throw new Error(`${m.path}: already streamed`);
     const tensors: [string, Parameter][] = [...m.namedTensors()].filter(([, p]) => p.loaded || !p.optional);
     const released = tensors.filter(([, p]) => !p.loaded).map(([k]) => k);
     if (released.length) {
-      throw new Error(`cannot offload ${m.constructor.name} "${m.path}": ${released.slice(0, 3).join(', ')} not loaded (released by onLoad?)`);
+      throw new Error(`cannot offload ${m.constructor.name} "${m.path}": ${released.slice(0, 3).join(', ')} not loaded (released by its derivation?)`);
     }
-    const u: Unit = { tensors: new Map(), cacheable: isCacheable(m), derived: null, depth: 0 };
+    const u = new StreamedWeights(m);
     for (const [, p] of tensors) {
       const t = p.value;
       let h: HostTensor = { shape: t.shape, encoding: t.dtype === 'float32' ? 'f32' : 'i32', data: t.dataSync() as Float32Array | Int32Array };
@@ -321,15 +339,11 @@ export function offloadToHost(streamedUnits: readonly Module[], hostDType: HostD
       u.tensors.set(p, h);
     }
     m.dispose();
-    units.set(m, u);
-    m.forwardHook = (call) => withResident(m, call);
+    m.residency = u;
   }
 }
 
 /** Drops the host copies of the streamed units under `root` (after `root.dispose()`). */
 export function releaseStreamed(root: Module): void {
-  for (const [, m] of root.namedModules()) {
-    if (!units.delete(m)) continue;
-    m.forwardHook = null;
-  }
+  for (const [, m] of root.namedModules()) if (m.residency instanceof StreamedWeights) m.residency = null;
 }

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { MapSource, saveTensors } from '../../src/io/safetensors.ts';
 import { Linear } from '../../src/nn/layers.ts';
 import { Module, StateDictError } from '../../src/nn/module.ts';
+import type { WeightDerivation } from '../../src/nn/residency.ts';
 import { hostBytes, isStreamed, loadStateDictStreamed, offloadToHost, streamStats, withResident } from '../../src/nn/streaming.ts';
 import { DEMO_DIR, demoWeight } from '../../src/models/demo.ts';
 import { DiTWrapper } from '../../src/models/dit.ts';
@@ -98,7 +99,7 @@ describe.each(CASES)('streamed $name', ({ build, cond }) => {
 });
 
 describe.each(CASES)('streamed $name, derived tensors kept after the first call', ({ build, cond }) => {
-  it('matches resident over several steps without re-running onLoad, leaking nothing', async () => {
+  it('matches resident over several steps without deriving again, leaking nothing', async () => {
     const c = cond();
     const steps = [0.9, 0.5, 0.1].map((tv, i) => ({ x: tf.randomNormal([1, 4, T], 0, 1, 'float32', 20 + i), t: tf.tensor1d([tv]) }));
     const weights = randomWeights(build(), 30);
@@ -120,21 +121,30 @@ describe.each(CASES)('streamed $name, derived tensors kept after the first call'
     const blocks = blocksOf(m);
     loadStateDictStreamed(m, src, blocks);
     const host0 = hostBytes(m);
-    const proto = (k: object) => k as unknown as { onLoad(): void };
-    const onLoads = [vi.spyOn(proto(TransposedLinear.prototype), 'onLoad'), vi.spyOn(proto(ChannelLastConv1d.prototype), 'onLoad')];
+    // Counts the declared derivations that run (their `derive`), per step.
+    let derives = 0;
+    const counting = (proto: { derivation(): WeightDerivation }) => {
+      const declared = proto.derivation;
+      return vi.spyOn(proto, 'derivation').mockImplementation(function (this: unknown) {
+        const d = declared.call(this);
+        return { ...d, derive: () => (derives++, d.derive()) };
+      });
+    };
+    const onLoads = [counting(TransposedLinear.prototype), counting(ChannelLastConv1d.prototype)];
     const finishLoads = blocks.map((b) => vi.spyOn(b, 'finishLoad'));
     const perStep: { bytes: number; onLoads: number; finishLoads: number; derived: number }[] = [];
     try {
       for (const [i, { x, t }] of steps.entries()) {
         streamStats.reset();
-        for (const s of [...onLoads, ...finishLoads]) s.mockClear();
+        for (const s of finishLoads) s.mockClear();
+        derives = 0;
         const n1 = tf.memory().numTensors;
         expect(await forward(m, x, t)).toEqual(want[i]);
         expect(tf.memory().numTensors).toBe(n1);
         expect(streamStats.uploads).toBe(blocks.length);
         perStep.push({
           bytes: streamStats.uploadedBytes,
-          onLoads: onLoads.reduce((n, s) => n + s.mock.calls.length, 0),
+          onLoads: derives,
           finishLoads: finishLoads.reduce((n, s) => n + s.mock.calls.length, 0),
           derived: streamStats.derivedUploads,
         });
@@ -164,7 +174,7 @@ class DecoderHolder extends Module {
 }
 
 describe('streamed Oobleck decoder (weight-norm folds, polyphase transposed convs, SnakeBeta folds)', () => {
-  it('gives the resident output on every call, only the first one running onLoad', async () => {
+  it('gives the resident output on every call, only the first one deriving', async () => {
     const z = tf.randomNormal([1, 3, 5], 0, 1, 'float32', 40) as tf.Tensor3D;
     const weights = randomWeights(new DecoderHolder(), 41);
     const src = new MapSource(weights);
@@ -224,12 +234,12 @@ describe('streaming primitives', () => {
     tf.dispose([x, want, got]);
   });
 
-  it('refuses to offload a module whose onLoad released its torch-layout tensors', () => {
+  it('refuses to offload a module whose derivation released its torch-layout tensors', () => {
     const m = CASES[0].build();
     const w = randomWeights(m, 1);
     m.loadStateDict(new MapSource(w));
     tf.dispose(Object.values(w));
-    expect(() => offloadToHost([blocksOf(m)[0]])).toThrow(/not loaded \(released by onLoad\?\)/);
+    expect(() => offloadToHost([blocksOf(m)[0]])).toThrow(/not loaded \(released by its derivation\?\)/);
     m.dispose();
   });
 

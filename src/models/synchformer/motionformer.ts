@@ -4,6 +4,7 @@
 // Children carry the reference's state-dict names (relative to `vfeat_extractor.`).
 import * as tf from '@tensorflow/tfjs';
 import { Module, ModuleList, type Parameter } from '../../nn/module.ts';
+import type { WeightDerivation } from '../../nn/residency.ts';
 import { LayerNorm, Linear } from '../../nn/layers.ts';
 import { TransformerEncoderLayer } from '../../nn/mha.ts';
 import * as F from '../../nn/functional.ts';
@@ -78,12 +79,18 @@ export class PatchEmbed3D extends Module {
     super();
     this.proj = this.module('proj', new WeightOnly([c.embed_dim, c.channels, c.patch_size_temp, c.patch_size, c.patch_size], true));
   }
-  protected override onLoad(): void {
-    this.flat?.dispose();
-    // [D, C, kt, P, P] → [kt·C·P·P, D] (tubelet order below; pre-transposed: wasm matmuls are slow with transposeB).
-    this.flat = tf.keep(
-      tf.tidy(() => this.proj.weight.value.transpose([0, 2, 1, 3, 4]).reshape([this.c.embed_dim, -1]).transpose() as tf.Tensor2D),
-    );
+  override derivation(): WeightDerivation {
+    return {
+      mode: 'copy',
+      sources: [this.proj.weight],
+      derive: () => {
+        this.flat?.dispose();
+        // [D, C, kt, P, P] → [kt·C·P·P, D] (tubelet order below; pre-transposed: wasm matmuls are slow with transposeB).
+        this.flat = tf.keep(
+          tf.tidy(() => this.proj.weight.value.transpose([0, 2, 1, 3, 4]).reshape([this.c.embed_dim, -1]).transpose() as tf.Tensor2D),
+        );
+      },
+    };
   }
   protected override onDispose(): void {
     this.flat?.dispose();

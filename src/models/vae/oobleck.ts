@@ -7,7 +7,7 @@
 // tf.tidy scope and the residual units dispose eagerly: at full size one activation is up to
 // [1, 485k, 128] f32 ≈ 250 MB, so keeping a layer's temporaries alive would not fit the wasm heap.
 import * as tf from '@tensorflow/tfjs';
-import { Conv1d, ConvTranspose1d, Module, ModuleList, SnakeBeta, type DerivedTensors } from '../../nn/index.ts';
+import { Conv1d, ConvTranspose1d, Module, ModuleList, SnakeBeta, type DerivedTensors, type WeightDerivation } from '../../nn/index.ts';
 import * as F from '../../nn/functional.ts';
 import { fusedSnakeBetaNWC } from '../../backend/blas.ts';
 
@@ -51,26 +51,32 @@ function viaNWC(x: tf.Tensor3D, f: (h: tf.Tensor3D) => tf.Tensor3D): tf.Tensor3D
 /** SnakeBeta (log-scale α, β; docs/REFERENCE.md §5.2) with exp(α) and 1/(exp(β) + 1e-9) folded once at load. */
 export class OobleckSnakeBeta extends SnakeBeta implements OobleckLayer {
   private folded: { a: tf.Tensor1D; invB: tf.Tensor1D } | null = null;
-  protected override onLoad(): void {
-    this.onDispose();
-    this.folded = tf.tidy(() => {
-      const a = tf.keep(tf.exp(this.alpha.value) as tf.Tensor1D);
-      const invB = tf.keep(tf.reciprocal(tf.exp(this.beta.value).add(1e-9)) as tf.Tensor1D);
-      return { a, invB };
-    });
+  override derivation(): WeightDerivation {
+    return {
+      mode: 'copy',
+      sources: [this.alpha, this.beta],
+      derive: () => {
+        this.onDispose();
+        this.folded = tf.tidy(() => {
+          const a = tf.keep(tf.exp(this.alpha.value) as tf.Tensor1D);
+          const invB = tf.keep(tf.reciprocal(tf.exp(this.beta.value).add(1e-9)) as tf.Tensor1D);
+          return { a, invB };
+        });
+      },
+      exportDerived: (): DerivedTensors => {
+        if (!this.folded) throw new Error(`${this.path || 'OobleckSnakeBeta'}: weights not loaded`);
+        return { tensors: { a: this.folded.a, invB: this.folded.invB } };
+      },
+      importDerived: (t) => {
+        this.onDispose();
+        this.folded = { a: tf.keep(t.a as tf.Tensor1D), invB: tf.keep(t.invB as tf.Tensor1D) };
+      },
+    };
   }
   protected override onDispose(): void {
     this.folded?.a.dispose();
     this.folded?.invB.dispose();
     this.folded = null;
-  }
-  override exportDerived(): DerivedTensors {
-    if (!this.folded) throw new Error(`${this.path || 'OobleckSnakeBeta'}: weights not loaded`);
-    return { tensors: { a: this.folded.a, invB: this.folded.invB } };
-  }
-  override importDerived(t: Record<string, tf.Tensor>): void {
-    this.onDispose();
-    this.folded = { a: tf.keep(t.a as tf.Tensor1D), invB: tf.keep(t.invB as tf.Tensor1D) };
   }
   override forward(x: tf.Tensor3D): tf.Tensor3D {
     return viaNWC(x, (h) => this.forwardNWC(h));
@@ -149,8 +155,27 @@ class WNConvTranspose1d extends ConvTranspose1d implements OobleckLayer {
   private get taps(): number {
     return this.kernelSize / (this.opts.stride ?? 1);
   }
-  protected override onLoad(): void {
-    if (!Number.isInteger(this.taps) || this.opts.outputPadding) return super.onLoad();
+  /** The polyphase filter (and tiled bias) sit next to the torch-layout weights, which forward then ignores. */
+  override derivation(): WeightDerivation | null {
+    if (!Number.isInteger(this.taps) || this.opts.outputPadding) return super.derivation();
+    const weights = [this.weight, this.weightG, this.weightV].filter((p) => p !== null);
+    return {
+      mode: 'copy',
+      sources: [...weights, ...(this.bias ? [this.bias] : [])],
+      derive: () => this.derivePolyphase(),
+      exportDerived: (): DerivedTensors => {
+        const pp = this.polyphase;
+        if (!pp) throw new Error(`${this.path || 'WNConvTranspose1d'}: weights not loaded`);
+        const unused = [...weights, this.bias].filter((p) => p !== null);
+        return { tensors: pp.bias ? { polyphase: pp.filter, polyphaseBias: pp.bias } : { polyphase: pp.filter }, unused };
+      },
+      importDerived: (t) => {
+        this.onDispose();
+        this.polyphase = { filter: tf.keep(t.polyphase as tf.Tensor4D), bias: t.polyphaseBias ? tf.keep(t.polyphaseBias as tf.Tensor1D) : null };
+      },
+    };
+  }
+  private derivePolyphase(): void {
     this.onDispose();
     const s = this.opts.stride ?? 1;
     const [n, cin, cout] = [this.taps, this.inChannels, this.outChannels];
@@ -167,17 +192,6 @@ class WNConvTranspose1d extends ConvTranspose1d implements OobleckLayer {
     this.polyphase?.filter.dispose();
     this.polyphase?.bias?.dispose();
     this.polyphase = null;
-  }
-  override exportDerived(): DerivedTensors {
-    const pp = this.polyphase;
-    if (!pp) return super.exportDerived();
-    const unused = [this.weight, this.weightG, this.weightV, this.bias].filter((p) => p !== null);
-    return { tensors: pp.bias ? { polyphase: pp.filter, polyphaseBias: pp.bias } : { polyphase: pp.filter }, unused };
-  }
-  override importDerived(t: Record<string, tf.Tensor>): void {
-    if (!t.polyphase) return super.importDerived(t);
-    this.onDispose();
-    this.polyphase = { filter: tf.keep(t.polyphase as tf.Tensor4D), bias: t.polyphaseBias ? tf.keep(t.polyphaseBias as tf.Tensor1D) : null };
   }
   override forwardNWC(x: tf.Tensor3D): tf.Tensor3D {
     const pp = this.polyphase;
