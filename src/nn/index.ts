@@ -1,3 +1,4 @@
 export * from './module.ts';
 export * from './layers.ts';
 export * as F from './functional.ts';
+export * from './noise.ts';
