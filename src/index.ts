@@ -36,7 +36,7 @@ export { Module, Parameter, type Captures } from './nn/module.ts';
 /** safetensors: a lazy reader and a streaming writer. */
 export { SafetensorsFile, writeSafetensors, saveTensors, type TensorSource } from './io/safetensors.ts';
 /** Noise sources for the samplers: seeded, or injected (e.g. a reference's recorded draws). */
-export { SeededNoise, InjectedNoise, type NoiseSource, type NoiseStream } from './sampling/noise.ts';
+export { SeededNoise, InjectedNoise, type NoiseSource, type NoiseStream } from './nn/noise.ts';
 /** The k-diffusion and rectified-flow sampling drivers (samplers as small functions over a denoiser). */
 export { sampleK, sampleRf } from './sampling/sample.ts';
 /** 16-bit PCM WAV output, as the reference's demo writes it. */

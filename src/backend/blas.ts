@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../layout.ts';
+import { SNAKE_BETA_NWC } from '../nn/kernels.ts';
 
 const require = createRequire(import.meta.url);
 const ROOT = PACKAGE_ROOT;
@@ -270,9 +271,7 @@ function sinKernel(fallback: KernelFunc): KernelFunc {
   };
 }
 
-/** Name of the fused channels-last SnakeBeta kernel registered for wasm when the addon is on. */
-export const SNAKE_BETA_NWC = 'AudioxSnakeBetaNWC';
-
+/** nn's fused channels-last SnakeBeta (src/nn/kernels.ts), registered for wasm when the addon is on. */
 function snakeKernel(args: KernelArgs): tf.TensorInfo {
   const { x, a, invB } = args.inputs as Record<string, tf.TensorInfo>;
   const ch = x.shape[x.shape.length - 1];
@@ -283,16 +282,6 @@ function snakeKernel(args: KernelArgs): tf.TensorInfo {
   const out = be.makeOutput(x.shape, 'float32');
   addon!.snakeBeta(heapF32(be, x), heapF32(be, a), heapF32(be, invB), heapF32(be, out), size(x.shape) / ch, ch);
   return out;
-}
-
-/**
- * Channels-last SnakeBeta y = x + invB · sin(a·x)² in one native pass (a = exp α, invB = 1/(exp β + 1e-9),
- * both [C], broadcast over the last axis), or null when the native kernels are off — the caller then
- * uses its tf ops. Saves four full-size temporaries and the slow wasm Sin.
- */
-export function fusedSnakeBetaNWC(x: tf.Tensor, a: tf.Tensor, invB: tf.Tensor): tf.Tensor | null {
-  if (!kernelsOn || tf.getBackend() !== 'wasm' || x.dtype !== 'float32') return null;
-  return tf.engine().runKernel(SNAKE_BETA_NWC, { x, a, invB }) as tf.Tensor;
 }
 
 /**

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { enableBlasKernels, type BlasStatus } from './blas.ts';
+import { enableWasmLayoutKernels } from './wasm-kernels.ts';
 import { defaultWasmThreads, registerThreadedWasm } from './wasm-threads.ts';
 
 const require = createRequire(import.meta.url);
@@ -170,6 +171,7 @@ async function activateWasm(): Promise<{ tfBackend: string; threads: number }> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   const blas = enableBlasKernels();
   if (process.env.AUDIOX_BLAS === '1' && !blas.available) throw new Error(`AUDIOX_BLAS=1 but ${blas.reason}`);
+  if (!blas.available) enableWasmLayoutKernels();
   const want = defaultWasmThreads();
   let note = want > 1 ? '' : 'single-threaded (one core, or AUDIOX_WASM_THREADS=1)';
   let restore: (() => void) | null = null;

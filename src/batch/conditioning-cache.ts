@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ConditionerMedia, MediaOptions } from '../models/conditioners/conditioner.ts';
 import type { AudioXModel } from '../models/load.ts';
 import type { ConditionerOutput, GenerateOptions } from '../pipeline/types.ts';
-import { SeededNoise } from '../sampling/noise.ts';
+import { SeededNoise } from '../nn/noise.ts';
 
 export interface CacheStats {
   hits: number;

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { PACKAGE_ROOT } from '../layout.ts';
 import type { Module, Parameter } from '../nn/module.ts';
 import { RotaryEmbedding } from '../nn/layers.ts';
-import { SeededNoise } from '../sampling/noise.ts';
+import { SeededNoise } from '../nn/noise.ts';
 
 export const DEMO_DIR = path.join(PACKAGE_ROOT, 'configs', 'demo');
 

@@ -2,14 +2,14 @@
 // partial rotary embeddings, cross-attention with grouped key/value heads and a SwiGLU feed-forward
 // (docs/REFERENCE.md §2.4–2.8). Shapes in PyTorch order.
 //
-// Performance notes (wasm, the test backend): a matmul with a transposed operand or a batch axis
-// takes a generic slow path (~3 GFLOP/s vs ~28 for a plain 2-D product), so weights are kept
-// transposed to [in, out] after loading, every projection is one plain 2-D matmul over all B·L
-// rows, and attention on wasm loops over (batch, kv-head) groups with 2-D products.
+// Performance notes: weights are kept transposed to [in, out] after loading and every projection is
+// one plain 2-D matmul over all B·L rows (the fastest product on every backend); attention is nn's
+// one scaled-dot-product core (a backend whose batched product is slow splits it in its own kernel).
 import * as tf from '@tensorflow/tfjs';
 import { Module, ModuleList, Sequential, type Parameter } from '../nn/module.ts';
 import { viewOf, type DerivedTensors, type DerivedView, type WeightDerivation } from '../nn/residency.ts';
 import { Activation, LayerNorm, RotaryEmbedding } from '../nn/layers.ts';
+import * as F from '../nn/functional.ts';
 
 /**
  * torch.nn.Linear (weight [out, in] in the state dict) computed as x·Wᵀ with Wᵀ materialised once
@@ -142,32 +142,6 @@ export function applyRotary(x: tf.Tensor4D, r: RotaryTables): tf.Tensor4D {
   });
 }
 
-/**
- * softmax(q·kᵀ)·v per group: q [G, Lq, d] (already scaled), kT [G, d, Lk], v [G, Lk, d] → [G, Lq, d].
- * No mask: none reaches the DiT attentions (quirk 2). `perGroup` (default on wasm) loops over the
- * groups with 2-D products instead of one batched matmul.
- */
-export function attendGroups(
-  q: tf.Tensor3D,
-  kT: tf.Tensor3D,
-  v: tf.Tensor3D,
-  perGroup = tf.getBackend() === 'wasm',
-): tf.Tensor3D {
-  return tf.tidy(() => {
-    if (!perGroup) return tf.matMul(tf.softmax(tf.matMul(q, kT)), v);
-    const [g, lq, d] = q.shape;
-    const lk = kT.shape[2];
-    const qs = tf.split(q, g, 0);
-    const ks = tf.split(kT, g, 0);
-    const vs = tf.split(v, g, 0);
-    const outs = qs.map((qi, i) => {
-      const scores = tf.matMul(qi.reshape([lq, d]), ks[i].reshape([d, lk]));
-      return tf.matMul(tf.softmax(scores), vs[i].reshape([lk, d]));
-    });
-    return tf.stack(outs) as tf.Tensor3D;
-  });
-}
-
 /** Reference `Attention` (qk_norm 'none', no flash/natten paths). */
 export class Attention extends Module {
   readonly heads: number;
@@ -231,12 +205,9 @@ export class Attention extends Module {
           k = applyRotary(k, opts.rotary);
         }
       }
-      const r = h / hkv;
-      // Consecutive query heads share a kv head, so [B, H, L, d] regroups to [B·Hkv, r·L, d].
-      const qg = q.mul(1 / Math.sqrt(d)).transpose([0, 2, 1, 3]).reshape([b * hkv, r * l, d]) as tf.Tensor3D;
-      const kT = k.transpose([0, 2, 3, 1]).reshape([b * hkv, d, s]) as tf.Tensor3D;
-      const vg = v.transpose([0, 2, 1, 3]).reshape([b * hkv, s, d]) as tf.Tensor3D;
-      const out = attendGroups(qg, kT, vg).reshape([b, h, l, d]).transpose([0, 2, 1, 3]).reshape([b, l, h * d]);
+      // No mask reaches the DiT attentions (quirk 2); query head i reads kv head ⌊i / (h / hkv)⌋.
+      const heads = (t: tf.Tensor4D) => t.transpose([0, 2, 1, 3]) as tf.Tensor4D; // [B, L, H, d] → [B, H, L, d]
+      const out = F.mergeHeads(F.attention(heads(q), heads(k), heads(v)));
       return this.toOut.forward(out) as tf.Tensor3D;
     });
   }

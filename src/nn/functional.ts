@@ -1,6 +1,6 @@
 // Stateless ops in PyTorch conventions (shapes [B, C, T] for 1-D signals, weights in torch layout).
 import * as tf from '@tensorflow/tfjs';
-import { blasActive } from '../backend/blas.ts';
+import { kernelRegistered, SNAKE_BETA_NWC } from './kernels.ts';
 
 /** y = x·Wᵀ + b with W [out, in] (torch.nn.Linear). Works on any leading shape. */
 export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null): tf.Tensor {
@@ -8,11 +8,8 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null)
     const inF = x.shape[x.rank - 1];
     const lead = x.shape.slice(0, -1);
     const x2 = x.reshape([-1, inF]);
-    // wasm's MatMul has a fast (XNNPACK) path only for untransposed operands: with transposeB it is 10–20×
-    // slower (e.g. [1569,768]·[768,2304]: 1.7 s vs 0.16 s), far more than transposing W per call costs.
-    // (The native BLAS kernels, when on, take transposeB for free.)
-    const y2 =
-      tf.getBackend() === 'wasm' && !blasActive() ? tf.matMul(x2, weight.transpose()) : tf.matMul(x2, weight, false, true);
+    // A backend whose transposed-operand product is slow re-lays W in its own BatchMatMul kernel (src/backend/).
+    const y2 = tf.matMul(x2, weight, false, true);
     const y = bias ? y2.add(bias) : y2;
     return y.reshape([...lead, weight.shape[0]]);
   });
@@ -78,6 +75,28 @@ export function snakeBeta(x: tf.Tensor, alpha: tf.Tensor, beta: tf.Tensor): tf.T
     const invB = tf.reciprocal(beta.add(1e-9)).reshape([1, -1, 1]);
     return x.add(tf.sin(x.mul(a)).square().mul(invB));
   });
+}
+
+/**
+ * Channels-last SnakeBeta on [..., C] with a = exp α and invB = 1/(exp β + 1e-9) already folded ([C]):
+ * x + invB · sin(a·x)². Runs the backend's fused kernel when one is registered (no full-size
+ * temporaries); otherwise tf ops with at most two full-size temporaries alive at once.
+ */
+export function snakeBetaNWC(x: tf.Tensor, a: tf.Tensor, invB: tf.Tensor): tf.Tensor {
+  if (x.dtype === 'float32' && kernelRegistered(SNAKE_BETA_NWC)) {
+    return tf.engine().runKernel(SNAKE_BETA_NWC, { x, a, invB }) as tf.Tensor;
+  }
+  // Eager disposal instead of tf.tidy: at most two full-size temporaries live at once.
+  const ax = x.mul(a);
+  const s = tf.sin(ax);
+  ax.dispose();
+  const s2 = s.square();
+  s.dispose();
+  const t = s2.mul(invB);
+  s2.dispose();
+  const y = x.add(t);
+  t.dispose();
+  return y;
 }
 
 export interface Conv1dOptions {

@@ -2,3 +2,4 @@ export * from './module.ts';
 export * from './layers.ts';
 export * from './residency.ts';
 export * as F from './functional.ts';
+export * from './noise.ts';

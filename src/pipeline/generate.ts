@@ -7,7 +7,7 @@ import type { ConditionerOutputs } from '../models/conditioning.ts';
 import { ConditionerInputError, type ConditionerMedia, type PrepareOptions } from '../models/conditioners/conditioner.ts';
 import type { DiffusionCond } from '../models/diffusion-types.ts';
 import type { AudioXModel } from '../models/load.ts';
-import { InjectedNoise, SeededNoise, type NoiseSource } from '../sampling/noise.ts';
+import { InjectedNoise, SeededNoise, type NoiseSource } from '../nn/noise.ts';
 import { DEFAULT_SAMPLERS, DIFFUSION_OBJECTIVES, samplerProblem, type DiffusionObjective, type SamplerName } from '../sampling/registry.ts';
 import { sampleK, sampleKSigmas, sampleRf, sampleRfTimesteps, type SampleProgress } from '../sampling/sample.ts';
 import { cutPaste, buildMask, resolveMaskArgs, type MaskArgs } from './inpaint.ts';

@@ -2,7 +2,7 @@
 import type * as tf from '@tensorflow/tfjs';
 import type { ConditionerOutput } from '../models/conditioning.ts';
 import type { AdaptiveAttempt } from '../sampling/loop.ts';
-import type { NoiseStream } from '../sampling/noise.ts';
+import type { NoiseStream } from '../nn/noise.ts';
 import type { SamplerName } from '../sampling/registry.ts';
 import type { InpaintOptions } from './inpaint.ts';
 

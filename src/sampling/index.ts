@@ -5,4 +5,4 @@ export * from './samplers.ts';
 export * from './dpm-solver.ts';
 export * from './registry.ts';
 export * from './sample.ts';
-export * from './noise.ts';
+export * from '../nn/noise.ts';

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { DiffusionCond, DiffusionModel } from '../models/diffusion-types.ts';
 import { rectifiedFlowVelocity, vDenoiser } from './denoiser.ts';
-import type { NoiseSource } from './noise.ts';
+import type { NoiseSource } from '../nn/noise.ts';
 import type { AdaptiveAttempt, StepCallback } from './loop.ts';
 import { kSampler, SAMPLER_REGISTRY, type KSchedule, type SamplerName } from './registry.ts';
 import { polyexponentialSigmas, rectifiedFlowTimesteps } from './schedule.ts';

@@ -3,7 +3,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { activeBackend, wasmBackendDetails } from '../../src/backend/index.ts';
-import { blasActive, fusedSnakeBetaNWC } from '../../src/backend/blas.ts';
+import { blasActive } from '../../src/backend/blas.ts';
+import { snakeBetaNWC } from '../../src/nn/functional.ts';
+import { kernelRegistered, SNAKE_BETA_NWC } from '../../src/nn/kernels.ts';
 import { expectClose, expectNoLeak } from '../helpers.ts';
 
 const on = activeBackend().name === 'wasm' && blasActive();
@@ -106,7 +108,8 @@ describe.skipIf(!on)(`native BLAS kernels${why ? ` (skipped: ${why})` : ''}`, ()
     await expectClose(s, Array.from(xs, Math.sin), 1e-6, 1e-5);
     const a = tf.tensor1d([0.5, 1, 2, 3, 0.1]);
     const invB = tf.tensor1d([1, 0.5, 2, 1, 4]);
-    const y = fusedSnakeBetaNWC(x, a, invB)!;
+    expect(kernelRegistered(SNAKE_BETA_NWC)).toBe(true);
+    const y = snakeBetaNWC(x, a, invB);
     const av = await a.data();
     const bv = await invB.data();
     const ref = Array.from(xs, (v, i) => v + bv[i % 5] * Math.sin(av[i % 5] * v) ** 2);

@@ -11,7 +11,7 @@ import {
 import { AutoencoderPretransform } from '../../src/models/vae/pretransform.ts';
 import { runAudioAutoencoderCase } from '../../src/parity/runners/conditioners/audio.ts';
 import type { Fixture } from '../../src/parity/types.ts';
-import { InjectedNoise, SeededNoise } from '../../src/sampling/noise.ts';
+import { InjectedNoise, SeededNoise } from '../../src/nn/noise.ts';
 import { expectClose, expectNoLeak, fixture, fixtureJson } from '../helpers.ts';
 
 type Entry = AudioConditionerEntry<AudioAutoencoderConditionerV2Config>;

@@ -9,7 +9,7 @@ import { TextTokenizer } from '../../src/models/tokenizer.ts';
 import { loadT5Pretrained, T5Conditioner } from '../../src/models/conditioners/text/t5.ts';
 import { NumberConditioner } from '../../src/models/conditioners/number/number.ts';
 import { AudioMelConditioner, hannWindow, melFilterbank, type AudioMelConditionerConfig } from '../../src/models/conditioners/audio/mel.ts';
-import { InjectedNoise, SeededNoise } from '../../src/sampling/noise.ts';
+import { InjectedNoise, SeededNoise } from '../../src/nn/noise.ts';
 import * as F from '../../src/nn/functional.ts';
 import { FIXTURES, expectClose, expectNoLeak, seededNormal } from '../helpers.ts';
 

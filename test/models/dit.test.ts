@@ -5,7 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PrefixedSource, SafetensorsFile } from '../../src/io/safetensors.ts';
 import { DiffusionTransformer, DiTWrapper, type DiTConfig } from '../../src/models/dit.ts';
 import type { DiffusionCond } from '../../src/models/diffusion-types.ts';
-import { applyRotary, attendGroups, rotaryTables } from '../../src/models/transformer.ts';
+import { applyRotary, rotaryTables } from '../../src/models/transformer.ts';
 import { RotaryEmbedding } from '../../src/nn/layers.ts';
 import * as F from '../../src/nn/functional.ts';
 import { FIXTURES, expectClose, expectNoLeak, seededNormal } from '../helpers.ts';
@@ -216,18 +216,6 @@ describe('DiT building blocks', () => {
       await expectClose(ours, ref, 1e-6, 1e-6);
       tf.dispose([x, ours, ref, tables.cos, tables.sin, tables.rotateHalf]);
     }
-  });
-
-  it('per-group and batched attention agree', async () => {
-    const q = tf.randomNormal([4, 6, 8], 0, 1, 'float32', 1) as tf.Tensor3D;
-    const kT = tf.randomNormal([4, 8, 5], 0, 1, 'float32', 2) as tf.Tensor3D;
-    const v = tf.randomNormal([4, 5, 8], 0, 1, 'float32', 3) as tf.Tensor3D;
-    const a = attendGroups(q, kT, v, true);
-    const b = attendGroups(q, kT, v, false);
-    const ref = F.attention(q.expandDims(0) as tf.Tensor4D, kT.transpose([0, 2, 1]).expandDims(0) as tf.Tensor4D, v.expandDims(0) as tf.Tensor4D, { scale: 1 });
-    await expectClose(a, b, 1e-6, 1e-5);
-    await expectClose(a.expandDims(0), ref, 1e-6, 1e-5);
-    tf.dispose([q, kT, v, a, b, ref]);
   });
 
   it('adaLN variant builds its to_scale_shift_gate and runs', async () => {

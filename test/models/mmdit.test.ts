@@ -9,7 +9,7 @@ import { DiTWrapper } from '../../src/models/dit.ts';
 import { combineCfg, cfgCondBatch } from '../../src/models/cfg.ts';
 import type { DiffusionModel, DiffusionCond } from '../../src/models/diffusion-types.ts';
 import { sampleK } from '../../src/sampling/sample.ts';
-import { SeededNoise } from '../../src/sampling/noise.ts';
+import { SeededNoise } from '../../src/nn/noise.ts';
 import * as F from '../../src/nn/functional.ts';
 import { FIXTURES, expectClose, expectNoLeak, seededNormal } from '../helpers.ts';
 

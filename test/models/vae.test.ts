@@ -12,7 +12,7 @@ import {
   encodeMemoryEstimate,
   type PretransformConfig,
 } from '../../src/models/vae/pretransform.ts';
-import { InjectedNoise, SeededNoise } from '../../src/sampling/noise.ts';
+import { InjectedNoise, SeededNoise } from '../../src/nn/noise.ts';
 import { expectClose, expectNoLeak, fixture, fixtureJson } from '../helpers.ts';
 
 const manifest = (name: string) => fixtureJson(`manifests/${name}`);

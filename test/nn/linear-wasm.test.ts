@@ -1,5 +1,6 @@
-// F.linear takes a plain matmul with an explicit Wᵀ on wasm (its transposeB path is 10–20× slower); the
-// result must be the same y = x·Wᵀ + b on every backend and leave no tensors behind.
+// F.linear is one matMul(x, W, false, true) on every backend (wasm without the BLAS kernels re-lays W in
+// its own BatchMatMul kernel, src/backend/wasm-kernels.ts); the result must be y = x·Wᵀ + b and leave
+// no tensors behind.
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import * as F from '../../src/nn/functional.ts';

@@ -16,8 +16,8 @@ import { generate } from '../../src/pipeline/generate.ts';
 import { audioPrompt } from '../../src/models/conditioners/audio/prompt.ts';
 import { checkMediaInputs } from '../../src/pipeline/media.ts';
 import type { GenerateOptions, GenerateResult } from '../../src/pipeline/types.ts';
-import type { NoiseStream } from '../../src/sampling/noise.ts';
-import { SeededNoise } from '../../src/sampling/noise.ts';
+import type { NoiseStream } from '../../src/nn/noise.ts';
+import { SeededNoise } from '../../src/nn/noise.ts';
 import { fixture } from '../helpers.ts';
 import { makeImage, makeTone, makeVideo, tempDir } from './media-helpers.ts';
 

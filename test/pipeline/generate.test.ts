@@ -9,7 +9,7 @@ import type { T5Conditioner } from '../../src/models/conditioners/text/t5.ts';
 import { loadModel, type AudioXModel } from '../../src/models/load.ts';
 import { generate } from '../../src/pipeline/generate.ts';
 import type { GenerateOptions, GenerateResult } from '../../src/pipeline/types.ts';
-import { SeededNoise } from '../../src/sampling/noise.ts';
+import { SeededNoise } from '../../src/nn/noise.ts';
 import { makeImage, makeTone, tempDir } from './media-helpers.ts';
 
 const SR = 44100;

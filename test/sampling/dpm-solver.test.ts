@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
 import type { DenoiseFn } from '../../src/sampling/denoiser.ts';
 import { dpmFastOrders, dpmSigma, dpmT, PidStepController, sampleDpmAdaptive, sampleDpmFast } from '../../src/sampling/dpm-solver.ts';
-import { SeededNoise } from '../../src/sampling/noise.ts';
+import { SeededNoise } from '../../src/nn/noise.ts';
 import { sampleK, type SampleProgress } from '../../src/sampling/sample.ts';
 import type { StepInfo } from '../../src/sampling/loop.ts';
 import { linspaceF32 } from '../../src/sampling/schedule.ts';

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { InjectedNoise, SeededNoise } from '../../src/sampling/noise.ts';
+import { InjectedNoise, SeededNoise } from '../../src/nn/noise.ts';
 import { sampleK, sampleKSigmas, sampleRf } from '../../src/sampling/sample.ts';
 import { samplersFor } from '../../src/sampling/registry.ts';
 import { exactOde, gaussianDenoiser, maxAbsDiff, meanStd, MU, runK, S, ToyRfModel, ToyVModel, ZeroModel } from './toy.ts';

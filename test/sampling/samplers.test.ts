@@ -3,7 +3,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
-import { SeededNoise } from '../../src/sampling/noise.ts';
+import { SeededNoise } from '../../src/nn/noise.ts';
 import { kSampler, samplersFor, SAMPLER_REGISTRY, type SamplerName } from '../../src/sampling/registry.ts';
 import { ancestralStep, linearMultistepCoeff } from '../../src/sampling/samplers.ts';
 import { polyexponentialSigmas } from '../../src/sampling/schedule.ts';

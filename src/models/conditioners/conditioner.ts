@@ -2,7 +2,7 @@
 // generation into its own input (`prepareInput`), runs on it (`condition`) and frees it (`disposeInput`);
 // generate() loops over the model's conditioners through this interface alone.
 import type { Module } from '../../nn/module.ts';
-import type { NoiseSource } from '../../sampling/noise.ts';
+import type { NoiseSource } from '../../nn/noise.ts';
 import type { ConditionerOutput } from '../conditioning.ts';
 import type { Synchformer } from '../synchformer/synchformer.ts';
 

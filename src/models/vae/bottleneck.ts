@@ -1,7 +1,7 @@
 // VAE bottleneck (stable-audio-tools `bottleneck.py::VAEBottleneck`, docs/REFERENCE.md §5.4). No parameters.
 import * as tf from '@tensorflow/tfjs';
 import * as F from '../../nn/functional.ts';
-import type { NoiseSource } from '../../sampling/noise.ts';
+import type { NoiseSource } from '../../nn/noise.ts';
 
 export interface BottleneckEncodeOptions {
   /** Source of the reparameterisation noise (stream `vae`, one draw of the latents' shape). */

@@ -9,7 +9,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { Conv1d, ConvTranspose1d, Module, ModuleList, SnakeBeta, type DerivedTensors, type WeightDerivation } from '../../nn/index.ts';
 import * as F from '../../nn/functional.ts';
-import { fusedSnakeBetaNWC } from '../../backend/blas.ts';
 
 /** A layer usable in both layouts. */
 export interface OobleckLayer extends Module {
@@ -85,20 +84,7 @@ export class OobleckSnakeBeta extends SnakeBeta implements OobleckLayer {
   forwardNWC(x: tf.Tensor3D): tf.Tensor3D {
     const f = this.folded;
     if (!f) throw new Error(`${this.path || 'SnakeBeta'}: weights not loaded`);
-    // One native pass when the optional BLAS accelerator is on (no full-size temporaries).
-    const fused = fusedSnakeBetaNWC(x, f.a, f.invB);
-    if (fused) return fused as tf.Tensor3D;
-    // Eager disposal instead of tf.tidy: at most two full-size temporaries live at once.
-    const ax = x.mul(f.a);
-    const s = tf.sin(ax);
-    ax.dispose();
-    const s2 = s.square();
-    s.dispose();
-    const t = s2.mul(f.invB);
-    s2.dispose();
-    const y = x.add(t) as tf.Tensor3D;
-    t.dispose();
-    return y;
+    return F.snakeBetaNWC(x, f.a, f.invB) as tf.Tensor3D;
   }
 }
 

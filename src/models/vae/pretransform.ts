@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { activeBackend, checkMemoryPlan, formatBytes } from '../../backend/index.ts';
 import { Module } from '../../nn/index.ts';
-import type { NoiseSource } from '../../sampling/noise.ts';
+import type { NoiseSource } from '../../nn/noise.ts';
 import { VAEBottleneck } from './bottleneck.ts';
 import { OobleckDecoder, OobleckEncoder, type OobleckDecoderConfig, type OobleckEncoderConfig } from './oobleck.ts';
 

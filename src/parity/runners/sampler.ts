@@ -8,7 +8,7 @@ import type { DiffusionCond, DiffusionModel } from '../../models/diffusion-types
 import { DiTWrapper, type DiTConfig } from '../../models/dit.ts';
 import { MMDiTWrapper, type MMDiTConfig } from '../../models/mmdit.ts';
 import type { Module } from '../../nn/module.ts';
-import { InjectedNoise } from '../../sampling/noise.ts';
+import { InjectedNoise } from '../../nn/noise.ts';
 import { sampleK, sampleKSigmas, sampleRf, sampleRfTimesteps, type SampleProgress } from '../../sampling/sample.ts';
 import type { ComputedOutputs, Fixture, Runner } from '../types.ts';
 

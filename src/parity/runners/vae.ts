@@ -2,7 +2,7 @@
 // chosen from the fixture's `reference`; params are the AudioAutoencoder's (the pretransform's `model`).
 import * as tf from '@tensorflow/tfjs';
 import { AutoencoderPretransform, type PretransformConfig } from '../../models/vae/pretransform.ts';
-import { InjectedNoise } from '../../sampling/noise.ts';
+import { InjectedNoise } from '../../nn/noise.ts';
 import type { Fixture, Runner, RunnerResult } from '../types.ts';
 
 function build(fx: Fixture): AutoencoderPretransform {

@@ -3,7 +3,7 @@
 // (AudioAutoencoderConditionerv2, AudioX-MAF-MMDiT). Each owns its own VAE copy under `pretransform.model.*`.
 import * as tf from '@tensorflow/tfjs';
 import { Linear, type Parameter } from '../../../nn/index.ts';
-import type { NoiseSource } from '../../../sampling/noise.ts';
+import type { NoiseSource } from '../../../nn/noise.ts';
 import { AutoencoderPretransform, type PretransformConfig } from '../../vae/pretransform.ts';
 import type { ConditionerOutput } from '../../conditioning.ts';
 import type { ConditionContext } from '../conditioner.ts';

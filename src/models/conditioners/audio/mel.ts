@@ -6,7 +6,7 @@
 // with the default ratios (0.7–1.0 of the frames zeroed), driven by the `mask` noise stream.
 import * as tf from '@tensorflow/tfjs';
 import { Linear } from '../../../nn/layers.ts';
-import type { NoiseSource } from '../../../sampling/noise.ts';
+import type { NoiseSource } from '../../../nn/noise.ts';
 import type { ConditionerOutput } from '../../conditioning.ts';
 import type { ConditionContext } from '../conditioner.ts';
 import { AudioPromptConditioner } from './prompt.ts';

@@ -9,7 +9,7 @@ import {
   type AudioAutoencoderConditionerV2Config,
   type AudioConditionerEntry,
 } from '../../../models/conditioners/audio/autoencoder.ts';
-import { InjectedNoise } from '../../../sampling/noise.ts';
+import { InjectedNoise } from '../../../nn/noise.ts';
 import type { Fixture, RunnerResult } from '../../types.ts';
 
 type Entry = AudioConditionerEntry<AudioAutoencoderConditionerV2Config>;

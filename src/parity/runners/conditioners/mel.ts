@@ -3,7 +3,7 @@
 // inputs/mask_start [B] (one randint of shape [1] per item) and replayed through the `mask` stream.
 import * as tf from '@tensorflow/tfjs';
 import { AudioMelConditioner, type AudioMelConditionerConfig } from '../../../models/conditioners/audio/mel.ts';
-import { InjectedNoise } from '../../../sampling/noise.ts';
+import { InjectedNoise } from '../../../nn/noise.ts';
 import type { Fixture, RunnerResult } from '../../types.ts';
 import { conditionerEntry } from '../conditioners.ts';
 
