@@ -120,10 +120,11 @@ export class AudioAutoencoderConditioner extends AudioPromptConditioner {
       throw new Error(`AudioAutoencoderConditioner: items have different lengths (${items.map((a) => a.shape[2])}); the reference concatenates them unpadded`);
     }
     const raw = items.length === 1 ? items[0] : tf.concat(items, 0);
+    let isZero: tf.Tensor | null = null;
     try {
-      const zeroT = tf.tidy(() => tf.equal(raw, 0).all([1, 2]));
-      const isZero = Array.from(zeroT.dataSync(), (v) => v !== 0);
-      zeroT.dispose();
+      // Which items are silent, kept on the backend: a synchronous read-back is not possible on every
+      // backend (WebGPU in Node has none), and the substitution below is a select, not a branch.
+      isZero = tf.tidy(() => tf.equal(raw, 0).all([1, 2]).reshape([-1, 1, 1]));
       const audio = toStereo(raw, this.pretransform.ioChannels);
       let latents: tf.Tensor3D;
       try {
@@ -142,14 +143,12 @@ export class AudioAutoencoderConditioner extends AudioPromptConditioner {
       const embedding = tf.tidy(() => {
         const tokens = latents.transpose([0, 2, 1]); // [B, L, 64]
         const x = (this.proj_out ? this.proj_out.forward(tokens) : tokens.clone()) as tf.Tensor3D;
-        if (!isZero.some(Boolean)) return x;
-        const empty = this.emptyAudioFeat.value;
-        const rows = Array.from({ length: b }, (_, i) => (isZero[i] ? empty : tf.slice(x, [i, 0, 0], [1, l, this.outputDim])));
-        return tf.concat(rows, 0) as tf.Tensor3D;
+        return tf.where(isZero!.broadcastTo([b, l, this.outputDim]), this.emptyAudioFeat.value.broadcastTo([b, l, this.outputDim]), x) as tf.Tensor3D;
       });
       latents.dispose();
       return { embedding, mask: tf.ones([b, this.outputDim]) };
     } finally {
+      isZero?.dispose();
       if (raw !== items[0]) raw.dispose();
     }
   }
