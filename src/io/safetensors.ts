@@ -61,6 +61,10 @@ export function relaid(t: tf.Tensor, view: LayoutView): tf.Tensor {
     let v = t;
     if (view.rows) {
       const [start, count] = view.rows;
+      // tfjs' slice does not check bounds on every backend (wasm reads past the end).
+      if (!(Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0 && start + count <= (v.shape[0] ?? 0))) {
+        throw new Error(`rows [${start}, ${start}+${count}) are outside a tensor of shape [${v.shape}]`);
+      }
       v = tf.slice(v, [start, ...v.shape.slice(1).map(() => 0)], [count, ...v.shape.slice(1)]);
     }
     if (view.transpose) {

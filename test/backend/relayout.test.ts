@@ -91,7 +91,7 @@ describe('SafetensorsFile.readViews', () => {
       expect(Array.from(b.dataSync())).toEqual(Array.from(f16ToF32(h.slice(2, 6))));
       b.dispose();
       expect(() => f.readViews('b', [{ transpose: true }])).toThrow(/transposed view needs a 2-D tensor/);
-      expect(() => f.readViews('h', [{ rows: [8, 2] }])).toThrow();
+      expect(() => f.readViews('h', [{ rows: [8, 2] }])).toThrow(/outside|rows/);
     } finally {
       f.close();
     }
