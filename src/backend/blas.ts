@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../layout.ts';
+import { replaceKernel } from './kernel-swap.ts';
 import { SNAKE_BETA_NWC } from '../nn/kernels.ts';
 
 const require = createRequire(import.meta.url);
@@ -291,13 +292,7 @@ function snakeKernel(args: KernelArgs): tf.TensorInfo {
 export function enableBlasKernels(): BlasStatus {
   const st = loadBlas();
   if (!st.available || kernelsOn) return st;
-  const swap = (name: string, make: (fallback: KernelFunc) => KernelFunc) => {
-    const stock = tf.getKernel(name, 'wasm');
-    if (!stock) return;
-    const fallback = stock.kernelFunc as unknown as KernelFunc;
-    tf.unregisterKernel(name, 'wasm');
-    tf.registerKernel({ ...stock, kernelFunc: make(fallback) as unknown as tf.KernelFunc });
-  };
+  const swap = (name: string, make: (fallback: KernelFunc) => KernelFunc) => replaceKernel(name, 'wasm', make);
   swap(tf.BatchMatMul, (f) => matMulKernel(false, f));
   swap(tf._FusedMatMul, (f) => matMulKernel(true, f));
   swap(tf.Conv2D, (f) => conv1dKernel(false, f));

@@ -52,8 +52,6 @@ function nodeBackend(): TfjsNodeBackend | null {
  */
 export function halfToFloatTensor(bits: Uint16Array, shape: readonly number[]): tf.Tensor | null {
   const be = nodeBackend();
-  const table = halfTable;
-  if (be && table && bits.length && loadBlasAddon()) return relaidTensors(be, bits, shape, [{}], table)[0];
   const n = bits.length;
   if (!be || n === 0 || n % 2 !== 0) return null;
   const b = be.binding;
@@ -78,10 +76,22 @@ export function halfToFloatTensor(bits: Uint16Array, shape: readonly number[]): 
   return out;
 }
 
-/** One layout of a [rows, …] tensor: rows [start, start + count), then (2-D) transposed. */
+/** One layout of a [rows, …] tensor: rows [start, start + count) of the first axis, then (2-D only) transposed. */
 export interface RelayoutView {
   rows?: readonly [number, number];
   transpose?: boolean;
+}
+
+/** Throws unless `view` is a layout of a tensor of `shape` (both re-layout paths check with this). */
+export function checkView(shape: readonly number[], view: RelayoutView): void {
+  if (view.rows) {
+    const [start, count] = view.rows;
+    const rows = shape[0] ?? 0;
+    if (!(Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0 && start + count <= rows)) {
+      throw new Error(`rows [${start}, ${start}+${count}) are outside a tensor of shape [${shape}]`);
+    }
+  }
+  if (view.transpose && shape.length !== 2) throw new Error(`a transposed view needs a 2-D tensor, got [${shape}]`);
 }
 
 let halfTable: Float32Array | null = null;
@@ -128,9 +138,8 @@ function relaidTensors(
   const out: tf.Tensor[] = [];
   try {
     for (const v of views) {
+      checkView(shape, v);
       const [start, count] = v.rows ?? [0, rows];
-      if (start < 0 || count < 0 || start + count > rows) throw new Error(`rows [${start}, ${start + count}) outside a tensor of ${rows} rows`);
-      if (v.transpose && shape.length !== 2) throw new Error(`a transposed view needs a 2-D tensor, got [${shape}]`);
       const viewShape = v.transpose ? [shape[1], count] : shape.length ? [count, ...shape.slice(1)] : [];
       const dst = alignedF32(addon, count * cols);
       addon.relayout(data, dst, cols, start, count, v.transpose ?? false, table);

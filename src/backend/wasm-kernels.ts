@@ -5,6 +5,8 @@
 // runs one 2-D product per batch item through the stock kernel, so models can write plain
 // tf.matMul(x, w, false, true) or batched attention on every backend.
 import * as tf from '@tensorflow/tfjs';
+import { WASM_BACKEND_VERSION } from './blas.ts';
+import { replaceKernel } from './kernel-swap.ts';
 
 type Info = tf.TensorInfo;
 type KernelArgs = { inputs: tf.NamedTensorInfoMap | Info[]; backend: WasmBackendLike; attrs: Record<string, unknown> };
@@ -17,7 +19,7 @@ const size = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 function stock(name: string): KernelFunc {
   const k = tf.getKernel(name, 'wasm');
-  if (!k) throw new Error(`the wasm backend has no ${name} kernel (is @tensorflow/tfjs-backend-wasm ${'4.22.0'} loaded?)`);
+  if (!k) throw new Error(`the wasm backend has no ${name} kernel (is @tensorflow/tfjs-backend-wasm ${WASM_BACKEND_VERSION} loaded?)`);
   return k.kernelFunc as unknown as KernelFunc;
 }
 
@@ -75,15 +77,5 @@ let on = false;
 
 /** Replaces the wasm BatchMatMul as described above (once; call only when the BLAS kernels are off). */
 export function enableWasmLayoutKernels(): void {
-  if (on) return;
-  const k = tf.getKernel(tf.BatchMatMul, 'wasm');
-  if (!k) return;
-  const fallback = k.kernelFunc as unknown as KernelFunc;
-  tf.unregisterKernel(tf.BatchMatMul, 'wasm');
-  tf.registerKernel({ ...k, kernelFunc: layoutMatMul(fallback) as unknown as tf.KernelFunc });
-  on = true;
-}
-
-export function wasmLayoutKernelsOn(): boolean {
-  return on;
+  if (!on) on = replaceKernel<KernelFunc>(tf.BatchMatMul, 'wasm', layoutMatMul);
 }

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { halfToFloatTensor, nativeRelayout, relayoutTensors, setHalfTable } from '../backend/half-upload.ts';
+import { checkView, halfToFloatTensor, nativeRelayout, relayoutTensors, setHalfTable, type RelayoutView } from '../backend/half-upload.ts';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'BOOL' | 'F64' | 'I8' | 'U8' | 'I16';
 
@@ -50,25 +50,19 @@ export interface TensorSource {
 }
 
 /** Rows [start, start + count) of the first axis of a tensor, then (2-D only) transposed. */
-export interface LayoutView {
-  rows?: readonly [number, number];
-  transpose?: boolean;
-}
+export type LayoutView = RelayoutView;
 
 /** `view` of `t` as a new tensor, with tf ops. */
 export function relaid(t: tf.Tensor, view: LayoutView): tf.Tensor {
+  // tfjs' slice does not check bounds on every backend (wasm reads past the end).
+  checkView(t.shape, view);
   return tf.tidy(() => {
     let v = t;
     if (view.rows) {
       const [start, count] = view.rows;
-      // tfjs' slice does not check bounds on every backend (wasm reads past the end).
-      if (!(Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0 && start + count <= (v.shape[0] ?? 0))) {
-        throw new Error(`rows [${start}, ${start}+${count}) are outside a tensor of shape [${v.shape}]`);
-      }
       v = tf.slice(v, [start, ...v.shape.slice(1).map(() => 0)], [count, ...v.shape.slice(1)]);
     }
     if (view.transpose) {
-      if (v.rank !== 2) throw new Error(`a transposed view needs a 2-D tensor, got [${v.shape}]`);
       v = tf.transpose(v);
     }
     return v === t ? v.clone() : v;
