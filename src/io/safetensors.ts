@@ -69,6 +69,16 @@ export function relaid(t: tf.Tensor, view: LayoutView): tf.Tensor {
   });
 }
 
+/** `views` of `key` from one read of the whole tensor, re-laid with tf ops (sources without a native path). */
+export function readViewsWithOps(source: Pick<TensorSource, 'read'>, key: string, views: readonly LayoutView[]): tf.Tensor[] {
+  const t = source.read(key);
+  try {
+    return views.map((v) => relaid(t, v));
+  } finally {
+    t.dispose();
+  }
+}
+
 export class SafetensorsError extends Error {}
 
 /** Most dimensions a tensor may have: far more than any model uses; bounds the work on a hostile header. */
@@ -456,12 +466,7 @@ export class SafetensorsFile implements TensorSource {
       const data = e.dtype === 'F16' ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
       return relayoutTensors(data, e.shape, views)!;
     }
-    const t = this.read(key);
-    try {
-      return views.map((v) => relaid(t, v));
-    } finally {
-      t.dispose();
-    }
+    return readViewsWithOps(this, key, views);
   }
 
   close(): void {

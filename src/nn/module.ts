@@ -1,8 +1,8 @@
 // Module base: a tree of named children whose parameter paths are exactly the PyTorch state-dict
 // keys, strict state-dict loading, parameter manifests without allocation, and output capture.
 import * as tf from '@tensorflow/tfjs';
-import type { TensorSource } from '../io/safetensors.ts';
-import { viewOf, type Placement, type WeightDerivation, type WeightResidency } from './residency.ts';
+import { readViewsWithOps, type TensorSource } from '../io/safetensors.ts';
+import { type Placement, type WeightDerivation, type WeightResidency } from './residency.ts';
 
 export type { DerivedTensors } from './residency.ts';
 
@@ -441,16 +441,7 @@ export class ViewLoad {
       for (const p of d.sources) {
         const views = d.views!.filter((v) => v.source === p);
         const { source, key } = this.source.locate?.(this.keyOf.get(p)!) ?? { source: this.source, key: this.keyOf.get(p)! };
-        let read: tf.Tensor[];
-        if (source.readViews) read = source.readViews(key, views);
-        else {
-          const t = source.read(key);
-          try {
-            read = views.map((v) => viewOf(t, v));
-          } finally {
-            t.dispose();
-          }
-        }
+        const read = source.readViews ? source.readViews(key, views) : readViewsWithOps(source, key, views);
         views.forEach((v, i) => (tensors[v.name] = tf.keep(read[i])));
       }
       d.importDerived!(tensors);
