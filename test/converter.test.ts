@@ -369,15 +369,15 @@ describe('bounded work on hostile pickles (#13.7, #13.9)', () => {
     expect(() => unpickle(pkl, torchPolicy(new Map()))).toThrow(/more than \d+ units of work/);
   });
 
-  it('a 1 MiB binary LONG4 is read in linear time; decimal ints over 4300 digits are refused', () => {
+  // A quadratic LONG4 decode of 1 MiB (a BigInt shifted once per byte) takes minutes, so the test's timeout
+  // is the bound; no assertion on time.
+  it('a 1 MiB binary LONG4 is read in linear time; decimal ints over 4300 digits are refused', { timeout: 30_000 }, () => {
     const n = 1 << 20;
     const len = Buffer.alloc(4);
     len.writeInt32LE(n);
     const digits = Buffer.alloc(n, 0xff);
-    const t0 = performance.now();
     const v = unpickle(Buffer.concat([pk.proto(), pk.ops(0x8b), len, digits, pk.ops(OP.STOP)]), torchPolicy(new Map()));
     expect(v).toBe(-1);
-    expect(performance.now() - t0).toBeLessThan(2000);
     const text = Buffer.from(`I${'9'.repeat(5000)}\n.`, 'latin1');
     expect(() => unpickle(text, torchPolicy(new Map()))).toThrow(/INT literal of 5000 digits exceeds the 4300-digit limit/);
     expect(unpickle(Buffer.from(`I${'9'.repeat(30)}\n.`, 'latin1'), torchPolicy(new Map()))).toBe(10n ** 30n - 1n);

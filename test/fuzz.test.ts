@@ -24,8 +24,8 @@ const CONVERT = path.join(FIXTURES, 'convert');
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audiox-fuzz-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-/** Slowest single input allowed (generous: the suite runs on 2 loaded cores). */
-const MAX_MS = 1000;
+/** An async parse that has not settled after this long is a hang (not a speed bound: no test asserts on time). */
+const HANG_MS = 5000;
 /** Heap growth allowed over a whole property. */
 const MAX_HEAP_GROWTH = 512 << 20;
 
@@ -39,24 +39,21 @@ function checkError(e: unknown, allowed: ErrorClass[]): void {
   expect(msg).not.toMatch(/\bNaN\b|\bundefined\b|\[object /);
 }
 
-/** Runs `fn`; it must return or throw one of `allowed`, within MAX_MS. */
+/** Runs `fn`; it must return or throw one of `allowed`. */
 function expectContained(fn: () => unknown, allowed: ErrorClass[]): void {
-  const t0 = performance.now();
   try {
     fn();
   } catch (e) {
     checkError(e, allowed);
   }
-  expect(performance.now() - t0).toBeLessThan(MAX_MS);
 }
 
 class Hang extends Error {}
 
 async function expectContainedAsync(fn: () => Promise<unknown>, allowed: ErrorClass[]): Promise<void> {
-  const t0 = performance.now();
   let timer: NodeJS.Timeout | undefined;
   const hang = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Hang(`no result after ${5 * MAX_MS} ms (a hang)`)), 5 * MAX_MS);
+    timer = setTimeout(() => reject(new Hang(`no result after ${HANG_MS} ms (a hang)`)), HANG_MS);
   });
   try {
     await Promise.race([fn(), hang]);
@@ -66,7 +63,6 @@ async function expectContainedAsync(fn: () => Promise<unknown>, allowed: ErrorCl
   } finally {
     clearTimeout(timer);
   }
-  expect(performance.now() - t0).toBeLessThan(MAX_MS);
 }
 
 /** Accepted entries tile [0, dataLen) exactly. */

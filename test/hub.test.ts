@@ -333,10 +333,8 @@ describe('hostile hub bodies and interruption (#13)', () => {
     const body = crypto.randomBytes(1 << 20);
     hub.serve('HKUSTAudio/AudioX', 'model.ckpt', body, true);
     hub.endless.add('/cdn/HKUSTAudio/AudioX/resolve/main/model.ckpt');
-    const t0 = Date.now();
     const err = await downloadModel('AudioX', { home, ...fast }).catch((e: Error) => e);
     expect((err as Error).message).toMatch(/sent more than the announced 1048576 bytes for model\.ckpt; the transfer was stopped/);
-    expect(Date.now() - t0).toBeLessThan(10_000);
     // Whatever the socket buffers held, nothing near the 333 MB of the report.
     expect(hub.endlessSent).toBeLessThan(64 << 20);
     const dir = modelDir('AudioX', home);

@@ -1,14 +1,10 @@
 // The sampler runner checks more than the outputs: the model-call count, σ at every callback and
 // k-dpm-adaptive's accept/reject decisions must be the reference's, or the fixture fails with a reason.
-import fs from 'node:fs';
-import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkTrace, type Trace } from '../../src/parity/runners/sampler.ts';
-import { fixture, FIXTURES } from '../helpers.ts';
+import { fixture } from '../helpers.ts';
 
-const FILE = path.join(FIXTURES, 'sampler', 'k_dpm_adaptive.safetensors');
-
-describe.skipIf(!fs.existsSync(FILE))('sampler runner trace check (k_dpm_adaptive)', () => {
+describe('sampler runner trace check (k_dpm_adaptive)', () => {
   const fx = fixture('sampler/k_dpm_adaptive');
   afterAll(() => fx.file.close());
   const host = (n: string) => Array.from(fx.file.readHost(`intermediates/${n}`).data, Number);

@@ -1,7 +1,6 @@
 // DPM-Solver-Fast and -adaptive (k-dpm-fast, k-dpm-adaptive): nodes, orders and the PID step control
 // against the reference fixtures, accuracy on the Gaussian toy problem, progress through sampleK,
 // callbacks that replace x, cancellation, bad input, and no leaked tensors.
-import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
@@ -45,7 +44,7 @@ describe('k-dpm-fast', () => {
     expect(() => dpmFastOrders(2.5)).toThrow(/positive integer/);
   });
 
-  it.skipIf(!fs.existsSync(fastFixture))("nodes t = −ln σ and the callbacks' σ are the reference's, bit for bit", async () => {
+  it("nodes t = −ln σ and the callbacks' σ are the reference's, bit for bit", async () => {
     const [ts, ...sigmas] = readHost(fastFixture, ['dpm_ts', 'sigma.0', 'sigma.1', 'sigma.2']);
     expect(linspaceF32(dpmT(500), dpmT(0.3), 4)).toEqual(ts);
     const seen: number[] = [];
@@ -89,7 +88,7 @@ describe('PID step-size controller', () => {
     expect(new PidStepController(1, 0, 1, 0, 3).propose(edge * 1.001)).toBe(false);
   });
 
-  it.skipIf(!fs.existsSync(adaptiveFixture))("fed the reference's errors it takes the reference's decisions and step sizes", () => {
+  it("fed the reference's errors it takes the reference's decisions and step sizes", () => {
     const [errors, accept, hs] = readHost(adaptiveFixture, ['adaptive_error', 'adaptive_accept', 'adaptive_h']);
     const pid = new PidStepController(0.05, 0, 1, 0, 3);
     errors.forEach((e, i) => {
