@@ -70,7 +70,8 @@ export interface GenerateOptions {
    */
   fullLength?: boolean;
   batchSize?: number;
-  onProgress?: (p: Progress) => void;
+  /** Called after each sampling step; a returned promise is awaited (`p.denoised` stays valid until it settles). */
+  onProgress?: (p: Progress) => void | Promise<void>;
   signal?: AbortSignal;
   /** Precomputed conditioner outputs by conditioner id; those conditioners are not run. */
   conditioningTensors?: Record<string, ConditionerOutput>;

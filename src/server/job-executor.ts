@@ -65,14 +65,16 @@ function hideUploadPaths(params: Record<string, unknown>, files: JobFiles): Reco
  * Decodes the first batch item of `latents` [B, C, T] to audio channels, trimmed to `seconds`. Only the latent
  * frames covering `seconds` (plus a small margin for the decoder's receptive field) are decoded.
  */
-export function decodePreview(model: AudioXModel, latents: tf.Tensor, seconds: number): Float32Array[] {
+export async function decodePreview(model: AudioXModel, latents: tf.Tensor, seconds: number): Promise<Float32Array[]> {
   const pre = model.wrapper.pretransform;
   const n = Math.round(seconds * model.sampleRate);
   const T = Math.min(latents.shape[2]!, Math.ceil(n / pre.downsamplingRatio) + 4);
   const audio = tf.tidy(() => pre.decode(latents.slice([0, 0, 0], [1, -1, T]) as tf.Tensor3D));
   try {
     const [, C, N] = audio.shape;
-    const data = audio.dataSync() as Float32Array;
+    // Read asynchronously: on a GPU backend a synchronous read stalls the worker's event loop (and with it
+    // the cancel check) until the device drains.
+    const data = (await audio.data()) as Float32Array;
     return Array.from({ length: C }, (_, c) => data.slice(c * N, c * N + Math.min(n, N)));
   } finally {
     audio.dispose();
@@ -139,8 +141,8 @@ async function stages(slot: ModelSlot, job: JobSpec, signal: AbortSignal, hooks:
   signal.throwIfAborted();
   hooks.progress({ stage: 'conditioning', step: 0, steps: job.params.steps });
   const every = job.params.previewEvery;
-  const preview = (p: Progress): void => {
-    const audio = decodePreview(model, p.denoised, job.params.secondsTotal);
+  const preview = async (p: Progress): Promise<void> => {
+    const audio = await decodePreview(model, p.denoised, job.params.secondsTotal);
     hooks.preview(encodePng(renderSpectrogram(audio, model.sampleRate, { width: 600, height: 160 })));
   };
   const res = await generate(model, {
@@ -149,7 +151,7 @@ async function stages(slot: ModelSlot, job: JobSpec, signal: AbortSignal, hooks:
       const done = p.step + 1;
       const last = p.steps === null ? p.fraction >= 1 : done === p.steps;
       hooks.progress({ stage: last ? 'decoding' : 'sampling', step: done, steps: p.steps, fraction: p.fraction });
-      if (every > 0 && done % every === 0 && !last) preview(p);
+      if (every > 0 && done % every === 0 && !last) return preview(p);
     },
   });
   signal.throwIfAborted();
