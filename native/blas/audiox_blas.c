@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cblas.h>
@@ -42,6 +43,36 @@ static int get_f32(napi_env env, napi_value v, float **data, size_t *len) {
 static int get_i64(napi_env env, napi_value v, int64_t *out) {
   return napi_get_value_int64(env, v, out) == napi_ok;
 }
+
+// Integer arguments argv[0..n) into *outs[i]; on a non-number throws "<fn>: bad scalar argument".
+static int get_i64s(napi_env env, const napi_value *argv, size_t n, int64_t *const *outs, const char *fn) {
+  for (size_t i = 0; i < n; i++)
+    if (!get_i64(env, argv[i], outs[i])) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "%s: bad scalar argument", fn);
+      napi_throw_type_error(env, NULL, msg);
+      return 0;
+    }
+  return 1;
+}
+
+static int get_bool(napi_env env, napi_value v, bool *out, const char *fn) {
+  if (napi_get_value_bool(env, v, out) == napi_ok) return 1;
+  char msg[96];
+  snprintf(msg, sizeof msg, "%s: expected a boolean", fn);
+  napi_throw_type_error(env, NULL, msg);
+  return 0;
+}
+
+// Declares argc/argv for up to `max` arguments and throws unless at least `min` arrived.
+#define GET_ARGS(fn, max, min)                                                     \
+  size_t argc = (max);                                                             \
+  napi_value argv[(max)];                                                          \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));                     \
+  if (argc < (min)) {                                                              \
+    napi_throw_type_error(env, NULL, fn ": expected at least " #min " arguments"); \
+    return NULL;                                                                   \
+  }
 
 static int is_nullish(napi_env env, napi_value v) {
   napi_valuetype t;
@@ -88,13 +119,7 @@ static void epilogue(float *c, size_t rows, size_t n, const float *bias, size_t 
 // Row-major C[i] = op(A[i]) · op(B[i]) (+ bias, activation) for i < batch; a stride of 0
 // broadcasts that operand over the batch. op(A) is [m, k], op(B) is [k, n], C[i] is [m, n].
 static napi_value Gemm(napi_env env, napi_callback_info info) {
-  size_t argc = 14;
-  napi_value argv[14];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 11) {
-    napi_throw_error(env, NULL, "audiox_blas.gemm: expected at least 11 arguments");
-    return NULL;
-  }
+  GET_ARGS("audiox_blas.gemm", 14, 11)
   float *a, *b, *c, *bias = NULL;
   size_t la, lb, lc, lbias = 0;
   int64_t batch, m, n, k, sa, sb, act = ACT_LINEAR;
@@ -102,13 +127,10 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
   bool ta, tb;
   if (!get_f32(env, argv[0], &a, &la) || !get_f32(env, argv[1], &b, &lb) || !get_f32(env, argv[2], &c, &lc))
     return NULL;
-  if (!get_i64(env, argv[3], &batch) || !get_i64(env, argv[4], &m) || !get_i64(env, argv[5], &n) ||
-      !get_i64(env, argv[6], &k) || napi_get_value_bool(env, argv[7], &ta) != napi_ok ||
-      napi_get_value_bool(env, argv[8], &tb) != napi_ok || !get_i64(env, argv[9], &sa) ||
-      !get_i64(env, argv[10], &sb)) {
-    napi_throw_type_error(env, NULL, "audiox_blas.gemm: bad scalar argument");
+  const char *fn = "audiox_blas.gemm";
+  if (!get_i64s(env, argv + 3, 4, (int64_t *const[]){&batch, &m, &n, &k}, fn) || !get_bool(env, argv[7], &ta, fn) ||
+      !get_bool(env, argv[8], &tb, fn) || !get_i64s(env, argv + 9, 2, (int64_t *const[]){&sa, &sb}, fn))
     return NULL;
-  }
   if (argc > 11 && !is_nullish(env, argv[11]) && !get_f32(env, argv[11], &bias, &lbias)) return NULL;
   if (argc > 12) get_i64(env, argv[12], &act);
   if (argc > 13) napi_get_value_double(env, argv[13], &alpha);
@@ -136,23 +158,15 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
 // Channels-last: x [batch, win, cin], w [kw, cin, cout] (tfjs' HWIO with H = 1), y [batch, wout, cout].
 // im2col into row blocks of bounded size, then one GEMM per block.
 static napi_value Conv1d(napi_env env, napi_callback_info info) {
-  size_t argc = 12;
-  napi_value argv[12];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 12) {
-    napi_throw_error(env, NULL, "audiox_blas.conv1d: expected 12 arguments");
-    return NULL;
-  }
+  GET_ARGS("audiox_blas.conv1d", 12, 12)
   float *x, *w, *y;
   size_t lx, lw, ly;
   int64_t p[9];
   if (!get_f32(env, argv[0], &x, &lx) || !get_f32(env, argv[1], &w, &lw) || !get_f32(env, argv[2], &y, &ly))
     return NULL;
-  for (int i = 0; i < 9; i++)
-    if (!get_i64(env, argv[3 + i], &p[i])) {
-      napi_throw_type_error(env, NULL, "audiox_blas.conv1d: bad scalar argument");
-      return NULL;
-    }
+  if (!get_i64s(env, argv + 3, 9, (int64_t *const[]){&p[0], &p[1], &p[2], &p[3], &p[4], &p[5], &p[6], &p[7], &p[8]},
+                "audiox_blas.conv1d"))
+    return NULL;
   const int64_t batch = p[0], win = p[1], cin = p[2], cout = p[3], kw = p[4], stride = p[5], dil = p[6],
                 pad = p[7], wout = p[8];
   if ((size_t)(batch * win * cin) > lx || (size_t)(kw * cin * cout) > lw || (size_t)(batch * wout * cout) > ly ||
@@ -302,13 +316,7 @@ static void widen_row(const uint16_t *src, float *dst, int64_t n, const float *t
 // layout a layer derives (nn/residency.ts), without a torch-layout copy; blocked for the cache.
 #define RELAYOUT_TILE 64
 static napi_value Relayout(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
-  napi_value argv[7];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 7) {
-    napi_throw_type_error(env, NULL, "audiox_blas.relayout: expected 7 arguments");
-    return NULL;
-  }
+  GET_ARGS("audiox_blas.relayout", 7, 7)
   napi_typedarray_type type;
   void *sp;
   size_t slen, off;
@@ -324,11 +332,9 @@ static napi_value Relayout(napi_env env, napi_callback_info info) {
   int64_t cols, r0, nr;
   bool tr;
   if (!get_f32(env, argv[1], &dst, &dlen)) return NULL;
-  if (!get_i64(env, argv[2], &cols) || !get_i64(env, argv[3], &r0) || !get_i64(env, argv[4], &nr) ||
-      napi_get_value_bool(env, argv[5], &tr) != napi_ok) {
-    napi_throw_type_error(env, NULL, "audiox_blas.relayout: cols, rowStart, rowCount must be integers, transpose a boolean");
+  const char *fn = "audiox_blas.relayout";
+  if (!get_i64s(env, argv + 2, 3, (int64_t *const[]){&cols, &r0, &nr}, fn) || !get_bool(env, argv[5], &tr, fn))
     return NULL;
-  }
   if (half && (!get_f32(env, argv[6], &table, &tlen) || tlen != 65536)) {
     if (!table) return NULL;
     napi_throw_range_error(env, NULL, "audiox_blas.relayout: the half table must hold 65536 floats");
