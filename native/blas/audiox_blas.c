@@ -2,6 +2,7 @@
 // (OpenBLAS on Debian: libopenblas-dev). Every function works in place on Float32Array views the
 // caller provides — typically views into the tfjs wasm heap — so no tensor data is copied.
 // Plain N-API (node_api.h), no node-addon-api, so it builds offline from the Node headers alone.
+#define _GNU_SOURCE // syscall(), for the AMX permission request
 #include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -115,6 +116,168 @@ static void epilogue(float *c, size_t rows, size_t n, const float *bias, size_t 
   }
 }
 
+// ---- bf16 GEMM on AMX (opt-in reduced precision) -----------------------------------------------
+// C = op(A)·op(B) with both operands rounded to bfloat16 (round to nearest even) and fp32 accumulation
+// in the AMX tile unit. Operands are packed per call: A into 16×32 row tiles, B into the VNNI layout
+// (pairs of consecutive k per column), both zero-padded to whole 32×32 blocks.
+#include <sys/syscall.h>
+#include <unistd.h>
+
+typedef struct {
+  uint8_t palette;
+  uint8_t start_row;
+  uint8_t reserved[14];
+  uint16_t colsb[16];
+  uint8_t rows[16];
+} amx_tilecfg;
+
+static int amx_usable(void) {
+  static int known = -1;
+  if (known < 0) {
+    __builtin_cpu_init();
+    known = __builtin_cpu_supports("amx-bf16") && __builtin_cpu_supports("amx-tile") &&
+            __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+    // Linux (≥ 5.16) grants a process the AMX tile state only on request.
+    if (known && syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) != 0) known = 0;
+  }
+  return known;
+}
+
+static inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+static inline __mmask16 first_lanes(int64_t n) { return n >= 16 ? (__mmask16)0xffff : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
+
+// op(A) [m, k] → tiles [Mp/16][Kp/32], each 16 rows × 32 bf16.
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void pack_a(const float *a, int64_t m, int64_t k, int ta,
+                                                                          int64_t Mp, int64_t Kp, uint16_t *ap) {
+  const int64_t kb_n = Kp / 32;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < Mp; i++) {
+    for (int64_t kb = 0; kb < kb_n; kb++) {
+      uint16_t *dst = ap + ((i / 16) * kb_n + kb) * 512 + (i % 16) * 32;
+      const int64_t k0 = kb * 32;
+      __m512 lo = _mm512_setzero_ps(), hi = _mm512_setzero_ps();
+      if (i < m && !ta) {
+        lo = _mm512_maskz_loadu_ps(first_lanes(k - k0), a + i * k + k0);
+        hi = _mm512_maskz_loadu_ps(first_lanes(k - k0 - 16), a + i * k + k0 + 16);
+      } else if (i < m) {
+        float t[32];
+        for (int j = 0; j < 32; j++) t[j] = k0 + j < k ? a[(k0 + j) * m + i] : 0.0f;
+        lo = _mm512_loadu_ps(t);
+        hi = _mm512_loadu_ps(t + 16);
+      }
+      _mm512_storeu_si512(dst, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+    }
+  }
+}
+
+// op(B) [k, n] → tiles [Np/16][Kp/32], each 16 rows (k pairs) × 16 columns × 2 bf16 (the VNNI layout).
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void pack_b(const float *b, int64_t k, int64_t n, int tb,
+                                                                          int64_t Np, int64_t Kp, uint16_t *bp) {
+  const int64_t kb_n = Kp / 32, jb_n = Np / 16;
+  // (x0 as 16 bf16 | x1 as 16 bf16) → x0[0], x1[0], x0[1], x1[1], …
+  const __m512i inter = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
+                                         5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+#pragma omp parallel for schedule(static)
+  for (int64_t jb = 0; jb < jb_n; jb++) {
+    const int64_t j0 = jb * 16;
+    const __mmask16 mc = first_lanes(n - j0);
+    for (int64_t kb = 0; kb < kb_n; kb++) {
+      uint16_t *tile = bp + (jb * kb_n + kb) * 512;
+      for (int r = 0; r < 16; r++) {
+        const int64_t k0 = kb * 32 + 2 * r;
+        __m512 x0 = _mm512_setzero_ps(), x1 = _mm512_setzero_ps();
+        if (!tb) {
+          if (k0 < k) x0 = _mm512_maskz_loadu_ps(mc, b + k0 * n + j0);
+          if (k0 + 1 < k) x1 = _mm512_maskz_loadu_ps(mc, b + (k0 + 1) * n + j0);
+        } else {
+          float t0[16], t1[16];
+          for (int c = 0; c < 16; c++) {
+            const int64_t j = j0 + c;
+            t0[c] = j < n && k0 < k ? b[j * k + k0] : 0.0f;
+            t1[c] = j < n && k0 + 1 < k ? b[j * k + k0 + 1] : 0.0f;
+          }
+          x0 = _mm512_loadu_ps(t0);
+          x1 = _mm512_loadu_ps(t1);
+        }
+        _mm512_storeu_si512(tile + r * 32, _mm512_permutexvar_epi16(inter, (__m512i)_mm512_cvtne2ps_pbh(x1, x0)));
+      }
+    }
+  }
+}
+
+// C[m, n] (row stride n) = packed A · packed B in 32×32 blocks of four accumulator tiles.
+__attribute__((target("amx-tile,amx-bf16,avx512f"))) static void amx_blocks(const uint16_t *ap, const uint16_t *bp,
+                                                                             float *c, int64_t m, int64_t n, int64_t Mp,
+                                                                             int64_t Np, int64_t Kp) {
+  const int64_t kb_n = Kp / 32, ib_n = Mp / 32, jb_n = Np / 32;
+#pragma omp parallel
+  {
+    amx_tilecfg cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+      cfg.rows[t] = 16;
+      cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    float out[4][256] __attribute__((aligned(64)));
+#pragma omp for schedule(static) collapse(2)
+    for (int64_t jb = 0; jb < jb_n; jb++) {
+      for (int64_t ib = 0; ib < ib_n; ib++) {
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        const uint16_t *a0 = ap + (2 * ib) * kb_n * 512, *a1 = a0 + kb_n * 512;
+        const uint16_t *b0 = bp + (2 * jb) * kb_n * 512, *b1 = b0 + kb_n * 512;
+        for (int64_t kb = 0; kb < kb_n; kb++) {
+          _tile_loadd(4, a0 + kb * 512, 64);
+          _tile_loadd(5, a1 + kb * 512, 64);
+          _tile_loadd(6, b0 + kb * 512, 64);
+          _tile_loadd(7, b1 + kb * 512, 64);
+          _tile_dpbf16ps(0, 4, 6);
+          _tile_dpbf16ps(1, 4, 7);
+          _tile_dpbf16ps(2, 5, 6);
+          _tile_dpbf16ps(3, 5, 7);
+        }
+        _tile_stored(0, out[0], 64);
+        _tile_stored(1, out[1], 64);
+        _tile_stored(2, out[2], 64);
+        _tile_stored(3, out[3], 64);
+        for (int q = 0; q < 4; q++) {
+          const int64_t i0 = ib * 32 + (q >> 1) * 16, j0 = jb * 32 + (q & 1) * 16;
+          const int64_t cols = n - j0 >= 16 ? 16 : n - j0;
+          if (cols <= 0) continue;
+          for (int r = 0; r < 16 && i0 + r < m; r++) memcpy(c + (i0 + r) * n + j0, out[q] + r * 16, sizeof(float) * cols);
+        }
+      }
+    }
+    _tile_release();
+  }
+}
+
+// C[m, n] = op(A)·op(B) in bf16 with fp32 accumulation; 0 when the packing buffers cannot be allocated.
+static int gemm_bf16(const float *a, const float *b, float *c, int64_t m, int64_t n, int64_t k, int ta, int tb) {
+  const int64_t Mp = round_up(m > 0 ? m : 1, 32), Np = round_up(n > 0 ? n : 1, 32), Kp = round_up(k > 0 ? k : 1, 32);
+  uint16_t *ap = aligned_alloc(64, (size_t)(Mp * Kp * 2));
+  uint16_t *bp = aligned_alloc(64, (size_t)(Np * Kp * 2));
+  if (!ap || !bp) {
+    free(ap);
+    free(bp);
+    return 0;
+  }
+  pack_a(a, m, k, ta, Mp, Kp, ap);
+  pack_b(b, k, n, tb, Np, Kp, bp);
+  amx_blocks(ap, bp, c, m, n, Mp, Np, Kp);
+  free(ap);
+  free(bp);
+  return 1;
+}
+
+// GEMM precision of gemm(): 0 = fp32 (cblas_sgemm), 1 = bf16 operands with fp32 accumulation (AMX).
+static int gemm_precision = 0;
+
 // gemm(a, b, c, batch, m, n, k, transA, transB, strideA, strideB, bias|null, act, alpha)
 // Row-major C[i] = op(A[i]) · op(B[i]) (+ bias, activation) for i < batch; a stride of 0
 // broadcasts that operand over the batch. op(A) is [m, k], op(B) is [k, n], C[i] is [m, n].
@@ -144,6 +307,11 @@ static napi_value Gemm(napi_env env, napi_callback_info info) {
     float *ci = c + i * m * n;
     if (k == 0) {
       memset(ci, 0, sizeof(float) * m * n);
+    } else if (gemm_precision == 1) {
+      if (!gemm_bf16(a + i * sa, b + i * sb, ci, m, n, k, ta, tb)) {
+        napi_throw_error(env, NULL, "audiox_blas.gemm: out of memory for the bf16 packing buffers");
+        return NULL;
+      }
     } else {
       cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)m,
                   (int)n, (int)k, 1.0f, a + i * sa, ta ? (int)m : (int)k, b + i * sb, tb ? (int)k : (int)n,
@@ -412,6 +580,18 @@ static napi_value SetThreads(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+// setGemmPrecision(p): 0 = fp32, 1 = bf16 (AMX); returns the precision now in effect (1 is refused → 0
+// on a CPU or kernel without AMX-BF16).
+static napi_value SetGemmPrecision(napi_env env, napi_callback_info info) {
+  GET_ARGS("audiox_blas.setGemmPrecision", 1, 1)
+  int64_t p;
+  if (!get_i64s(env, argv, 1, (int64_t *const[]){&p}, "audiox_blas.setGemmPrecision")) return NULL;
+  gemm_precision = p == 1 && amx_usable() ? 1 : 0;
+  napi_value out;
+  CHECK(napi_create_int32(env, gemm_precision, &out));
+  return out;
+}
+
 static napi_value Info(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value obj, threads, config;
@@ -434,6 +614,7 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"relayout", NULL, Relayout, NULL, NULL, NULL, napi_default, NULL},
       {"misalignment", NULL, Misalignment, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
+      {"setGemmPrecision", NULL, SetGemmPrecision, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, Info, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);

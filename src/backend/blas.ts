@@ -68,8 +68,17 @@ export interface BlasAddon {
   /** Bytes past the last 64-byte boundary at which the array's data starts. */
   misalignment(a: ArrayBufferView): number;
   setThreads(n: number): void;
+  /** 0 = fp32, 1 = bf16 operands with fp32 accumulation (AMX); returns the precision now in effect. */
+  setGemmPrecision(p: 0 | 1): 0 | 1;
   info(): { threads: number; config: string };
 }
+
+/**
+ * Precision of the addon's matrix products: `fp32` (default, cblas_sgemm) or `bf16` — both operands
+ * rounded to bfloat16, fp32 accumulation on the CPU's AMX tile unit (opt-in, AUDIOX_GEMM=bf16).
+ * Convolutions stay fp32.
+ */
+export type GemmPrecision = 'fp32' | 'bf16';
 
 export interface BlasStatus {
   available: boolean;
@@ -150,6 +159,21 @@ export function loadBlasAddon(): BlasAddon | null {
 
 export function blasActive(): boolean {
   return kernelsOn;
+}
+
+/**
+ * Sets the precision of the addon's GEMM kernels. Throws when the addon is not loaded, or for `bf16` when
+ * the CPU (or the OS) offers no AMX-BF16 — nothing is changed then.
+ */
+export function setGemmPrecision(p: GemmPrecision): void {
+  if (p !== 'fp32' && p !== 'bf16') throw new Error(`unknown GEMM precision "${String(p)}": use fp32 or bf16`);
+  const a = loadBlasAddon();
+  if (!a && p === 'fp32') return; // the stock kernels are fp32
+  if (!a) throw new Error(`GEMM precision ${p} needs the native BLAS addon: ${loadBlas().reason}`);
+  const got = a.setGemmPrecision(p === 'bf16' ? 1 : 0);
+  if (p === 'bf16' && got !== 1) {
+    throw new Error('bf16 GEMMs need a CPU with AMX-BF16 (e.g. Intel Xeon 4th gen or later) and Linux ≥ 5.16; use fp32');
+  }
 }
 
 // ---- kernels ----------------------------------------------------------------------------------

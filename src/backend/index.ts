@@ -6,7 +6,7 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { enableBlasKernels, type BlasStatus } from './blas.ts';
+import { enableBlasKernels, setGemmPrecision, type BlasStatus, type GemmPrecision } from './blas.ts';
 import { enableWasmLayoutKernels } from './wasm-kernels.ts';
 import { defaultWasmThreads, registerThreadedWasm } from './wasm-threads.ts';
 
@@ -165,13 +165,16 @@ export function wasmBackendDetails(): WasmDetails | null {
 
 /**
  * Multi-threaded wasm when it starts (all cores up to 8, AUDIOX_WASM_THREADS overrides), else the stock
- * single-threaded module; plus the optional native BLAS kernels (AUDIOX_BLAS=0 disables them).
+ * single-threaded module; plus the optional native BLAS kernels (AUDIOX_BLAS=0 disables them; AUDIOX_GEMM=bf16
+ * opts into bf16 products, see setGemmPrecision).
  */
 async function activateWasm(): Promise<{ tfBackend: string; threads: number }> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   const blas = enableBlasKernels();
   if (process.env.AUDIOX_BLAS === '1' && !blas.available) throw new Error(`AUDIOX_BLAS=1 but ${blas.reason}`);
   if (!blas.available) enableWasmLayoutKernels();
+  const precision = process.env.AUDIOX_GEMM;
+  if (precision) setGemmPrecision(precision as GemmPrecision);
   const want = defaultWasmThreads();
   let note = want > 1 ? '' : 'single-threaded (one core, or AUDIOX_WASM_THREADS=1)';
   let restore: (() => void) | null = null;
