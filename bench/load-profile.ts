@@ -1,7 +1,7 @@
 // Times loadModel phase by phase for a model under AUDIOX_HOME (e.g. the one bench/fullsize-smoke.ts lays out).
 //   AUDIOX_HOME=/tmp/audiox-fullsize AUDIOX_BACKEND=tensorflow npx tsx bench/load-profile.ts AudioX
 import { initBackend } from '../src/backend/index.ts';
-import { loadModel } from '../src/models/load.ts';
+import { loadModel } from '../src/pipeline/load.ts';
 
 const name = process.argv[2] ?? 'AudioX';
 await initBackend();

@@ -4,6 +4,12 @@
 // ---- backends ----
 /** Backend selection (`initBackend`), the active backend (`activeBackend`) and what is available (`probeBackends`). */
 export { initBackend, activeBackend, probeBackends, type BackendInfo, type BackendName } from './backend/index.ts';
+/**
+ * `createRuntime(options)` starts a backend and describes it for the models (budget, kernels, weight policy);
+ * pass it as `loadModel(name, { runtime })`. Without one, loadModel creates a default runtime.
+ */
+export { createRuntime, type Runtime, type RuntimeOptions } from './backend/runtime.ts';
+export type { RuntimeInfo, MemoryBudget, WeightStorePolicy } from './nn/runtime.ts';
 
 // ---- models ----
 /**
@@ -11,7 +17,8 @@ export { initBackend, activeBackend, probeBackends, type BackendInfo, type Backe
  * directory, or the built-in untrained `demo` model; `AudioXModel` is the result (`.wrapper` is the module tree,
  * named by the reference's state-dict paths).
  */
-export { loadModel, localModels, AudioXModel, RELEASED_MODELS, type LoadModelOptions, type ModelInfo } from './models/load.ts';
+export { localModels, AudioXModel, RELEASED_MODELS, type LoadModelOptions, type ModelInfo } from './models/load.ts';
+export { loadModel } from './pipeline/load.ts';
 /** Model configs: read and validate the original `config.json`. */
 export { readConfig, validateConfig, type AudioXConfig } from './models/config.ts';
 /** Config-driven construction without weights (e.g. for a parameter manifest). */

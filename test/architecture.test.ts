@@ -1,6 +1,7 @@
 // The layering rule, enforced on the sources: dependencies point one way
 // (backend → io/nn → models → sampling → pipeline → cli/server), and backend-specific code stays in
-// src/backend (models and nn reach fast paths through kernels the backend registers, never by name).
+// src/backend (models and nn reach fast paths through kernels the backend registers, never by name, and
+// read the budget from the Runtime they are handed).
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -27,14 +28,14 @@ function importedPaths(file: string): string[] {
     .map((r) => r.split(path.sep).join('/'));
 }
 
-/** The top-level folder of src/ each relative import of `file` lands in ("backend", "nn", …). */
-const importedLayers = (file: string) => importedPaths(file).map((r) => r.split('/')[0]);
-
 /**
- * The one upward edge allowed: the backend registers its fast kernels under the names nn's ops look up,
- * so it imports those names (a leaf module with no further imports).
+ * The upward edges allowed, to leaf modules of nn (no further imports): the backend registers its fast
+ * kernels under the names nn's ops look up (kernels.ts), and it creates the Runtime whose value types
+ * models receive (runtime.ts).
  */
 const KERNEL_NAMES = 'nn/kernels.ts';
+const RUNTIME_TYPES = 'nn/runtime.ts';
+const BACKEND_MAY_IMPORT = [KERNEL_NAMES, RUNTIME_TYPES];
 
 const rel = (f: string) => path.relative(SRC, f).split(path.sep).join('/');
 const layerOf = (f: string) => rel(f).split('/')[0];
@@ -44,17 +45,10 @@ const FORBIDDEN: Record<string, string[]> = {
   backend: ['nn', 'io', 'models', 'sampling', 'pipeline', 'cli', 'server', 'batch', 'queue', 'hub', 'parity'],
   nn: ['backend', 'models', 'sampling', 'pipeline', 'cli', 'server', 'batch', 'queue'],
   io: ['models', 'sampling', 'pipeline', 'cli', 'server', 'batch', 'queue'],
-  models: ['sampling', 'pipeline', 'cli', 'server', 'batch', 'queue'],
+  models: ['backend', 'sampling', 'pipeline', 'cli', 'server', 'batch', 'queue'],
   sampling: ['backend', 'pipeline', 'cli', 'server', 'batch', 'queue'],
   pipeline: ['cli', 'server', 'batch', 'queue'],
 };
-
-/**
- * Model files that still read the backend's memory budget or start it (issue 14 item 1: a Runtime passed
- * from the edge replaces these). The list may only shrink: a file that no longer imports src/backend
- * must be removed from it.
- */
-const MODELS_STILL_READING_BACKEND = ['models/load.ts', 'models/memory.ts', 'models/synchformer/features.ts', 'models/vae/pretransform.ts'];
 
 const files = sourceFiles(SRC);
 
@@ -63,23 +57,16 @@ describe('source layering', () => {
     const violations = files.flatMap((f) => {
       const banned = FORBIDDEN[layerOf(f)] ?? [];
       return importedPaths(f)
-        .filter((p) => banned.includes(p.split('/')[0]) && !(layerOf(f) === 'backend' && p === KERNEL_NAMES))
+        .filter((p) => banned.includes(p.split('/')[0]) && !(layerOf(f) === 'backend' && BACKEND_MAY_IMPORT.includes(p)))
         .map((p) => `${rel(f)} imports src/${p}`);
     });
     expect(violations).toEqual([]);
   });
 
-  it('the kernel-name module stays a leaf', () => {
-    expect(importedPaths(path.join(SRC, KERNEL_NAMES))).toEqual([]);
+  it('the modules the backend may import stay leaves', () => {
+    for (const m of BACKEND_MAY_IMPORT) expect(importedPaths(path.join(SRC, m)), m).toEqual([]);
   });
 
-  it('models import src/backend only where the known budget reads remain (and the list only shrinks)', () => {
-    const reading = files
-      .filter((f) => layerOf(f) === 'models' && importedLayers(f).includes('backend'))
-      .map(rel)
-      .sort();
-    expect(reading).toEqual([...MODELS_STILL_READING_BACKEND].sort());
-  });
 
   it('only src/backend asks tfjs which backend is running', () => {
     const asking = files.filter((f) => layerOf(f) !== 'backend' && /\bgetBackend\(\)/.test(fs.readFileSync(f, 'utf8'))).map(rel);

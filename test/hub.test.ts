@@ -12,7 +12,8 @@ import { downloadModel, downloadModelWithTextEncoders } from '../src/hub/downloa
 import type { DownloadProgress } from '../src/hub/download.ts';
 import { audioxHome, modelDir, resolveUrl } from '../src/hub/models.ts';
 import { MissingWeightsError } from '../src/models/conditioner-weights.ts';
-import { loadModel, type AudioXModel } from '../src/models/load.ts';
+import type { AudioXModel } from '../src/models/load.ts';
+import { loadModel } from '../src/pipeline/load.ts';
 import { AutoencoderPretransform, type PretransformConfig } from '../src/models/vae/pretransform.ts';
 import { diffSafetensors } from '../weights-converter/compare.ts';
 import { FIXTURES } from './helpers.ts';

@@ -1,6 +1,7 @@
 // Backend selection: tfjs-node-gpu → tfjs-node → wasm → cpu, unless forced by the user.
-// Also knows each backend's memory budget so that an allocation plan can be refused before it
-// corrupts anything (the wasm heap is 4 GiB and silently corrupts tensors past ~3.75 GiB).
+// Also knows each backend's memory budget (`budgetOf`), which the Runtime (runtime.ts) hands to models so
+// that an allocation plan can be refused before it corrupts anything (the wasm heap is 4 GiB and silently
+// corrupts tensors past ~3.75 GiB).
 import * as tf from '@tensorflow/tfjs';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -9,6 +10,7 @@ import path from 'node:path';
 import { enableBlasKernels, setGemmPrecision, type BlasStatus, type GemmPrecision } from './blas.ts';
 import { enableWasmLayoutKernels } from './wasm-kernels.ts';
 import { defaultWasmThreads, registerThreadedWasm } from './wasm-threads.ts';
+import { formatBytes, type MemoryBudget } from '../nn/runtime.ts';
 
 const require = createRequire(import.meta.url);
 
@@ -214,6 +216,24 @@ export function memoryBudgetFor(name: BackendName): number {
 }
 
 /**
+ * The memory budget models plan against on `name` (`bytes` overrides the backend's own figure): how much
+ * host memory the backend itself takes, and what to tell a user whose plan does not fit.
+ */
+export function budgetOf(name: BackendName, bytes = memoryBudgetFor(name)): MemoryBudget {
+  switch (name) {
+    case 'wasm':
+      // The heap can grow to 4 GiB of host memory.
+      return { backend: name, bytes, hostReserve: 4 * GiB, hint: 'the wasm heap is 4 GiB and corrupts tensors past ~3.75 GiB' };
+    case 'cpu':
+    case 'tensorflow':
+      return { backend: name, bytes, hostReserve: 'tensors' }; // tensors live in host RAM
+    case 'tensorflow-gpu':
+    case 'webgpu':
+      return { backend: name, bytes, hostReserve: 0, hint: 'device memory is a guess: set AUDIOX_GPU_MEMORY_GB' };
+  }
+}
+
+/**
  * Selects and starts a backend. `requested` (or AUDIOX_BACKEND) forces one; otherwise the first
  * available in BACKEND_ORDER that starts wins (webgpu is opt-in only: it needs an adapter).
  */
@@ -257,24 +277,5 @@ export function activeBackend(): BackendInfo {
   return active;
 }
 
-export function formatBytes(n: number): string {
-  if (n >= GiB) return `${(n / GiB).toFixed(2)} GiB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${n} B`;
-}
-
-/** Throws before an allocation plan that would exceed the active backend's budget. */
-export function checkMemoryPlan(bytes: number, what: string): void {
-  const b = active;
-  if (!b) return;
-  const inUse = tf.memory().numBytes;
-  if (inUse + bytes > b.memoryBudget) {
-    throw new Error(
-      `${what} needs ${formatBytes(bytes)} on top of ${formatBytes(inUse)} already allocated, which exceeds the ` +
-        `${b.name} backend's budget of ${formatBytes(b.memoryBudget)}` +
-        (b.name === 'wasm'
-          ? ' (the wasm heap is 4 GiB and corrupts tensors past ~3.75 GiB). Use weight streaming, a smaller model, or another backend.'
-          : '.'),
-    );
-  }
-}
+/** Human-readable bytes (re-exported for the edge; models take it from src/nn/runtime.ts). */
+export { formatBytes };

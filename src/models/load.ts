@@ -3,9 +3,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
-import { activeBackend, initBackend } from '../backend/index.ts';
 import { SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
 import type { Module, Parameter } from '../nn/module.ts';
+import type { MemoryBudget, RuntimeInfo } from '../nn/runtime.ts';
 import { loadStateDictStreamed, offloadToHost, releaseStreamed, type HostDType } from '../nn/streaming.ts';
 import { DEFAULT_T5_MODEL_NAME, modelDir, MODELS, textEncoderModel } from '../hub/models.ts';
 import { readConfig, type AudioXConfig } from './config.ts';
@@ -17,6 +17,7 @@ import { chooseMemoryPlan, describePlan, type MemoryPlan, type WeightMode } from
 import { Synchformer } from './synchformer/synchformer.ts';
 import { T5EncoderModel, type T5Config } from './t5.ts';
 import { TextTokenizer } from './tokenizer.ts';
+import { AudioAutoencoder } from './vae/pretransform.ts';
 import { ConditionedDiffusionModelWrapper, createModelFromConfig } from './wrapper.ts';
 
 export const RELEASED_MODELS = ['AudioX', 'AudioX-MAF', 'AudioX-MAF-MMDiT'] as const;
@@ -45,6 +46,8 @@ export class AudioXModel {
     readonly demo: boolean,
     /** How the weights are held (README "Memory"); null for models built without a plan. */
     readonly memoryPlan: MemoryPlan | null = null,
+    /** The runtime it was loaded on (backend, budget, kernels); null for models built without one. */
+    readonly runtime: RuntimeInfo | null = null,
   ) {}
 
   get sampleRate(): number {
@@ -119,26 +122,29 @@ export interface LoadModelOptions {
    * copy of the encoder each conditioner's `t5_model_name` names).
    */
   t5Dir?: string;
+  /**
+   * The runtime to load on (src/backend/runtime.ts `createRuntime`). The library entry (`loadModel` of the
+   * package, src/pipeline/load.ts) creates one from `backend` and `memoryBudget` when it is absent.
+   */
+  runtime?: RuntimeInfo;
+  /** Backend to start when no `runtime` is given (see initBackend). */
   backend?: string;
   /**
    * Keep the big modules' weights in host memory and upload them per forward (true), keep
-   * everything resident (false), or decide from the memory plan ('auto', the default;
-   * env AUDIOX_STREAM_WEIGHTS=1|0 overrides 'auto').
+   * everything resident (false), or decide from the memory plan ('auto'); default: the runtime's weight
+   * policy (env AUDIOX_STREAM_WEIGHTS=1|0, read when the runtime is created, else 'auto').
    */
   streamWeights?: boolean | 'auto';
-  /** Precision of the streamed host copies (default 'keep'; env AUDIOX_STREAM_FP16=1 → 'float16'). */
+  /** Precision of the streamed host copies (default: the runtime's, from env AUDIOX_STREAM_FP16=1 → 'float16', else 'keep'). */
   hostDType?: HostDType;
-  /** Backend bytes to plan against instead of the active backend's budget. */
+  /** Backend bytes to plan against instead of the runtime's budget. */
   memoryBudget?: number;
 }
 
-function weightMode(opt: boolean | 'auto' | undefined): WeightMode | 'auto' {
+function weightMode(opt: boolean | 'auto' | undefined, runtime: RuntimeInfo): WeightMode | 'auto' {
   if (opt === true) return 'streamed';
   if (opt === false) return 'resident';
-  const env = process.env.AUDIOX_STREAM_WEIGHTS;
-  if (env === '1' || env === 'true') return 'streamed';
-  if (env === '0' || env === 'false') return 'resident';
-  return 'auto';
+  return runtime.weights.mode;
 }
 
 /** A text conditioner and the encoder snapshot it loads (chosen by its `t5_model_name`). */
@@ -229,8 +235,12 @@ class DemoSource implements TensorSource {
   }
 }
 
-export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}): Promise<AudioXModel> {
-  await initBackend(opts.backend);
+/**
+ * Loads a model on `opts.runtime` (the backend already started: models never start one). Library callers use
+ * the package's `loadModel` (src/pipeline/load.ts), which creates a default runtime when none is given.
+ */
+export async function loadModel(nameOrDir: string, opts: LoadModelOptions & { runtime: RuntimeInfo }): Promise<AudioXModel> {
+  const { runtime } = opts;
   const { name, dir, demo } = resolveModelDir(nameOrDir);
   const download = RELEASED_MODELS.includes(name as (typeof RELEASED_MODELS)[number])
     ? `Run \`audiox download ${name}\` first.`
@@ -257,20 +267,21 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
           '(or point the entry\'s pretransform_ckpt_path at it).';
       weights = withConditionerWeights(wrapper, file, { name, dir, mainFile: mainFile!, fix });
     }
-    const backend = activeBackend();
-    const budget = opts.memoryBudget ?? backend.memoryBudget;
-    const hostDType = opts.hostDType ?? (process.env.AUDIOX_STREAM_FP16 === '1' ? 'float16' : 'keep');
+    if (opts.memoryBudget !== undefined && !(opts.memoryBudget > 0)) {
+      throw new Error(`loadModel: memoryBudget must be a positive number of bytes, got ${opts.memoryBudget}`);
+    }
+    const budget = opts.memoryBudget === undefined ? runtime.budget : { ...runtime.budget, bytes: opts.memoryBudget };
+    const hostDType = opts.hostDType ?? runtime.weights.hostDType;
     const plan = chooseMemoryPlan(wrapper, name, {
-      backend: backend.name,
       budget,
       extra: demo ? [] : extraModels(t5Dirs.keys(), syncFile),
       source: weights?.source ?? file ?? undefined,
       hostDType,
-      mode: weightMode(opts.streamWeights),
+      mode: weightMode(opts.streamWeights, runtime),
     });
     if (process.env.AUDIOX_VERBOSE) console.error(`memory plan for "${name}":\n${describePlan(plan)}`);
     // Tensor by tensor; aborts (disposing what was loaded) before the backend passes its budget.
-    const load = (source: TensorSource) => loadStateDictStreamed(wrapper, source, plan.units, { hostDType, maxBackendBytes: budget });
+    const load = (source: TensorSource) => loadStateDictStreamed(wrapper, source, plan.units, { hostDType, maxBackendBytes: budget.bytes });
     if (demo) {
       if (plan.units.length) load(new DemoSource(wrapper));
       else initDemoWeights(wrapper);
@@ -313,7 +324,8 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
         }
       }
     }
-    return new AudioXModel(name, dir, config, wrapper, synchformer, demo, plan);
+    useBudget(wrapper, synchformer, budget);
+    return new AudioXModel(name, dir, config, wrapper, synchformer, demo, plan, runtime);
   } catch (e) {
     weights?.close();
     file?.close();
@@ -322,6 +334,12 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}):
     synchformer?.dispose();
     throw e;
   }
+}
+
+/** Hands the budget down to the modules that plan their own working memory (VAE encode/decode, Synchformer). */
+function useBudget(w: ConditionedDiffusionModelWrapper, synchformer: Synchformer | null, budget: MemoryBudget): void {
+  for (const [, m] of w.namedModules()) if (m instanceof AudioAutoencoder) m.budget = budget;
+  if (synchformer) synchformer.budget = budget;
 }
 
 /** Attaches one encoder to the T5 conditioners (those with an id in `ids`, or all). */

@@ -10,9 +10,9 @@
 // full-size block: DiT ≈ 40, MMDiT ≈ 71 [B, L, D] activations alive at once besides its weights).
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { formatBytes, type BackendName } from '../backend/index.ts';
 import { DTYPE_SIZE, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
 import { Module } from '../nn/module.ts';
+import { formatBytes, type MemoryBudget } from '../nn/runtime.ts';
 import type { HostDType } from '../nn/streaming.ts';
 import { CLIPVisionTransformer } from './clip.ts';
 import { latentLength } from './config.ts';
@@ -21,7 +21,6 @@ import { decodeMemoryEstimate, encodeMemoryEstimate } from './vae/pretransform.t
 import type { ConditionedDiffusionModelWrapper } from './wrapper.ts';
 
 const F32 = 4;
-const GiB = 1024 ** 3;
 /** [B, L, D] activations a transformer block keeps alive at once (measured ≤ 71, see above). */
 const BLOCK_ACTIVATIONS = 96;
 /** Upper bound on the cross-attention tokens of a DiT (released configs: video + text + audio ≤ 1024). */
@@ -58,8 +57,8 @@ export interface MemoryPlan {
 }
 
 export interface PlanOptions {
-  backend: BackendName | string;
-  budget: number;
+  /** The runtime's budget (its bytes, and how much host memory the backend itself takes). */
+  budget: MemoryBudget;
   inUse?: number;
   /**
    * Models loaded besides the checkpoint (T5 encoder, Synchformer; built, not loaded), with the
@@ -121,11 +120,9 @@ export function streamableUnits(w: ConditionedDiffusionModelWrapper): { perStep:
 }
 
 /** Host memory for streamed weights: ¾ of RAM, less what the backend itself may take from it. */
-export function defaultHostBudget(backend: string, backendPeak: number): number {
+export function defaultHostBudget(budget: MemoryBudget, backendPeak: number): number {
   const host = Math.floor(os.totalmem() * 0.75);
-  if (backend === 'wasm') return host - 4 * GiB; // the wasm heap can grow to 4 GiB
-  if (backend === 'cpu' || backend === 'tensorflow') return host - backendPeak; // tensors live in host RAM too
-  return host;
+  return host - (budget.hostReserve === 'tensors' ? backendPeak : budget.hostReserve);
 }
 
 function hostTensorBytes(fromKey: string, shape: number[], dtype: string, from: TensorSource | undefined, hostDType: HostDType): number {
@@ -199,7 +196,7 @@ export function planMemory(w: ConditionedDiffusionModelWrapper, mode: WeightMode
 
   const decoder = w.pretransform.model.decoder;
   const T = w.latentLength(samplesCfg);
-  const avail = opts.budget - inUse - residentBytes - upload(decoder);
+  const avail = opts.budget.bytes - inUse - residentBytes - upload(decoder);
   const full = decodeMemoryEstimate(decoder, T);
   const chunked = full > avail && T > DECODE_CHUNK;
   const decoding = {
@@ -213,18 +210,18 @@ export function planMemory(w: ConditionedDiffusionModelWrapper, mode: WeightMode
     { name: 'decoding', ...decoding },
   ];
   const peak = inUse + residentBytes + Math.max(...phases.map((p) => p.bytes));
-  const hostBudget = opts.hostBudget ?? defaultHostBudget(opts.backend, peak);
+  const hostBudget = opts.hostBudget ?? defaultHostBudget(opts.budget, peak);
   return {
     mode,
-    backend: opts.backend,
-    budget: opts.budget,
+    backend: opts.budget.backend,
+    budget: opts.budget.bytes,
     inUse,
     residentBytes,
     hostBytes,
     hostBudget,
     phases,
     peak,
-    fits: peak <= opts.budget && hostBytes <= hostBudget,
+    fits: peak <= opts.budget.bytes && hostBytes <= hostBudget,
     units,
   };
 }

@@ -1,10 +1,11 @@
-// The generation worker process (forked by worker-client.ts): initialises the backend the server was started
-// with, holds the loaded model, and runs jobs one at a time (job-executor.ts), so that sampling never blocks the
+// The generation worker process (forked by worker-client.ts): creates the runtime (backend) the server was
+// started with, holds the loaded model, and runs jobs one at a time (job-executor.ts), so that sampling never blocks the
 // HTTP event loop. An abort from the server lands at the sampler's next step (the sampler yields to this
 // process's event loop between steps). Signals are the server's business: it cancels and then stops this
 // process; when the server goes away (the IPC channel closes) running jobs are aborted and the process exits.
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../backend/index.ts';
+import { createRuntime } from '../backend/runtime.ts';
+import { loadModel } from '../pipeline/load.ts';
 import { ModelSlot, executeJob } from './job-executor.ts';
 import type { FromWorker, ToWorker, WorkerError, WorkerInit } from './worker-protocol.ts';
 
@@ -17,7 +18,9 @@ const toError = (e: unknown): WorkerError =>
   e instanceof Error ? { name: e.name, message: e.message } : { name: 'Error', message: String(e) };
 
 const init = JSON.parse(process.argv[2] ?? '{}') as WorkerInit;
-const slot = new ModelSlot();
+/** The runtime every model of this process loads on (made once, here at the edge). */
+const runtimeReady = createRuntime({ backend: init.backend });
+const slot = new ModelSlot((name) => runtimeReady.then((runtime) => loadModel(name, { runtime })));
 const controllers = new Map<number, AbortController>();
 /** Jobs waiting for the server's answer to their 'reserve'. */
 const naming = new Map<number, { resolve(names: string[]): void; reject(e: Error): void }>();
@@ -90,9 +93,9 @@ process.on('disconnect', () => {
 });
 
 try {
-  const info = await initBackend(init.backend);
+  const runtime = await runtimeReady;
   process.on('message', onMessage);
-  send({ type: 'ready', backend: info.name });
+  send({ type: 'ready', backend: runtime.backend });
 } catch (e) {
   send({ type: 'fatal', error: toError(e) });
 }

@@ -3,7 +3,8 @@
 // preview of the denoised estimate every `previewEvery` steps, and writes the results. The abort signal is
 // checked after every stage; what a stage wrote is removed when the abort lands during it (saveResult).
 import * as tf from '@tensorflow/tfjs';
-import { loadModel, type AudioXModel } from '../models/load.ts';
+import type { AudioXModel } from '../models/load.ts';
+import { loadModel } from '../pipeline/load.ts';
 import { generate } from '../pipeline/generate.ts';
 import type { GenerateOptions, Progress } from '../pipeline/types.ts';
 import type { JobFiles, JobResult } from './jobs.ts';

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SafetensorsFile } from '../../src/io/safetensors.ts';
 import { MissingWeightsError, vaeFileCandidates } from '../../src/models/conditioner-weights.ts';
 import type { AudioXConfig } from '../../src/models/config.ts';
-import { loadModel, type AudioXModel } from '../../src/models/load.ts';
+import type { AudioXModel } from '../../src/models/load.ts';
+import { loadModel } from '../../src/pipeline/load.ts';
 import { AutoencoderPretransform, type PretransformConfig } from '../../src/models/vae/pretransform.ts';
 import { AUDIO_PROMPT_VAE, tinyMMDiTConfig, writeModelDir, writeVaeFile } from './tiny-model-dir.ts';
 

@@ -11,7 +11,7 @@ import type { WeightDerivation } from '../../src/nn/residency.ts';
 import { hostBytes, isStreamed, loadStateDictStreamed, offloadToHost, streamStats, withResident } from '../../src/nn/streaming.ts';
 import { DEMO_DIR, demoWeight } from '../../src/models/demo.ts';
 import { DiTWrapper } from '../../src/models/dit.ts';
-import { loadModel } from '../../src/models/load.ts';
+import { loadModel } from '../../src/pipeline/load.ts';
 import { MemoryPlanError, residentWeightBytes } from '../../src/models/memory.ts';
 import { MMDiTWrapper } from '../../src/models/mmdit.ts';
 import { ChannelLastConv1d } from '../../src/models/mmdit-blocks.ts';

@@ -5,7 +5,7 @@ import type { Fixture } from '../../src/parity/types.ts';
 import { Synchformer, type SynchformerVitOverrides } from '../../src/models/synchformer/synchformer.ts';
 import { encodeVideoWithSync, prepareSyncFrames, segmentWorkingBytes, syncSegmentCount } from '../../src/models/synchformer/features.ts';
 import { MOTIONFORMER_DIVIDED_224_16X4 } from '../../src/models/synchformer/motionformer.ts';
-import { WASM_BUDGET, activeBackend } from '../../src/backend/index.ts';
+import { WASM_BUDGET, budgetOf } from '../../src/backend/index.ts';
 import { expectClose, expectNoLeak, fixture, fixtureJson } from '../helpers.ts';
 
 describe('Synchformer encode_video_with_sync (synchformer/encode_video_with_sync)', () => {
@@ -110,12 +110,15 @@ describe('Synchformer full size', () => {
     expect(segmentWorkingBytes(MOTIONFORMER_DIVIDED_224_16X4)).toBeGreaterThan(100 * 2 ** 20);
   });
 
-  it.skipIf(activeBackend().name !== 'wasm')('refuses a segment batch that cannot fit the wasm heap, before computing anything (wasm backend)', () => {
+  it('refuses a segment batch that cannot fit the wasm heap, before computing anything', () => {
     const per = segmentWorkingBytes(MOTIONFORMER_DIVIDED_224_16X4);
     expect(30 * per).toBeGreaterThan(WASM_BUDGET);
     const m = new Synchformer(); // weights never loaded: the plan check must come first
     const x = tf.zeros([1, 250, 3, 224, 224]);
-    expect(() => encodeVideoWithSync(m, x, { batchSize: 30 })).toThrow(/Synchformer \(30 segment\(s\) per call\) needs .* exceeds the wasm backend's budget/);
+    const budget = budgetOf('wasm');
+    expect(() => encodeVideoWithSync(m, x, { batchSize: 30, budget })).toThrow(/Synchformer \(30 segment\(s\) per call\) needs .* exceeds the wasm backend's budget/);
+    m.budget = budget; // as loadModel hands it down
+    expect(() => encodeVideoWithSync(m, x, { batchSize: 30 })).toThrow(/exceeds the wasm backend's budget of 3\.50 GiB \(the wasm heap is 4 GiB/);
     x.dispose();
   });
 });

@@ -8,7 +8,8 @@ import { preflightModel } from '../../src/cli/commands/generate.ts';
 import { TEXT_ENCODERS, textEncoderModel, textEncoderNamesIn } from '../../src/hub/models.ts';
 import type { AudioXConfig } from '../../src/models/config.ts';
 import { T5Conditioner } from '../../src/models/conditioners/text/t5.ts';
-import { ModelNotFoundError, loadModel, textEncoders } from '../../src/models/load.ts';
+import { ModelNotFoundError, textEncoders } from '../../src/models/load.ts';
+import { loadModel } from '../../src/pipeline/load.ts';
 import { tinyMMDiTConfig, writeModelDir, writeT5Dir } from './tiny-model-dir.ts';
 
 let tmp: string;

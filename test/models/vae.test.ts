@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
-import { WASM_BUDGET } from '../../src/backend/index.ts';
+import { WASM_BUDGET, budgetOf } from '../../src/backend/index.ts';
 import { F, type ConvTranspose1d, type Module } from '../../src/nn/index.ts';
 import type { Fixture } from '../../src/parity/types.ts';
 import { DecoderBlock, OobleckDecoder, OobleckEncoder, type OobleckLayer } from '../../src/models/vae/oobleck.ts';
@@ -138,9 +138,10 @@ describe('full-size construction', () => {
 
   it('refuses a decode that does not fit the backend budget, before touching weights', () => {
     const pt = AutoencoderPretransform.fromConfig(FULL); // weights never loaded
+    pt.model.budget = budgetOf('wasm'); // as loadModel hands the runtime's budget down
     const z = tf.zeros([1, 64, 20000]) as tf.Tensor3D; // 20000 latents ≈ 16 min of audio in one pass
     try {
-      expect(() => pt.decode(z, { chunked: false })).toThrow(/exceeds the .* budget/);
+      expect(() => pt.decode(z, { chunked: false })).toThrow(/VAE decode of 20000 latents, estimated .* exceeds the wasm backend's budget/);
     } finally {
       z.dispose();
     }

@@ -9,7 +9,8 @@ import type { CLIPWithSyncWithEmptyFeatureConditioner } from '../../src/models/c
 import { encodeVideoWithSync } from '../../src/models/synchformer/features.ts';
 import { readImage } from '../../src/io/video.ts';
 import { stillImageFrames } from '../../src/io/frames.ts';
-import { loadModel, ModelNotFoundError, type AudioXModel } from '../../src/models/load.ts';
+import { ModelNotFoundError, type AudioXModel } from '../../src/models/load.ts';
+import { loadModel } from '../../src/pipeline/load.ts';
 import { generate, GenerateError, resolveParams } from '../../src/pipeline/generate.ts';
 import { audioPrompt } from '../../src/models/conditioners/audio/prompt.ts';
 import { syncFeatures, videoFrames } from '../../src/models/conditioners/video/input.ts';

@@ -4,13 +4,14 @@ import { Command, InvalidArgumentError } from 'commander';
 import cliProgress from 'cli-progress';
 import fs from 'node:fs';
 import path from 'node:path';
-import { activeBackend } from '../../backend/index.ts';
+import { createRuntime } from '../../backend/runtime.ts';
 import { checkOutputFile } from '../../io/ffmpeg.ts';
 import { probeMedia } from '../../io/ffmpeg.ts';
 import { muxVideoWithAudio } from '../../io/mux.ts';
 import { writeWav } from '../../io/wav.ts';
 import { readConfig, type AudioXConfig } from '../../models/config.ts';
-import { ModelNotFoundError, RELEASED_MODELS, loadModel, resolveModelDir, textEncoders } from '../../models/load.ts';
+import { ModelNotFoundError, RELEASED_MODELS, resolveModelDir, textEncoders } from '../../models/load.ts';
+import { loadModel } from '../../pipeline/load.ts';
 import { configLimits, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
 import { checkMediaInputs } from '../../pipeline/media.ts';
 import type { GenerateOptions, InpaintOptions, Progress, SamplerName, WindowPosition } from '../../pipeline/types.ts';
@@ -249,10 +250,11 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
     console.error('note: the demo model has untrained, synthetic weights: it shows the pipeline working, not AudioX quality.');
   }
   log(`loading model ${info.name}…`);
-  const model = await loadModel(o.model);
+  const runtime = await createRuntime();
+  const model = await loadModel(o.model, { runtime });
   const written: string[] = [];
   try {
-    log(`generating on the ${activeBackend().name} backend…`);
+    log(`generating on the ${runtime.backend} backend…`);
     const progress = progressReporter(o.progress);
     const result = await generate(model, { ...generateOptions(o), signal, onProgress: (p) => progress.update(p) }).finally(
       () => progress.stop(),
@@ -277,7 +279,7 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
     const seconds = result.audio[0][0].length / result.sampleRate;
     console.log(
       [
-        `model: ${model.name}${model.demo ? ' (untrained demo: synthetic weights, noise-like output)' : ''}; backend: ${activeBackend().name}`,
+        `model: ${model.name}${model.demo ? ' (untrained demo: synthetic weights, noise-like output)' : ''}; backend: ${runtime.backend}`,
         `seed: ${result.seed}; sampler: ${p.sampler}, ${p.steps} steps, cfg ${p.cfgScale}, sigma ${p.sigmaMin}–${p.sigmaMax}; ${seconds.toFixed(2)} s of audio at ${result.sampleRate} Hz`,
         `time: ${(t.totalMs / 1000).toFixed(1)} s (conditioning ${(t.conditioningMs / 1000).toFixed(1)} s, sampling ${(t.samplingMs / 1000).toFixed(1)} s, decode ${(t.decodeMs / 1000).toFixed(1)} s)`,
         ...written.map((f) => `wrote ${f}`),

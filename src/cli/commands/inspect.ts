@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { saveTensors } from '../../io/safetensors.ts';
 import { configReport } from '../../models/config-keys.ts';
-import { loadModel } from '../../models/load.ts';
+import { loadModel } from '../../pipeline/load.ts';
 import { createModelFromConfig } from '../../models/wrapper.ts';
 import type { Module } from '../../nn/module.ts';
 import { generate } from '../../pipeline/generate.ts';

@@ -3,7 +3,7 @@
 // 25 fps frames, 224 × 224, ToDtype(scale) + Normalize(0.5, 0.5), overlapping 16-frame segments every 8 frames,
 // 8 features per segment ⇒ 10 s (250 frames) → 30 segments → [B, 240, 768].
 import * as tf from '@tensorflow/tfjs';
-import { checkMemoryPlan } from '../../backend/index.ts';
+import { checkBudget, type MemoryBudget } from '../../nn/runtime.ts';
 import type { Synchformer } from './synchformer.ts';
 import type { MotionFormerConfig } from './motionformer.ts';
 
@@ -56,6 +56,8 @@ export interface EncodeVideoWithSyncOptions {
   stepSize?: number;
   /** Called after each chunk with (segments done, total). */
   onProgress?: (done: number, total: number) => void;
+  /** What the segment batch is checked against (default: the model's `budget`, which loadModel sets). */
+  budget?: MemoryBudget;
 }
 
 /**
@@ -74,7 +76,7 @@ export function encodeVideoWithSync(model: Synchformer, x: tf.Tensor, opts: Enco
   const total = b * segments;
   const batch = Math.min(opts.batchSize === undefined || opts.batchSize < 0 ? b : opts.batchSize, total);
   if (!(batch >= 1) || !Number.isInteger(batch)) throw new Error(`encodeVideoWithSync: batchSize must be a positive integer or -1, got ${opts.batchSize}`);
-  checkMemoryPlan(batch * segmentWorkingBytes(model.vfeat_extractor.config, segmentSize), `Synchformer (${batch} segment(s) per call)`);
+  checkBudget(opts.budget ?? model.budget, batch * segmentWorkingBytes(model.vfeat_extractor.config, segmentSize), `Synchformer (${batch} segment(s) per call)`);
 
   const [, , c, h, w] = x.shape;
   const outputs: tf.Tensor[] = [];

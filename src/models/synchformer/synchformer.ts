@@ -4,6 +4,7 @@
 // `synchformer_state_dict.pth` is filtered to `vfeat_extractor.*` keys before a strict load (see `load`).
 import * as tf from '@tensorflow/tfjs';
 import { Module, type LoadReport } from '../../nn/module.ts';
+import { UNLIMITED_BUDGET, type MemoryBudget } from '../../nn/runtime.ts';
 import type { TensorSource } from '../../io/safetensors.ts';
 import { MOTIONFORMER_DIVIDED_224_16X4, MotionFormer, type MotionFormerConfig } from './motionformer.ts';
 
@@ -17,6 +18,8 @@ export interface SynchformerVitOverrides {
 
 export class Synchformer extends Module {
   readonly vfeat_extractor: MotionFormer;
+  /** What feature extraction plans against (encodeVideoWithSync); loadModel sets the runtime's budget. */
+  budget: MemoryBudget = UNLIMITED_BUDGET;
   constructor(config: MotionFormerConfig = MOTIONFORMER_DIVIDED_224_16X4) {
     super();
     this.vfeat_extractor = this.module('vfeat_extractor', new MotionFormer(config));

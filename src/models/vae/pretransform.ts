@@ -1,9 +1,9 @@
 // AudioAutoencoder + AutoencoderPretransform (stable-audio-tools `autoencoders.py`,
 // `pretransforms.py`; docs/REFERENCE.md §5.4), including the reference's chunked decoding.
 import * as tf from '@tensorflow/tfjs';
-import { activeBackend, checkMemoryPlan, formatBytes } from '../../backend/index.ts';
 import { Module } from '../../nn/index.ts';
 import type { NoiseSource } from '../../nn/noise.ts';
+import { budgetLeft, checkBudget, formatBytes, UNLIMITED_BUDGET, type MemoryBudget } from '../../nn/runtime.ts';
 import { VAEBottleneck } from './bottleneck.ts';
 import { OobleckDecoder, OobleckEncoder, type OobleckDecoderConfig, type OobleckEncoderConfig } from './oobleck.ts';
 
@@ -40,7 +40,7 @@ export interface EncodeOptions {
 export interface DecodeOptions {
   /**
    * Decode in overlapping windows (§5.4). `'auto'` (the default when the config does not ask for
-   * chunking) decodes in one pass when that fits the backend's memory budget and chunked otherwise;
+   * chunking) decodes in one pass when that fits the autoencoder's memory budget and chunked otherwise;
    * both agree to float rounding when overlap/2 covers the decoder's receptive radius
    * (`decoderReceptiveRadius`: ≈ 11 latents at full size vs overlap/2 = 16).
    */
@@ -99,7 +99,7 @@ export function decoderReceptiveRadius(decoder: OobleckDecoder): number {
 
 /**
  * Peak bytes of one decoder pass over `latentLength` latents (batch 1), as tfjs accounts them
- * (`tf.memory().numBytes`, which `checkMemoryPlan` compares against; wasm counts reshapes as new
+ * (`tf.memory().numBytes`, which `checkBudget` compares against; wasm counts reshapes as new
  * bytes). While a residual unit runs, its input plus at most four activations of the block's output
  * size are alive, and the block's input as well; the estimate takes the worst block with a 10 %
  * margin (the test checks it against `tf.profile`'s peak). Full size, 237 latents: ≈ 1.4 GiB.
@@ -177,6 +177,11 @@ export class AudioAutoencoder extends Module {
   readonly downsamplingRatio: number;
   readonly ioChannels: number;
   readonly softClip: boolean;
+  /**
+   * What encode/decode plans are checked against before anything is allocated: loadModel sets the runtime's
+   * budget; a model built without one plans against nothing.
+   */
+  budget: MemoryBudget = UNLIMITED_BUDGET;
 
   constructor(cfg: AutoencoderModelConfig, readonly sampleRate = 44100) {
     super();
@@ -208,7 +213,7 @@ export class AudioAutoencoder extends Module {
       throw new Error(`AudioAutoencoder.encode: ${audio.shape[2]} samples is shorter than one latent (${this.downsamplingRatio})`);
     }
     const perBatch = opts.iterateBatch ? 1 : audio.shape[0];
-    checkMemoryPlan(perBatch * encodeMemoryEstimate(this.encoder, audio.shape[2]), `VAE encode of ${audio.shape[2]} samples`);
+    checkBudget(this.budget, perBatch * encodeMemoryEstimate(this.encoder, audio.shape[2]), `VAE encode of ${audio.shape[2]} samples`);
     const h = perItem(audio, opts.iterateBatch ?? false, (x) => this.encoder.forward(x));
     if (!this.bottleneck) return h;
     try {
@@ -222,7 +227,7 @@ export class AudioAutoencoder extends Module {
   decode(latents: tf.Tensor3D, opts: { iterateBatch?: boolean } = {}): tf.Tensor3D {
     checkAudio(latents, this.latentDim, 'AudioAutoencoder.decode');
     const perBatch = opts.iterateBatch ? 1 : latents.shape[0];
-    checkMemoryPlan(perBatch * decodeMemoryEstimate(this.decoder, latents.shape[2]), `VAE decode of ${latents.shape[2]} latents`);
+    checkBudget(this.budget, perBatch * decodeMemoryEstimate(this.decoder, latents.shape[2]), `VAE decode of ${latents.shape[2]} latents`);
     const y = perItem(latents, opts.iterateBatch ?? false, (z) => this.decoder.forward(z));
     if (!this.softClip) return y;
     const c = tf.tanh(y);
@@ -250,14 +255,6 @@ export class AudioAutoencoder extends Module {
     } finally {
       pieces.forEach((t) => t.dispose());
     }
-  }
-}
-
-function budgetLeft(): number {
-  try {
-    return activeBackend().memoryBudget - tf.memory().numBytes;
-  } catch {
-    return Infinity; // no backend bookkeeping (e.g. a bare script): nothing to plan against
   }
 }
 
@@ -322,11 +319,11 @@ export class AutoencoderPretransform extends Module {
     const total = latents.shape[2];
     const perBatch = this.iterateBatch ? 1 : latents.shape[0];
     let chunked = opts.chunked ?? (this.chunked || 'auto');
-    if (chunked === 'auto') chunked = total > chunkSize && perBatch * this.decodeMemoryEstimate(total) > budgetLeft();
+    if (chunked === 'auto') chunked = total > chunkSize && perBatch * this.decodeMemoryEstimate(total) > budgetLeft(this.model.budget);
     if (chunked && total < chunkSize) chunked = false; // one window = the whole input (the reference would fail)
     const what = chunked ? `chunked VAE decode (${chunkSize}-latent windows)` : `VAE decode of ${total} latents`;
     const plan = perBatch * this.decodeMemoryEstimate(chunked ? chunkSize : total);
-    checkMemoryPlan(plan, `${what}, estimated ${formatBytes(plan)}`);
+    checkBudget(this.model.budget, plan, `${what}, estimated ${formatBytes(plan)}`);
     const z = this.scale === 1 ? latents : (latents.mul(this.scale) as tf.Tensor3D);
     try {
       return chunked

@@ -1,0 +1,69 @@
+// What the running backend offers, as plain values that models receive (they never import src/backend):
+// the memory budget a plan is checked against, the kernel set, how weights are held. The backend layer
+// creates one (`createRuntime` in src/backend/runtime.ts) at the edge — the CLI, the server, the library
+// entry — and passes it down; this module is a leaf so that the backend can name these types.
+import * as tf from '@tensorflow/tfjs';
+
+const GiB = 1024 ** 3;
+
+export interface MemoryBudget {
+  /** The backend the budget belongs to (for messages). */
+  readonly backend: string;
+  /** Bytes tensors may occupy before the backend becomes unsafe. */
+  readonly bytes: number;
+  /**
+   * Host memory the backend itself takes besides the streamed weights' host copies: a fixed number of
+   * bytes (the wasm heap), or 'tensors' when its tensors live in host RAM (the plan's peak).
+   */
+  readonly hostReserve: number | 'tensors';
+  /** Appended to the refusal of a plan that does not fit (what the user can do on this backend). */
+  readonly hint?: string;
+}
+
+/** How a model's weights are held unless loadModel's options say otherwise (README "Memory"). */
+export interface WeightStorePolicy {
+  /** Resident, streamed from host memory per forward, or chosen by the memory plan. */
+  readonly mode: 'auto' | 'resident' | 'streamed';
+  /** Precision of the streamed host copies. */
+  readonly hostDType: 'keep' | 'float16';
+  /** Whether float16 weights are widened (and re-laid out) by native code rather than in JavaScript. */
+  readonly nativeReads: boolean;
+}
+
+/** The running backend as models see it. */
+export interface RuntimeInfo {
+  /** Backend name (tensorflow-gpu, tensorflow, webgpu, wasm, cpu): for messages and reports only. */
+  readonly backend: string;
+  readonly threads: number;
+  /** Names of the fast kernels registered for this backend (src/nn/kernels.ts, the BLAS matmul, …). */
+  readonly kernels: readonly string[];
+  readonly budget: MemoryBudget;
+  readonly weights: WeightStorePolicy;
+}
+
+/** No limit: for models built without a runtime (tests, scripts), where nothing is planned. */
+export const UNLIMITED_BUDGET: MemoryBudget = { backend: 'unplanned', bytes: Infinity, hostReserve: 0 };
+
+export function formatBytes(n: number): string {
+  if (n >= GiB) return `${(n / GiB).toFixed(2)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${n} B`;
+}
+
+/** Bytes the budget still allows on top of what tfjs holds now. */
+export function budgetLeft(budget: MemoryBudget): number {
+  return budget.bytes - tf.memory().numBytes;
+}
+
+/** Throws before an allocation plan of `bytes` that would take the backend past `budget`. */
+export function checkBudget(budget: MemoryBudget, bytes: number, what: string): void {
+  if (!Number.isFinite(budget.bytes)) return;
+  const inUse = tf.memory().numBytes;
+  if (inUse + bytes <= budget.bytes) return;
+  throw new Error(
+    `${what} needs ${formatBytes(bytes)} on top of ${formatBytes(inUse)} already allocated, which exceeds the ` +
+      `${budget.backend} backend's budget of ${formatBytes(budget.bytes)}` +
+      (budget.hint ? ` (${budget.hint})` : '') +
+      '. Use weight streaming, a smaller model, or another backend.',
+  );
+}
