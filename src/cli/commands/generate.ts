@@ -9,8 +9,9 @@ import { checkOutputFile } from '../../io/ffmpeg.ts';
 import { probeMedia } from '../../io/ffmpeg.ts';
 import { muxVideoWithAudio } from '../../io/mux.ts';
 import { writeWav } from '../../io/wav.ts';
-import { readConfig, type AudioXConfig } from '../../models/config.ts';
-import { ModelNotFoundError, RELEASED_MODELS, loadModel, resolveModelDir, textEncoders } from '../../models/load.ts';
+import type { AudioXConfig } from '../../models/config.ts';
+import { RELEASED_MODELS, loadModel } from '../../models/load.ts';
+import { inspectModel } from '../../models/source.ts';
 import { configLimits, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
 import { checkMediaInputs } from '../../pipeline/media.ts';
 import type { GenerateOptions, InpaintOptions, Progress, SamplerName, WindowPosition } from '../../pipeline/types.ts';
@@ -155,22 +156,8 @@ export interface ModelPreflight extends ModelLimits {
  * fail here with the command that fixes it (`audiox download …`).
  */
 export function preflightModel(nameOrDir: string): ModelPreflight {
-  const { name, dir, demo } = resolveModelDir(nameOrDir);
-  const released = (RELEASED_MODELS as readonly string[]).includes(name);
-  const hint = released
-    ? `Run \`audiox download ${name}\` first.`
-    : 'Convert the checkpoint with `audiox convert model.ckpt model.safetensors`.';
-  const need = (d: string, file: string, what: string, fix: string) => {
-    const p = path.join(d, file);
-    if (!fs.existsSync(p)) throw new ModelNotFoundError(`model "${what}": ${p} is missing. ${fix}`);
-    return p;
-  };
-  const config = readConfig(need(dir, 'config.json', name, hint));
-  if (!demo) {
-    need(dir, 'model.safetensors', name, hint);
-    for (const t5 of textEncoders(config)) need(t5.dir, 'model.safetensors', t5.name, `Run \`audiox download ${t5.name}\` first.`);
-  }
-  return { ...configLimits(name, config), dir, demo, config };
+  const src = inspectModel(nameOrDir);
+  return { ...configLimits(src.name, src.config), dir: src.dir, demo: src.demo, config: src.config };
 }
 
 /** Output paths for a batch: out.wav, or out_0.wav, out_1.wav … */
