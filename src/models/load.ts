@@ -16,6 +16,7 @@ import { demoWeight, initDemoWeights } from './demo.ts';
 import { chooseMemoryPlan, describePlan, type MemoryPlan, type WeightMode } from './memory.ts';
 import { Synchformer } from './synchformer/synchformer.ts';
 import { T5EncoderModel, type T5Config } from './t5.ts';
+import { cachedGenerationModels } from './cache.ts';
 import { RELEASED_MODELS, inspectModel, touchLastUsed } from './source.ts';
 import { TextTokenizer } from './tokenizer.ts';
 import { ConditionedDiffusionModelWrapper, createModelFromConfig } from './wrapper.ts';
@@ -269,13 +270,9 @@ function attachT5(w: ConditionedDiffusionModelWrapper, encoder: T5EncoderModel, 
   for (const [id, c] of w.conditioner.conditioners.entries) if (c instanceof T5Conditioner && (!ids || ids.has(id))) c.attach(encoder, tokenizer);
 }
 
-/** Names of models whose files are present locally (for pickers). */
+/** Names of models whose files are present locally (for pickers): the demo, the released ones, custom conversions. */
 export function localModels(): string[] {
-  const out = ['demo'];
-  for (const m of RELEASED_MODELS) {
-    if (fs.existsSync(path.join(modelDir(m), 'model.safetensors'))) out.push(m);
-  }
-  return out;
+  return ['demo', ...cachedGenerationModels()];
 }
 
 export { MODELS };

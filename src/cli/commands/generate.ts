@@ -10,7 +10,8 @@ import { probeMedia } from '../../io/ffmpeg.ts';
 import { muxVideoWithAudio } from '../../io/mux.ts';
 import { writeWav } from '../../io/wav.ts';
 import type { AudioXConfig } from '../../models/config.ts';
-import { RELEASED_MODELS, loadModel } from '../../models/load.ts';
+import { loadModel } from '../../models/load.ts';
+import { addModelOptions, modelFromCli, type ModelCliOptions } from '../custom-model.ts';
 import { inspectModel } from '../../models/source.ts';
 import { configLimits, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
 import { checkMediaInputs } from '../../pipeline/media.ts';
@@ -32,7 +33,8 @@ export interface InpaintCliOptions {
 }
 
 /** Options shared by `generate` and `inspect` (as commander parses them). */
-export interface GenerationCliOptions extends InpaintCliOptions {
+export interface GenerationCliOptions extends InpaintCliOptions, Omit<ModelCliOptions, 'model'> {
+  /** After modelFromCli: the model's name (commander leaves it undefined when --model-config is used). */
   model: string;
   prompt?: string;
   negativePrompt?: string;
@@ -71,7 +73,7 @@ export const MEDIA_FLAGS = { video: '--video', image: '--image', audio: '--audio
  */
 export function addGenerationOptions(cmd: Command, defaults: { steps: number }): Command {
   const param = (name: ParamName, o?: ParamOptionOverrides) => addParamOption(cmd, name, o);
-  cmd.requiredOption('-m, --model <name|dir>', `${[...RELEASED_MODELS, 'demo'].join(', ')}, or a model directory`);
+  addModelOptions(cmd);
   param('prompt');
   param('negativePrompt');
   cmd
@@ -230,6 +232,7 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
   const mp4s = o.video ? batchPaths(o.output, batch, '.mp4') : [];
   // -o itself must not be a directory or a device either (it is the stem of the files written).
   checkOutputFile(o.output);
+  o = { ...o, model: await modelFromCli(o, { quiet: !o.progress }) };
   const info = await preflight(o, [...wavs, ...mp4s], signal);
   const log = (s: string) => o.progress && console.error(s);
   if (info.demo) {
