@@ -64,6 +64,9 @@ export async function modelFromCli(o: ModelCliOptions, opts: { quiet?: boolean }
       ema: o.ema,
       onConvertStart: progress.start,
       onProgress: (p) => progress.update(p.index),
+      onDownload: (enc, e) => {
+        if (!opts.quiet && (e.stage === 'downloading' || e.stage === 'resuming')) console.error(`downloading text encoder ${enc}: ${e.file}…`);
+      },
     });
   } finally {
     progress.stop();

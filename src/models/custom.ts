@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
+import { downloadModel, type DownloadEvent } from '../hub/download.ts';
 import { audioxHome } from '../hub/models.ts';
 import { SafetensorsFile, writeSafetensors, type TensorSource } from '../io/safetensors.ts';
 import { ConvertError, convertCheckpoint, openTorchCheckpoint } from '../../weights-converter/convert.ts';
@@ -25,6 +26,13 @@ export interface CustomModelOptions {
   onProgress?: (p: { index: number; total: number }) => void;
   /** Called once conversion starts (not on a cache hit), e.g. to show a progress bar. */
   onConvertStart?: (tensors: number) => void;
+  /**
+   * Download the text encoders the config names that the cache lacks (default true), as `audiox download` does
+   * for a released model; false when the caller brings its own encoder (LoadModelOptions.t5Dir).
+   */
+  downloadTextEncoders?: boolean;
+  /** Download progress of those text encoders (see DownloadOptions.onEvent). */
+  onDownload?: (encoder: string, e: DownloadEvent) => void;
 }
 
 export interface PreparedCustomModel {
@@ -35,6 +43,8 @@ export interface PreparedCustomModel {
   converted: boolean;
   /** Which weights were taken and what was left out (see planCheckpointKeys). */
   notes: string[];
+  /** Text encoders downloaded now (none when the cache had them). */
+  downloaded: string[];
 }
 
 /** What audiox-source.json records: where a custom model came from and the checkpoint's identity. */
@@ -238,6 +248,27 @@ async function writeWeights(input: string, output: string, plan: KeyPlan, onProg
   }
 }
 
+const ENCODER_FILES = ['model.safetensors', 'config.json', 'tokenizer.json'];
+
+/**
+ * Downloads each text encoder `config` names that is not complete in the cache (shared with the released models:
+ * `<home>/models/<encoder>`). Returns the names downloaded.
+ */
+export async function resolveTextEncoders(config: AudioXConfig, onDownload?: CustomModelOptions['onDownload']): Promise<string[]> {
+  const missing = [...new Set(textEncoders(config).filter((u) => ENCODER_FILES.some((f) => !fs.existsSync(path.join(u.dir, f)))).map((u) => u.name))];
+  for (const name of missing) {
+    try {
+      await downloadModel(name, { onEvent: onDownload && ((e) => onDownload(name, e)) });
+    } catch (e) {
+      throw new CustomModelError(
+        `the config's text encoder "${name}" is not in the cache and downloading it failed: ${(e as Error).message}. ` +
+          `Run \`audiox download ${name}\` when the hub is reachable, or pass a local encoder snapshot (t5Dir).`,
+      );
+    }
+  }
+  return missing;
+}
+
 /**
  * Validates a custom model and returns its cached directory, converting the checkpoint first when the cache has
  * no up-to-date copy. Errors name the config key or checkpoint keys at fault; the cache is left as it was.
@@ -259,8 +290,10 @@ export async function prepareCustomModel(o: CustomModelOptions): Promise<Prepare
     emaChoice: o.ema === undefined ? ('auto' as const) : o.ema ? ('ema' as const) : ('online' as const),
   };
   const cached = findCached(checkpoint);
+  const encoders = () => (o.downloadTextEncoders === false ? Promise.resolve([]) : resolveTextEncoders(config, o.onDownload));
   if (cached && sameSource(cached.stamp, identity) && fs.existsSync(path.join(modelsRoot(), cached.name, 'model.safetensors'))) {
-    return { name: cached.name, dir: path.join(modelsRoot(), cached.name), converted: false, notes: cached.stamp.notes };
+    const downloaded = await encoders();
+    return { name: cached.name, dir: path.join(modelsRoot(), cached.name), converted: false, notes: cached.stamp.notes, downloaded };
   }
   let shapes: Map<string, readonly number[]>;
   try {
@@ -270,6 +303,8 @@ export async function prepareCustomModel(o: CustomModelOptions): Promise<Prepare
   }
   const plan = planCheckpointKeys([...shapes.keys()], o.ema);
   checkAgainstModel(config, shapes, plan, checkpoint);
+  // Before anything is written for the model itself: a missing encoder that cannot be fetched fails here.
+  const downloaded = await encoders();
 
   const name = cached?.name ?? newName(checkpoint);
   const dir = path.join(modelsRoot(), name);
@@ -300,5 +335,5 @@ export async function prepareCustomModel(o: CustomModelOptions): Promise<Prepare
   } finally {
     process.off('exit', cleanup);
   }
-  return { name, dir, converted: true, notes: plan.notes };
+  return { name, dir, converted: true, notes: plan.notes, downloaded };
 }

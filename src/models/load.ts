@@ -173,7 +173,8 @@ export async function loadModel(nameOrDir: string | CustomModelRef, opts: LoadMo
   if (typeof nameOrDir === 'string') ref = nameOrDir;
   else {
     const { prepareCustomModel } = await import('./custom.ts');
-    ref = (await prepareCustomModel({ config: nameOrDir.config, checkpoint: nameOrDir.checkpoint, ema: nameOrDir.ema })).name;
+    const { config, checkpoint, ema } = nameOrDir;
+    ref = (await prepareCustomModel({ config, checkpoint, ema, downloadTextEncoders: !opts.t5Dir })).name;
   }
   const src = inspectModel(ref, { t5Dir: opts.t5Dir });
   const { name, dir, demo, config } = src;

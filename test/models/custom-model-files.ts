@@ -8,20 +8,24 @@ import { DEMO_DIR, demoWeight } from '../../src/models/demo.ts';
 import { createModelFromConfig } from '../../src/models/wrapper.ts';
 import { OP, pk, tensorPickle, torchArchive } from '../torch-archive.ts';
 
-/** The demo's config reshaped: text (t5-small name, 32 wide) + mel audio prompt, a 1-layer 128-wide 4-head DiT, 2 s. */
-export function customConfig(): AudioXConfig {
+/**
+ * The demo's config reshaped: a mel audio prompt (nothing to download), a 1-layer 128-wide 4-head DiT without the
+ * MAF gate, 2 s. `t5ModelName` adds a text conditioner (32 wide, like the demo's encoder) loading that encoder.
+ */
+export function customConfig(opts: { t5ModelName?: string; embedDim?: number; numHeads?: number; depth?: number } = {}): AudioXConfig {
   const c = JSON.parse(fs.readFileSync(path.join(DEMO_DIR, 'config.json'), 'utf8')) as AudioXConfig & { audiox_ts?: unknown };
   delete c.audiox_ts;
   c.sample_size = 88200;
-  c.model.conditioning.configs = c.model.conditioning.configs.filter((e) => e.id !== 'video_prompt');
-  const text = c.model.conditioning.configs.find((e) => e.id === 'text_prompt')!;
-  text.config.t5_model_name = 't5-small';
+  const keep = opts.t5ModelName ? ['text_prompt', 'audio_prompt'] : ['audio_prompt'];
+  c.model.conditioning.configs = c.model.conditioning.configs.filter((e) => keep.includes(e.id));
+  const text = c.model.conditioning.configs.find((e) => e.id === 'text_prompt');
+  if (text) text.config.t5_model_name = opts.t5ModelName;
   const d = c.model.diffusion;
-  d.cross_attention_cond_ids = ['text_prompt', 'audio_prompt'];
+  d.cross_attention_cond_ids = keep;
   d.gate = false;
   delete d.gate_type;
   delete d.gate_type_config;
-  Object.assign(d.config, { embed_dim: 128, depth: 1, num_heads: 4 });
+  Object.assign(d.config, { embed_dim: opts.embedDim ?? 128, depth: opts.depth ?? 1, num_heads: opts.numHeads ?? 4 });
   return c;
 }
 
