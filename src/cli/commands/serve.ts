@@ -58,8 +58,9 @@ export function register(program: Command): void {
       const { localModels } = await import('../../models/load.ts');
       // Every cached model (released, then custom conversions), then the built-in demo model.
       const local = localModels();
-      const models = [...local.filter((m) => m !== 'demo'), 'demo'];
+      const models = [...local.filter((m) => m !== 'demo' && m !== custom), 'demo'];
       const chosen = custom ?? o.model;
+      // A model given on the command line comes first (a listed --model keeps its place).
       if (chosen && !models.includes(chosen)) models.unshift(chosen);
       const defaultModel = chosen ?? models[0];
       const outputDir = path.resolve(o.outputDir);
