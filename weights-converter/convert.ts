@@ -43,6 +43,12 @@ export interface ConvertOptions {
    * expansions such as `x.expand(...)`); refused by default. The output size cap still applies.
    */
   allowExpandedViews?: boolean;
+  /**
+   * Chooses what is written: given every tensor's key and shape, returns stored key → output name; keys it
+   * leaves out are not written. It may throw to refuse the checkpoint (nothing is written then).
+   * Applied instead of `stripPrefix`.
+   */
+  mapKeys?: (shapes: ReadonlyMap<string, readonly number[]>) => ReadonlyMap<string, string>;
   onProgress?: (p: ConvertProgress) => void;
 }
 
@@ -286,12 +292,15 @@ export async function convertCheckpoint(input: string, output: string, opts: Con
     let outputBytes = 0;
     const entries: WriteEntry[] = [];
     const names = new Map<string, string>();
+    const mapped = opts.mapKeys?.(new Map([...ckpt.tensors].map(([k, t]) => [k, t.shape])));
     for (const [key, t] of ckpt.tensors) {
-      const name = opts.stripPrefix && key.startsWith(opts.stripPrefix) ? key.slice(opts.stripPrefix.length) : key;
+      if (mapped && !mapped.has(key)) continue;
+      const name = mapped ? mapped.get(key)! : opts.stripPrefix && key.startsWith(opts.stripPrefix) ? key.slice(opts.stripPrefix.length) : key;
       if (!name) throw new ConvertError(`stripping "${opts.stripPrefix}" from "${clip(key)}" leaves an empty name`);
       const clash = names.get(name);
       if (clash !== undefined) {
-        throw new ConvertError(`"${clip(clash)}" and "${clip(key)}" both become "${clip(name)}" after stripping "${opts.stripPrefix}"`);
+        const how = mapped ? 'after renaming' : `after stripping "${opts.stripPrefix}"`;
+        throw new ConvertError(`"${clip(clash)}" and "${clip(key)}" both become "${clip(name)}" ${how}`);
       }
       names.set(name, key);
       const stored = t.storage.type.dtype;

@@ -15,6 +15,7 @@ export const COMMANDS: readonly CommandEntry[] = [
   { usage: 'serve', file: 'serve', summary: 'start the local web UI and JSON API' },
   { usage: 'inspect', file: 'inspect', summary: 'run one generation step and save the outputs of chosen modules' },
   { usage: 'download <model>', file: 'download', summary: 'download a released model from the Hugging Face hub' },
+  { usage: 'models', file: 'models', summary: 'list the models in the cache; `models rm <name>` removes one' },
   { usage: 'convert <input> <output>', file: 'convert', summary: 'convert a PyTorch checkpoint to safetensors without Python' },
   { usage: 'params', file: 'params', summary: 'print the parameter manifest {key: shape} of a model config' },
   { usage: 'parity <dir>', file: 'parity', summary: 'run the reference fixtures under <dir> against the stored outputs' },

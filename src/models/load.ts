@@ -7,20 +7,22 @@ import { SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
 import type { Module, Parameter } from '../nn/module.ts';
 import type { MemoryBudget, RuntimeInfo } from '../nn/runtime.ts';
 import { loadStateDictStreamed, offloadToHost, releaseStreamed, type HostDType } from '../nn/streaming.ts';
-import { DEFAULT_T5_MODEL_NAME, modelDir, MODELS, textEncoderModel } from '../hub/models.ts';
-import { readConfig, type AudioXConfig } from './config.ts';
+import { modelDir, MODELS } from '../hub/models.ts';
+import type { AudioXConfig } from './config.ts';
 import { CLIPWithSyncWithEmptyFeatureConditioner } from './conditioners/video/clip.ts';
-import { T5_MODEL_DIMS, T5Conditioner, loadT5Pretrained } from './conditioners/text/t5.ts';
+import { T5Conditioner, loadT5Pretrained } from './conditioners/text/t5.ts';
 import { withConditionerWeights, type ConditionerWeights } from './conditioner-weights.ts';
-import { DEMO_DIR, demoWeight, initDemoWeights } from './demo.ts';
+import { demoWeight, initDemoWeights } from './demo.ts';
 import { chooseMemoryPlan, describePlan, type MemoryPlan, type WeightMode } from './memory.ts';
 import { Synchformer } from './synchformer/synchformer.ts';
 import { T5EncoderModel, type T5Config } from './t5.ts';
+import { cachedGenerationModels } from './cache.ts';
+import { RELEASED_MODELS, inspectModel, touchLastUsed } from './source.ts';
 import { TextTokenizer } from './tokenizer.ts';
 import { AudioAutoencoder } from './vae/pretransform.ts';
 import { ConditionedDiffusionModelWrapper, createModelFromConfig } from './wrapper.ts';
 
-export const RELEASED_MODELS = ['AudioX', 'AudioX-MAF', 'AudioX-MAF-MMDiT'] as const;
+export { RELEASED_MODELS, ModelNotFoundError, resolveModelDir, textEncoders, type TextEncoderUse } from './source.ts';
 
 export interface ModelInfo {
   name: string;
@@ -95,27 +97,6 @@ export class AudioXModel {
   }
 }
 
-export class ModelNotFoundError extends Error {}
-
-/** Where a model name or path lives: 'demo', a released name (cache dir), or a directory. */
-export function resolveModelDir(nameOrDir: string): { name: string; dir: string; demo: boolean } {
-  if (nameOrDir === 'demo') return { name: 'demo', dir: DEMO_DIR, demo: true };
-  const released = RELEASED_MODELS.find((m) => m.toLowerCase() === nameOrDir.toLowerCase());
-  if (released) return { name: released, dir: modelDir(released), demo: false };
-  if (fs.existsSync(nameOrDir) && fs.statSync(nameOrDir).isDirectory()) {
-    return { name: path.basename(path.resolve(nameOrDir)), dir: path.resolve(nameOrDir), demo: false };
-  }
-  throw new ModelNotFoundError(
-    `unknown model "${nameOrDir}": use one of ${['demo', ...RELEASED_MODELS].join(', ')} or a directory with config.json and model.safetensors`,
-  );
-}
-
-function requireFile(dir: string, file: string, name: string, hint: string): string {
-  const p = path.join(dir, file);
-  if (!fs.existsSync(p)) throw new ModelNotFoundError(`model "${name}": ${p} is missing. ${hint}`);
-  return p;
-}
-
 export interface LoadModelOptions {
   /**
    * Directory of the text encoder's snapshot, for every text conditioner (default: the download cache's
@@ -145,57 +126,6 @@ function weightMode(opt: boolean | 'auto' | undefined, runtime: RuntimeInfo): We
   if (opt === true) return 'streamed';
   if (opt === false) return 'resident';
   return runtime.weights.mode;
-}
-
-/** A text conditioner and the encoder snapshot it loads (chosen by its `t5_model_name`). */
-export interface TextEncoderUse {
-  /** The conditioner's id (e.g. text_prompt). */
-  id: string;
-  /** `t5_model_name` as the config gives it (the reference's default t5-base when absent). */
-  t5ModelName: string;
-  /** The downloadable encoder (`audiox download <name>`), or the t5Dir override's folder name. */
-  name: string;
-  dir: string;
-}
-
-/**
- * The text encoder each T5 conditioner of `config` loads. An unsupported `t5_model_name` is refused
- * with the supported list, unless `t5Dir` says where the encoder is.
- */
-export function textEncoders(config: AudioXConfig, t5Dir?: string): TextEncoderUse[] {
-  const out: TextEncoderUse[] = [];
-  config.model.conditioning.configs.forEach((e, i) => {
-    if (e.type !== 't5') return;
-    const raw = (e.config as { t5_model_name?: unknown }).t5_model_name;
-    const t5ModelName = typeof raw === 'string' ? raw : DEFAULT_T5_MODEL_NAME;
-    if (t5Dir) {
-      out.push({ id: e.id, t5ModelName, name: path.basename(path.resolve(t5Dir)), dir: path.resolve(t5Dir) });
-      return;
-    }
-    let name: string;
-    try {
-      name = textEncoderModel(t5ModelName, `model.conditioning.configs[${i}] ("${e.id}"): t5_model_name`);
-    } catch (err) {
-      const known = Object.hasOwn(T5_MODEL_DIMS, t5ModelName)
-        ? ' (the reference accepts it, but its hub checkpoint is sharded or too large for this loader)'
-        : '';
-      throw new ModelNotFoundError(`${(err as Error).message}${known}. Set t5_model_name in config.json to one of them.`);
-    }
-    out.push({ id: e.id, t5ModelName, name, dir: modelDir(name) });
-  });
-  return out;
-}
-
-/** Each distinct text encoder snapshot, checked to be present (config, tokenizer, weights). */
-function requireTextEncoders(uses: TextEncoderUse[], t5DirGiven: boolean): Map<string, TextEncoderUse> {
-  const dirs = new Map<string, TextEncoderUse>();
-  for (const u of uses) {
-    if (dirs.has(u.dir)) continue;
-    const fix = t5DirGiven ? `Put the encoder's snapshot in ${u.dir}.` : `Run \`audiox download ${u.name}\` first.`;
-    for (const f of ['model.safetensors', 'config.json', 'tokenizer.json']) requireFile(u.dir, f, u.name, fix);
-    dirs.set(u.dir, u);
-  }
-  return dirs;
 }
 
 /**
@@ -235,20 +165,32 @@ class DemoSource implements TensorSource {
   }
 }
 
+/** A custom model given by its config and checkpoint (the demo's `--model-config` / `--ckpt-path`). */
+export interface CustomModelRef {
+  config: string;
+  checkpoint: string;
+  /** Take the EMA weights of a training checkpoint (default: when it has them). */
+  ema?: boolean;
+}
+
 /**
  * Loads a model on `opts.runtime` (the backend already started: models never start one). Library callers use
  * the package's `loadModel` (src/pipeline/load.ts), which creates a default runtime when none is given.
  */
-export async function loadModel(nameOrDir: string, opts: LoadModelOptions & { runtime: RuntimeInfo }): Promise<AudioXModel> {
+export async function loadModel(nameOrDir: string | CustomModelRef, opts: LoadModelOptions & { runtime: RuntimeInfo }): Promise<AudioXModel> {
   const { runtime } = opts;
-  const { name, dir, demo } = resolveModelDir(nameOrDir);
-  const download = RELEASED_MODELS.includes(name as (typeof RELEASED_MODELS)[number])
-    ? `Run \`audiox download ${name}\` first.`
-    : 'Convert the checkpoint with `audiox convert model.ckpt model.safetensors`.';
-  const config = readConfig(requireFile(dir, 'config.json', name, download));
-  const mainFile = demo ? null : requireFile(dir, 'model.safetensors', name, download);
-  // Before building: an unsupported t5_model_name is refused with the list of supported encoders.
-  const t5Uses = demo ? [] : textEncoders(config, opts.t5Dir);
+  let ref: string;
+  if (typeof nameOrDir === 'string') ref = nameOrDir;
+  else {
+    const { prepareCustomModel } = await import('./custom.ts');
+    const { config, checkpoint, ema } = nameOrDir;
+    ref = (await prepareCustomModel({ config, checkpoint, ema, downloadTextEncoders: !opts.t5Dir })).name;
+  }
+  const src = inspectModel(ref, { t5Dir: opts.t5Dir });
+  const { name, dir, demo, config } = src;
+  const mainFile = src.weightsFile;
+  const t5Uses = src.textEncoders;
+  touchLastUsed(dir);
   const wrapper = createModelFromConfig(config);
   let synchformer: Synchformer | null = null;
   let file: SafetensorsFile | null = null;
@@ -257,11 +199,11 @@ export async function loadModel(nameOrDir: string, opts: LoadModelOptions & { ru
     const needsSync = [...wrapper.conditioner.conditioners.entries.values()].some(
       (c) => c instanceof CLIPWithSyncWithEmptyFeatureConditioner,
     );
-    const t5Dirs = requireTextEncoders(t5Uses, !!opts.t5Dir);
-    const syncFile = needsSync && !demo ? path.join(dir, 'synchformer.safetensors') : null;
+    const t5Dirs = new Map(t5Uses.map((u) => [u.dir, u]));
+    const syncFile = needsSync && !demo ? src.synchformerFile : null;
     file = mainFile ? SafetensorsFile.open(mainFile) : null;
     if (file) {
-      const fix = RELEASED_MODELS.includes(name as (typeof RELEASED_MODELS)[number])
+      const fix = src.kind === 'released'
         ? `Run \`audiox download ${name}\` (it fetches VAE.ckpt and converts it to VAE.safetensors).`
         : `Convert the autoencoder's checkpoint into the model directory: \`audiox convert VAE.ckpt ${path.join(dir, 'VAE.safetensors')}\` ` +
           '(or point the entry\'s pretransform_ckpt_path at it).';
@@ -347,13 +289,9 @@ function attachT5(w: ConditionedDiffusionModelWrapper, encoder: T5EncoderModel, 
   for (const [id, c] of w.conditioner.conditioners.entries) if (c instanceof T5Conditioner && (!ids || ids.has(id))) c.attach(encoder, tokenizer);
 }
 
-/** Names of models whose files are present locally (for pickers). */
+/** Names of models whose files are present locally (for pickers): the demo, the released ones, custom conversions. */
 export function localModels(): string[] {
-  const out = ['demo'];
-  for (const m of RELEASED_MODELS) {
-    if (fs.existsSync(path.join(modelDir(m), 'model.safetensors'))) out.push(m);
-  }
-  return out;
+  return ['demo', ...cachedGenerationModels()];
 }
 
 export { MODELS };

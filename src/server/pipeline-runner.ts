@@ -3,10 +3,8 @@
 // model samples: status, SSE, cancel and the page answer at once. A cancel is sent to the worker and takes effect at the sampler's next
 // step. Progress, previews (decoded and rendered in the worker) and results come back as messages. Whatever a
 // job reserved in the output directory is removed unless it finished: cancelled, failed, or the worker died.
-import path from 'node:path';
 import { activeBackend } from '../backend/index.ts';
-import { readConfig } from '../models/config.ts';
-import { resolveModelDir } from '../models/load.ts';
+import { inspectModel } from '../models/source.ts';
 import { GenerateError, configLimits, resolveParams, type ModelLimits } from '../pipeline/generate.ts';
 import type { DiffusionObjective } from '../sampling/registry.ts';
 import { toGenerateOptions } from './job-executor.ts';
@@ -61,8 +59,8 @@ export function createPipelineRunner(opts: PipelineRunnerOptions): PipelineRunne
   function limitsOf(name: string): ModelLimits {
     let l = limits.get(name);
     if (!l) {
-      const { name: resolved, dir } = resolveModelDir(name);
-      l = configLimits(resolved, readConfig(path.join(dir, 'config.json')));
+      const src = inspectModel(name, { requireFiles: false });
+      l = configLimits(src.name, src.config);
       limits.set(name, l);
     }
     return l;

@@ -9,9 +9,10 @@ import { checkOutputFile } from '../../io/ffmpeg.ts';
 import { probeMedia } from '../../io/ffmpeg.ts';
 import { muxVideoWithAudio } from '../../io/mux.ts';
 import { writeWav } from '../../io/wav.ts';
-import { readConfig, type AudioXConfig } from '../../models/config.ts';
-import { ModelNotFoundError, RELEASED_MODELS, resolveModelDir, textEncoders } from '../../models/load.ts';
+import type { AudioXConfig } from '../../models/config.ts';
 import { loadModel } from '../../pipeline/load.ts';
+import { addModelOptions, modelFromCli, type ModelCliOptions } from '../custom-model.ts';
+import { inspectModel } from '../../models/source.ts';
 import { configLimits, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
 import { checkMediaInputs } from '../../pipeline/media.ts';
 import type { GenerateOptions, InpaintOptions, Progress, SamplerName, WindowPosition } from '../../pipeline/types.ts';
@@ -32,7 +33,8 @@ export interface InpaintCliOptions {
 }
 
 /** Options shared by `generate` and `inspect` (as commander parses them). */
-export interface GenerationCliOptions extends InpaintCliOptions {
+export interface GenerationCliOptions extends InpaintCliOptions, Omit<ModelCliOptions, 'model'> {
+  /** After modelFromCli: the model's name (commander leaves it undefined when --model-config is used). */
   model: string;
   prompt?: string;
   negativePrompt?: string;
@@ -71,7 +73,7 @@ export const MEDIA_FLAGS = { video: '--video', image: '--image', audio: '--audio
  */
 export function addGenerationOptions(cmd: Command, defaults: { steps: number }): Command {
   const param = (name: ParamName, o?: ParamOptionOverrides) => addParamOption(cmd, name, o);
-  cmd.requiredOption('-m, --model <name|dir>', `${[...RELEASED_MODELS, 'demo'].join(', ')}, or a model directory`);
+  addModelOptions(cmd);
   param('prompt');
   param('negativePrompt');
   cmd
@@ -156,22 +158,8 @@ export interface ModelPreflight extends ModelLimits {
  * fail here with the command that fixes it (`audiox download …`).
  */
 export function preflightModel(nameOrDir: string): ModelPreflight {
-  const { name, dir, demo } = resolveModelDir(nameOrDir);
-  const released = (RELEASED_MODELS as readonly string[]).includes(name);
-  const hint = released
-    ? `Run \`audiox download ${name}\` first.`
-    : 'Convert the checkpoint with `audiox convert model.ckpt model.safetensors`.';
-  const need = (d: string, file: string, what: string, fix: string) => {
-    const p = path.join(d, file);
-    if (!fs.existsSync(p)) throw new ModelNotFoundError(`model "${what}": ${p} is missing. ${fix}`);
-    return p;
-  };
-  const config = readConfig(need(dir, 'config.json', name, hint));
-  if (!demo) {
-    need(dir, 'model.safetensors', name, hint);
-    for (const t5 of textEncoders(config)) need(t5.dir, 'model.safetensors', t5.name, `Run \`audiox download ${t5.name}\` first.`);
-  }
-  return { ...configLimits(name, config), dir, demo, config };
+  const src = inspectModel(nameOrDir);
+  return { ...configLimits(src.name, src.config), dir: src.dir, demo: src.demo, config: src.config };
 }
 
 /** Output paths for a batch: out.wav, or out_0.wav, out_1.wav … */
@@ -244,6 +232,7 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
   const mp4s = o.video ? batchPaths(o.output, batch, '.mp4') : [];
   // -o itself must not be a directory or a device either (it is the stem of the files written).
   checkOutputFile(o.output);
+  o = { ...o, model: await modelFromCli(o, { quiet: !o.progress }) };
   const info = await preflight(o, [...wavs, ...mp4s], signal);
   const log = (s: string) => o.progress && console.error(s);
   if (info.demo) {

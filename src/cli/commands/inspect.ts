@@ -10,6 +10,7 @@ import { loadModel } from '../../pipeline/load.ts';
 import { createModelFromConfig } from '../../models/wrapper.ts';
 import type { Module } from '../../nn/module.ts';
 import { generate } from '../../pipeline/generate.ts';
+import { modelFromCli } from '../custom-model.ts';
 import { addGenerationOptions, generateOptions, preflight, withInterrupt, type GenerationCliOptions } from './generate.ts';
 
 export interface InspectCliOptions extends GenerationCliOptions {
@@ -67,6 +68,7 @@ function fileNameFor(modulePath: string): string {
 
 /** Runs the capture and writes the files; returns the paths written. */
 export async function runInspect(o: InspectCliOptions, signal?: AbortSignal): Promise<string[]> {
+  o = { ...o, model: await modelFromCli(o) };
   const info = await preflight(o, [], signal);
   for (const line of configReport(info.config)) console.error(line);
   if (o.list !== undefined) {
