@@ -1,0 +1,143 @@
+// Our WGSL kernels (src/backend/webgpu-*.ts) against naive float64 references on edge shapes, on the
+// adapter Dawn finds (llvmpipe here). Skipped with the reason when the optional packages or an adapter
+// are missing. Switches this file's tfjs to the webgpu backend and back.
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probeBackends } from '../../src/backend/index.ts';
+
+const installed = probeBackends().find((p) => p.name === 'webgpu')!;
+let why = installed.available ? '' : installed.reason;
+let adapter = false;
+if (installed.available) {
+  try {
+    const { probeWebgpuAdapter } = await import('../../src/backend/webgpu.ts');
+    adapter = (await probeWebgpuAdapter()) !== null;
+    if (!adapter) why = 'no WebGPU adapter found';
+  } catch (e) {
+    why = `the webgpu package failed to load: ${(e as Error).message}`;
+  }
+}
+
+let seed = 7;
+function rand(shape: number[]): { t: tf.Tensor; v: Float32Array } {
+  const v = new Float32Array(shape.reduce((p, d) => p * d, 1));
+  for (let i = 0; i < v.length; i++) {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    v[i] = seed / 1073741824 - 1;
+  }
+  return { t: tf.tensor(v, shape), v };
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  expect(a.length).toBe(b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** C[b] = op(A[b])·op(B[b]) in float64; a batch of 1 on one side is shared. */
+function naiveGemm(a: Float32Array, b: Float32Array, batch: [number, number], m: number, n: number, k: number, ta: boolean, tb: boolean): Float64Array {
+  const nb = Math.max(...batch);
+  const c = new Float64Array(nb * m * n);
+  for (let z = 0; z < nb; z++) {
+    const ao = (batch[0] === 1 ? 0 : z) * m * k;
+    const bo = (batch[1] === 1 ? 0 : z) * k * n;
+    for (let i = 0; i < m; i++)
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += a[ao + (ta ? p * m + i : i * k + p)] * b[bo + (tb ? j * k + p : p * n + j)];
+        c[(z * m + i) * n + j] = s;
+      }
+  }
+  return c;
+}
+
+describe.skipIf(!adapter)(`WebGPU kernels${adapter ? '' : ` (skipped: ${why})`}`, () => {
+  let previous = '';
+  let gemmDispatches: () => number = () => 0;
+  let registerWebgpuGemm: () => boolean = () => false;
+  beforeAll(async () => {
+    previous = tf.getBackend();
+    const { initWebgpu } = await import('../../src/backend/webgpu.ts');
+    await initWebgpu();
+    ({ gemmDispatches, registerWebgpuGemm } = await import('../../src/backend/webgpu-gemm.ts'));
+    expect(registerWebgpuGemm()).toBe(true);
+  });
+  afterAll(async () => {
+    await tf.setBackend(previous);
+  });
+
+  describe('GEMM (BatchMatMul)', () => {
+    // Sizes off the 64/16 tiles, single rows/columns, K shorter than a K tile, batch 1 and 2, one side shared.
+    const cases: [number, number, number, number, [number, number]][] = [
+      // [m, n, k, _, [batchA, batchB]]
+      [1, 1, 1, 0, [1, 1]],
+      [1, 70, 33, 0, [1, 1]],
+      [17, 5, 3, 0, [2, 2]],
+      [65, 63, 130, 0, [2, 1]],
+      [130, 67, 17, 0, [1, 2]],
+      [16, 64, 16, 0, [2, 2]],
+    ];
+    for (const [m, n, k, , batch] of cases)
+      for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+        it(`m=${m} n=${n} k=${k} batch=${batch} transposeA=${ta} transposeB=${tb}`, async () => {
+          const a = rand([batch[0], ...(ta ? [k, m] : [m, k])]);
+          const b = rand([batch[1], ...(tb ? [n, k] : [k, n])]);
+          const before = tf.memory().numTensors;
+          const calls = gemmDispatches();
+          const c = tf.matMul(a.t, b.t, ta, tb);
+          expect(gemmDispatches()).toBe(calls + 1);
+          expect(c.shape).toEqual([Math.max(...batch), m, n]);
+          const diff = maxAbsDiff(await c.data(), naiveGemm(a.v, b.v, batch, m, n, k, ta, tb));
+          c.dispose();
+          expect(tf.memory().numTensors).toBe(before);
+          a.t.dispose();
+          b.t.dispose();
+          expect(diff).toBeLessThan(1e-4 * Math.sqrt(k) + 1e-6);
+        });
+      }
+
+    it('keeps rank-4 batch shapes and broadcasts a rank-2 operand', async () => {
+      const a = rand([2, 3, 5, 7]);
+      const b = rand([7, 9]);
+      const c = tf.matMul(a.t, b.t);
+      expect(c.shape).toEqual([2, 3, 5, 9]);
+      const diff = maxAbsDiff(await c.data(), naiveGemm(a.v, b.v, [6, 1], 5, 9, 7, false, false));
+      tf.dispose([a.t, b.t, c]);
+      expect(diff).toBeLessThan(1e-5);
+    });
+
+    it('folds bias and activation of _FusedMatMul', async () => {
+      const a = rand([19, 21]);
+      const b = rand([23, 21]);
+      const bias = rand([23]);
+      const ref = naiveGemm(a.v, b.v, [1, 1], 19, 23, 21, false, true);
+      for (const [activation, f] of [
+        ['linear', (v: number) => v],
+        ['relu', (v: number) => Math.max(v, 0)],
+        ['sigmoid', (v: number) => 1 / (1 + Math.exp(-v))],
+        ['leakyrelu', (v: number) => (v >= 0 ? v : 0.3 * v)],
+      ] as const) {
+        const c = tf.fused.matMul({ a: a.t, b: b.t, transposeB: true, bias: bias.t, activation, leakyreluAlpha: 0.3 });
+        const want = ref.map((v, i) => f(v + bias.v[i % 23]));
+        expect(maxAbsDiff(await c.data(), want), activation).toBeLessThan(1e-5);
+        c.dispose();
+      }
+      tf.dispose([a.t, b.t, bias.t]);
+    });
+
+    it('leaves what it does not cover to the stock kernel (int32, prelu)', async () => {
+      const ai = tf.tensor2d([1, 2, 3, 4], [2, 2], 'int32');
+      const calls = gemmDispatches();
+      const ci = tf.matMul(ai, ai);
+      expect(Array.from(await ci.data())).toEqual([7, 10, 15, 22]);
+      const a = tf.tensor2d([1, -2], [1, 2]);
+      const w = tf.tensor2d([1, 0, 0, 1], [2, 2]);
+      const alpha = tf.tensor1d([0.5, 0.25]);
+      const c = tf.fused.matMul({ a, b: w, activation: 'prelu', preluActivationWeights: alpha });
+      expect(Array.from(await c.data())).toEqual([1, -0.5]);
+      expect(gemmDispatches()).toBe(calls);
+      tf.dispose([ai, ci, a, w, alpha, c]);
+    });
+  });
+});
