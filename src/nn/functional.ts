@@ -1,6 +1,6 @@
 // Stateless ops in PyTorch conventions (shapes [B, C, T] for 1-D signals, weights in torch layout).
 import * as tf from '@tensorflow/tfjs';
-import { kernelRegistered, SNAKE_BETA_NWC } from './kernels.ts';
+import { ATTENTION, kernelRegistered, SNAKE_BETA_NWC } from './kernels.ts';
 
 /** y = x·Wᵀ + b with W [out, in] (torch.nn.Linear). Works on any leading shape. */
 export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null): tf.Tensor {
@@ -191,6 +191,11 @@ export function attention(
   v: tf.Tensor4D,
   opts: { mask?: tf.Tensor | null; scale?: number } = {},
 ): tf.Tensor4D {
+  const mask = opts.mask;
+  if (q.dtype === 'float32' && (!mask || mask.dtype === 'float32') && kernelRegistered(ATTENTION)) {
+    const scale = opts.scale ?? 1 / Math.sqrt(q.shape[3]);
+    return tf.engine().runKernel(ATTENTION, mask ? { q, k, v, mask } : { q, k, v }, { scale }) as tf.Tensor4D;
+  }
   return tf.tidy(() => {
     const [b, h, lq, d] = q.shape;
     const hkv = k.shape[1];

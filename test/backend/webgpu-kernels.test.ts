@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeBackends } from '../../src/backend/index.ts';
+import * as F from '../../src/nn/functional.ts';
 
 const installed = probeBackends().find((p) => p.name === 'webgpu')!;
 let why = installed.available ? '' : installed.reason;
@@ -52,16 +53,44 @@ function naiveGemm(a: Float32Array, b: Float32Array, batch: [number, number], m:
   return c;
 }
 
+/** softmax(q·kᵀ·scale + mask)·v in float64, kv head = h / (H / Hkv); mask given as a full [B, H, Lq, Lk] function. */
+function naiveAttention(q: Float32Array, k: Float32Array, v: Float32Array, [b, h, hkv, lq, lk, d]: number[], scale: number, mask?: (bi: number, hi: number, i: number, j: number) => number): Float64Array {
+  const out = new Float64Array(b * h * lq * d);
+  const r = h / hkv;
+  for (let bi = 0; bi < b; bi++)
+    for (let hi = 0; hi < h; hi++) {
+      const kv = (bi * hkv + Math.floor(hi / r)) * lk * d;
+      for (let i = 0; i < lq; i++) {
+        const qo = ((bi * h + hi) * lq + i) * d;
+        const s = new Float64Array(lk);
+        for (let j = 0; j < lk; j++) {
+          let dot = 0;
+          for (let c = 0; c < d; c++) dot += q[qo + c] * k[kv + j * d + c];
+          s[j] = dot * scale + (mask ? mask(bi, hi, i, j) : 0);
+        }
+        const mx = Math.max(...s);
+        let sum = 0;
+        for (let j = 0; j < lk; j++) sum += (s[j] = Math.exp(s[j] - mx));
+        for (let j = 0; j < lk; j++) for (let c = 0; c < d; c++) out[qo + c] += (s[j] / sum) * v[kv + j * d + c];
+      }
+    }
+  return out;
+}
+
 describe.skipIf(!adapter)(`WebGPU kernels${adapter ? '' : ` (skipped: ${why})`}`, () => {
   let previous = '';
   let gemmDispatches: () => number = () => 0;
   let registerWebgpuGemm: () => boolean = () => false;
+  let attentionDispatches: () => number = () => 0;
   beforeAll(async () => {
     previous = tf.getBackend();
     const { initWebgpu } = await import('../../src/backend/webgpu.ts');
     await initWebgpu();
     ({ gemmDispatches, registerWebgpuGemm } = await import('../../src/backend/webgpu-gemm.ts'));
     expect(registerWebgpuGemm()).toBe(true);
+    const att = await import('../../src/backend/webgpu-attention.ts');
+    att.registerWebgpuAttention();
+    attentionDispatches = att.attentionDispatches;
   });
   afterAll(async () => {
     await tf.setBackend(previous);
@@ -138,6 +167,58 @@ describe.skipIf(!adapter)(`WebGPU kernels${adapter ? '' : ` (skipped: ${why})`}`
       expect(Array.from(await c.data())).toEqual([1, -0.5]);
       expect(gemmDispatches()).toBe(calls);
       tf.dispose([ai, ci, a, w, alpha, c]);
+    });
+  });
+
+  describe('fused attention (F.attention)', () => {
+    // [B, H, Hkv, Lq, Lk, D]: batch 1 and 2, grouped heads, one query / one key, rows and keys off the
+    // 64-row and 32-key blocks, a long key sequence.
+    const cases: number[][] = [
+      [1, 1, 1, 1, 1, 8],
+      [2, 4, 2, 5, 33, 16],
+      [1, 4, 1, 70, 7, 8],
+      [2, 2, 2, 17, 130, 64],
+      [1, 3, 3, 1, 300, 32],
+    ];
+    for (const shape of cases) {
+      const [b, h, hkv, lq, lk, d] = shape;
+      it(`B=${b} H=${h} Hkv=${hkv} Lq=${lq} Lk=${lk} D=${d}`, async () => {
+        const q = rand([b, h, lq, d]);
+        const k = rand([b, hkv, lk, d]);
+        const v = rand([b, hkv, lk, d]);
+        const before = tf.memory().numTensors;
+        const calls = attentionDispatches();
+        const o = F.attention(q.t as tf.Tensor4D, k.t as tf.Tensor4D, v.t as tf.Tensor4D);
+        expect(attentionDispatches()).toBe(calls + 1);
+        expect(o.shape).toEqual([b, h, lq, d]);
+        const diff = maxAbsDiff(await o.data(), naiveAttention(q.v, k.v, v.v, shape, 1 / Math.sqrt(d)));
+        o.dispose();
+        expect(tf.memory().numTensors).toBe(before);
+        tf.dispose([q.t, k.t, v.t]);
+        expect(diff).toBeLessThan(1e-5);
+      });
+    }
+
+    it('adds a broadcast additive mask and honours the scale', async () => {
+      const [b, h, lq, lk, d] = [2, 2, 9, 40, 8];
+      const q = rand([b, h, lq, d]);
+      const k = rand([b, h, lk, d]);
+      const v = rand([b, h, lk, d]);
+      const bias = rand([1, h, lq, lk]); // T5's relative position bias: shared over the batch
+      const pad = tf.tensor(Array.from({ length: b * lk }, (_, i) => (i % lk >= 30 + (i >= lk ? 5 : 0) ? -1e9 : 0)), [b, 1, 1, lk]);
+      const mask = bias.t.add(pad);
+      const padV = (await pad.data()) as Float32Array;
+      const o = F.attention(q.t as tf.Tensor4D, k.t as tf.Tensor4D, v.t as tf.Tensor4D, { mask, scale: 1 });
+      const want = naiveAttention(q.v, k.v, v.v, [b, h, h, lq, lk, d], 1, (bi, hi, i, j) => bias.v[(hi * lq + i) * lk + j] + padV[bi * lk + j]);
+      expect(maxAbsDiff(await o.data(), want)).toBeLessThan(1e-5);
+      tf.dispose([q.t, k.t, v.t, bias.t, pad, mask, o]);
+    });
+
+    it('fails with a clear error on a mask that does not broadcast', () => {
+      const q = tf.zeros([1, 2, 3, 4]) as tf.Tensor4D;
+      const mask = tf.zeros([1, 3, 3, 3]);
+      expect(() => F.attention(q, q, q, { mask })).toThrow(/mask shape \[1,3,3,3\] does not broadcast to \[1,2,3,3\]/);
+      tf.dispose([q, mask]);
     });
   });
 });
