@@ -20,3 +20,9 @@ export function kernelRegistered(kernelName: string): boolean {
  * optional additive float32 `mask` broadcastable to [B, H, Lq, Lk]; attr `scale`; output like `q`.
  */
 export const ATTENTION = 'AudioxAttention';
+
+/**
+ * Layer norm over the last axis, (x − mean)/√(var + eps) (· weight) (+ bias): inputs `x` [..., C]
+ * float32, optional `weight`, `bias` [C]; attr `eps`; output like `x`.
+ */
+export const LAYER_NORM = 'AudioxLayerNorm';

@@ -82,6 +82,7 @@ describe.skipIf(!adapter)(`WebGPU kernels${adapter ? '' : ` (skipped: ${why})`}`
   let gemmDispatches: () => number = () => 0;
   let registerWebgpuGemm: () => boolean = () => false;
   let attentionDispatches: () => number = () => 0;
+  let layerNormDispatches: () => number = () => 0;
   beforeAll(async () => {
     previous = tf.getBackend();
     const { initWebgpu } = await import('../../src/backend/webgpu.ts');
@@ -91,6 +92,9 @@ describe.skipIf(!adapter)(`WebGPU kernels${adapter ? '' : ` (skipped: ${why})`}`
     const att = await import('../../src/backend/webgpu-attention.ts');
     att.registerWebgpuAttention();
     attentionDispatches = att.attentionDispatches;
+    const ln = await import('../../src/backend/webgpu-layernorm.ts');
+    ln.registerWebgpuLayerNorm();
+    layerNormDispatches = ln.layerNormDispatches;
   });
   afterAll(async () => {
     await tf.setBackend(previous);
@@ -219,6 +223,50 @@ describe.skipIf(!adapter)(`WebGPU kernels${adapter ? '' : ` (skipped: ${why})`}`
       const mask = tf.zeros([1, 3, 3, 3]);
       expect(() => F.attention(q, q, q, { mask })).toThrow(/mask shape \[1,3,3,3\] does not broadcast to \[1,2,3,3\]/);
       tf.dispose([q, mask]);
+    });
+  });
+
+  describe('fused layer norm (F.layerNorm)', () => {
+    function naiveLayerNorm(x: Float32Array, cols: number, w: Float32Array | null, b: Float32Array | null, eps: number): Float64Array {
+      const y = new Float64Array(x.length);
+      for (let r = 0; r < x.length / cols; r++) {
+        let mean = 0;
+        for (let c = 0; c < cols; c++) mean += x[r * cols + c] / cols;
+        let v = 0;
+        for (let c = 0; c < cols; c++) v += (x[r * cols + c] - mean) ** 2 / cols;
+        for (let c = 0; c < cols; c++) y[r * cols + c] = ((x[r * cols + c] - mean) / Math.sqrt(v + eps)) * (w ? w[c] : 1) + (b ? b[c] : 0);
+      }
+      return y;
+    }
+    // Rows of one value, fewer values than the 64 invocations, off-multiples, a wide row; batch 1 and 2.
+    for (const shape of [[1, 1], [2, 3, 5], [1, 7, 64], [2, 37, 130], [3, 1536]])
+      for (const affine of [false, true]) {
+        it(`shape [${shape}]${affine ? ' with weight and bias' : ''}`, async () => {
+          const cols = shape.at(-1)!;
+          // An offset of 100 checks the two-pass variance (one-pass E[x²] − E[x]² loses digits).
+          const x = rand(shape);
+          const xs = x.t.add(100);
+          const w = affine ? rand([cols]) : null;
+          const b = affine ? rand([cols]) : null;
+          const before = tf.memory().numTensors;
+          const calls = layerNormDispatches();
+          const y = F.layerNorm(xs, w?.t ?? null, b?.t ?? null, 1e-5);
+          expect(layerNormDispatches()).toBe(calls + 1);
+          expect(y.shape).toEqual(shape);
+          const want = naiveLayerNorm((await xs.data()) as Float32Array, cols, w?.v ?? null, b?.v ?? null, 1e-5);
+          const diff = maxAbsDiff(await y.data(), want);
+          y.dispose();
+          expect(tf.memory().numTensors).toBe(before);
+          tf.dispose([x.t, xs, w?.t, b?.t].filter((t): t is tf.Tensor => !!t));
+          expect(diff).toBeLessThan(1e-4);
+        });
+      }
+
+    it('fails with a clear error on a weight of the wrong size', () => {
+      const x = tf.zeros([2, 4]);
+      const w = tf.ones([3]);
+      expect(() => F.layerNorm(x, w, null)).toThrow(/weight must be float32 with the 4 values of x's last axis, got \[3\]/);
+      tf.dispose([x, w]);
     });
   });
 });
