@@ -85,6 +85,7 @@ export async function benchWebgpuKernels(): Promise<KernelRow[]> {
     checkTaken(`gemm ${m}x${k}x${n}`, calls, gemmDispatches());
     tf.dispose([x, w]);
   }
+  setWebgpuGemmEnabled(false); // the fused kernels are compared with tfjs' own ops, its GEMM included
   for (const [b, h, lq, lk, d] of ATTENTION_SHAPES) {
     const q = tf.randomNormal([b, h, lq, d], 0, 1, 'float32', 3) as tf.Tensor4D;
     const k = tf.randomNormal([b, h, lk, d], 0, 1, 'float32', 4) as tf.Tensor4D;

@@ -42,6 +42,39 @@ interface GemmSpec {
   bias: boolean;
   activation: GemmActivation;
   tiling: GemmTiling;
+  /** Read A / B as vec4 along their contiguous axis (its length is a multiple of 4). */
+  vecA: boolean;
+  vecB: boolean;
+}
+
+/**
+ * WGSL that stages one operand tile into workgroup memory `dst[k][i]` (i along M or N, `outer` of them,
+ * k along K, `tk` of them). `kMajor`: the operand is stored with K contiguous (A untransposed, B transposed).
+ * With `vec` every invocation reads vec4s along the contiguous axis; a vec4 is wholly inside or outside
+ * the matrix because the contiguous length and the tile offsets are multiples of 4.
+ */
+function stageTile(o: { name: string; dst: string; base: string; origin: string; limit: string; outer: number; tk: number; threads: number; kMajor: boolean; vec: boolean }): string {
+  const w = o.vec ? 4 : 1;
+  const count = (o.outer * o.tk) / w;
+  // (i, kk): this load's position in the tile; `stride` is the operand's contiguous length.
+  const pos = o.kMajor
+    ? `let i = idx / ${o.tk / w}; let kk = (idx % ${o.tk / w}) * ${w}; let src = ${o.base} + (${o.origin} + i) * K + k0 + kk;`
+    : `let i = (idx % ${o.outer / w}) * ${w}; let kk = idx / ${o.outer / w}; let src = ${o.base} + (k0 + kk) * ${o.limit} + ${o.origin} + i;`;
+  const store = !o.vec
+    ? `${o.dst}[kk][i] = v;`
+    : o.kMajor
+      ? `for (var e = 0; e < 4; e++) { ${o.dst}[kk + e][i] = v[e]; }`
+      : `for (var e = 0; e < 4; e++) { ${o.dst}[kk][i + e] = v[e]; }`;
+  return `
+          for (var l = 0; l < ${Math.ceil(count / o.threads)}; l++) {
+            let idx = l * ${o.threads} + i32(localIndex);
+            if (idx < ${count}) {
+              ${pos}
+              var v = ${o.vec ? 'vec4<f32>(0.0)' : '0.0'};
+              if (${o.origin} + i < ${o.limit} && k0 + kk < K) { v = ${o.name}[src${o.vec ? ' / 4' : ''}]; }
+              ${store}
+            }
+          }`;
 }
 
 export class GemmProgram implements WgslProgram {
@@ -51,6 +84,7 @@ export class GemmProgram implements WgslProgram {
   dispatch: [number, number, number];
   workgroupSize: [number, number, number];
   variableNames: string[];
+  variableComponents: number[];
   uniforms = 'dimM : i32, dimN : i32, dimK : i32, batchA : i32, batchB : i32, alpha : f32,';
 
   constructor(private readonly s: GemmSpec) {
@@ -59,7 +93,8 @@ export class GemmProgram implements WgslProgram {
     this.workgroupSize = [wgx, wgy, 1];
     this.dispatch = [Math.ceil(s.n / (wgx * rn)), Math.ceil(s.m / (wgy * rm)), s.batch];
     this.variableNames = s.bias ? ['A', 'B', 'bias'] : ['A', 'B'];
-    this.shaderKey = `audioxGemm_${s.transposeA}_${s.transposeB}_${s.bias}_${s.activation}_${wgx}_${wgy}_${rm}_${rn}_${tk}`;
+    this.variableComponents = [s.vecA ? 4 : 1, s.vecB ? 4 : 1, 1].slice(0, this.variableNames.length);
+    this.shaderKey = `audioxGemm_${s.transposeA}_${s.transposeB}_${s.bias}_${s.activation}_${wgx}_${wgy}_${rm}_${rn}_${tk}_${s.vecA}_${s.vecB}`;
   }
 
   getUserCode(): string {
@@ -68,13 +103,8 @@ export class GemmProgram implements WgslProgram {
     const tm = wgy * rm;
     const tn = wgx * rn;
     const threads = wgx * wgy;
-    // Loads walk the operand's contiguous axis with consecutive invocations.
-    const loadA = transposeA
-      ? `let m = idx % ${tm}; let kk = idx / ${tm}; let src = aBase + (k0 + kk) * M + row0 + m;`
-      : `let m = idx / ${tk}; let kk = idx % ${tk}; let src = aBase + (row0 + m) * K + k0 + kk;`;
-    const loadB = transposeB
-      ? `let n = idx / ${tk}; let kk = idx % ${tk}; let src = bBase + (col0 + n) * K + k0 + kk;`
-      : `let n = idx % ${tn}; let kk = idx / ${tn}; let src = bBase + (k0 + kk) * N + col0 + n;`;
+    const stageA = stageTile({ name: 'A', dst: 'As', base: 'aBase', origin: 'row0', limit: 'M', outer: tm, tk, threads, kMajor: !transposeA, vec: this.s.vecA });
+    const stageB = stageTile({ name: 'B', dst: 'Bs', base: 'bBase', origin: 'col0', limit: 'N', outer: tn, tk, threads, kMajor: transposeB, vec: this.s.vecB });
     return `
       var<workgroup> As : array<array<f32, ${tm}>, ${tk}>;
       var<workgroup> Bs : array<array<f32, ${tn}>, ${tk}>;
@@ -88,24 +118,8 @@ export class GemmProgram implements WgslProgram {
         let tx = i32(localId.x); let ty = i32(localId.y);
         var acc : array<array<f32, ${rn}>, ${rm}>;
         for (var k0 = 0; k0 < K; k0 += ${tk}) {
-          for (var i = 0; i < ${Math.ceil((tm * tk) / threads)}; i++) {
-            let idx = i * ${threads} + i32(localIndex);
-            if (idx < ${tm * tk}) {
-              ${loadA}
-              var v = 0.0;
-              if (row0 + m < M && k0 + kk < K) { v = A[src]; }
-              As[kk][m] = v;
-            }
-          }
-          for (var i = 0; i < ${Math.ceil((tn * tk) / threads)}; i++) {
-            let idx = i * ${threads} + i32(localIndex);
-            if (idx < ${tn * tk}) {
-              ${loadB}
-              var v = 0.0;
-              if (col0 + n < N && k0 + kk < K) { v = B[src]; }
-              Bs[kk][n] = v;
-            }
-          }
+${stageA}
+${stageB}
           workgroupBarrier();
           for (var kk = 0; kk < ${tk}; kk++) {
             var a : array<f32, ${rm}>;
@@ -167,7 +181,9 @@ export function gemm(args: MatMulArgs): tf.TensorInfo | null {
   if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return null;
   if (bias && (bias.dtype !== 'float32' || size(bias.shape) !== n || bias.shape.at(-1) !== n)) return null;
   if (!enabled || m === 0 || n === 0 || batch === 0) return null;
-  const program = new GemmProgram({ batch, m, n, k, transposeA, transposeB, bias: !!bias, activation, tiling: gemmTiling(m) });
+  const vecA = (transposeA ? m : k) % 4 === 0;
+  const vecB = (transposeB ? k : n) % 4 === 0;
+  const program = new GemmProgram({ batch, m, n, k, transposeA, transposeB, bias: !!bias, activation, tiling: gemmTiling(m), vecA, vecB });
   const inputs = [view(a, [batchA, ...a.shape.slice(-2)]), view(b, [batchB, ...b.shape.slice(-2)])];
   if (bias) inputs.push(view(bias, [n]));
   const uniforms = [int(m), int(n), int(k), int(batchA), int(batchB), float(args.attrs.leakyreluAlpha ?? 0)];

@@ -101,7 +101,8 @@ describe.skipIf(!adapter)(`WebGPU kernels${adapter ? '' : ` (skipped: ${why})`}`
   });
 
   describe('GEMM (BatchMatMul)', () => {
-    // Sizes off the 64/16 tiles, single rows/columns, K shorter than a K tile, batch 1 and 2, one side shared.
+    // Sizes off the 64/16 tiles, single rows/columns, K shorter than a K tile, batch 1 and 2, one side shared;
+    // transposes change which axis is contiguous, so which operands take vec4 loads.
     const cases: [number, number, number, number, [number, number]][] = [
       // [m, n, k, _, [batchA, batchB]]
       [1, 1, 1, 0, [1, 1]],
@@ -110,6 +111,10 @@ describe.skipIf(!adapter)(`WebGPU kernels${adapter ? '' : ` (skipped: ${why})`}`
       [65, 63, 130, 0, [2, 1]],
       [130, 67, 17, 0, [1, 2]],
       [16, 64, 16, 0, [2, 2]],
+      // Contiguous axes of multiples of 4 (vec4 loads) but not of the tiles.
+      [20, 12, 36, 0, [2, 1]],
+      [3, 8, 40, 0, [1, 1]],
+      [68, 132, 44, 0, [2, 2]],
     ];
     for (const [m, n, k, , batch] of cases)
       for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
