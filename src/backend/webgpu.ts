@@ -73,6 +73,15 @@ export async function probeWebgpuAdapter(): Promise<WebgpuAdapterInfo | null> {
   };
 }
 
+/**
+ * Our own WGSL kernels (GEMM, fused attention, layer norm) are opt-in: AUDIOX_WEBGPU_KERNELS=1. They
+ * pass every fixture, but on the only adapter measured so far (llvmpipe) they are not faster than tfjs'.
+ */
+function ownKernelsWanted(): boolean {
+  const v = process.env.AUDIOX_WEBGPU_KERNELS;
+  return v === '1' || v === 'true';
+}
+
 export async function initWebgpu(): Promise<WebgpuAdapterInfo> {
   const f = await findAdapter();
   if (!f) {
@@ -103,5 +112,9 @@ export async function initWebgpu(): Promise<WebgpuAdapterInfo> {
   tf.registerBackend('webgpu', factory, 3);
   if (!(await tf.setBackend('webgpu'))) throw new Error('webgpu backend failed to start');
   await tf.ready();
+  if (ownKernelsWanted()) {
+    const { registerWebgpuKernels } = await import('./webgpu-kernels.ts');
+    registerWebgpuKernels();
+  }
   return (await probeWebgpuAdapter())!;
 }

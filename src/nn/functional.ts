@@ -1,6 +1,6 @@
 // Stateless ops in PyTorch conventions (shapes [B, C, T] for 1-D signals, weights in torch layout).
 import * as tf from '@tensorflow/tfjs';
-import { kernelRegistered, SNAKE_BETA_NWC } from './kernels.ts';
+import { ATTENTION, kernelRegistered, LAYER_NORM, SNAKE_BETA_NWC } from './kernels.ts';
 
 /** y = x·Wᵀ + b with W [out, in] (torch.nn.Linear). Works on any leading shape. */
 export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null): tf.Tensor {
@@ -16,6 +16,13 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null)
 }
 
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor | null, bias: tf.Tensor | null, eps = 1e-5): tf.Tensor {
+  const f32 = (t: tf.Tensor | null) => !t || t.dtype === 'float32';
+  if (x.dtype === 'float32' && x.size > 0 && f32(weight) && f32(bias) && kernelRegistered(LAYER_NORM)) {
+    const inputs: tf.NamedTensorMap = { x };
+    if (weight) inputs.weight = weight;
+    if (bias) inputs.bias = bias;
+    return tf.engine().runKernel(LAYER_NORM, inputs, { eps }) as tf.Tensor;
+  }
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
     let y = x.sub(mean).mul(tf.rsqrt(variance.add(eps)));
@@ -191,6 +198,11 @@ export function attention(
   v: tf.Tensor4D,
   opts: { mask?: tf.Tensor | null; scale?: number } = {},
 ): tf.Tensor4D {
+  const mask = opts.mask;
+  if (q.dtype === 'float32' && (!mask || mask.dtype === 'float32') && kernelRegistered(ATTENTION)) {
+    const scale = opts.scale ?? 1 / Math.sqrt(q.shape[3]);
+    return tf.engine().runKernel(ATTENTION, mask ? { q, k, v, mask } : { q, k, v }, { scale }) as tf.Tensor4D;
+  }
   return tf.tidy(() => {
     const [b, h, lq, d] = q.shape;
     const hkv = k.shape[1];

@@ -13,3 +13,16 @@ export const SNAKE_BETA_NWC = 'AudioxSnakeBetaNWC';
 export function kernelRegistered(kernelName: string): boolean {
   return tf.getKernel(kernelName, tf.engine().backendName) !== undefined;
 }
+
+/**
+ * Fused scaled dot-product attention softmax(q·kᵀ·scale + mask)·v: inputs `q` [B, H, Lq, D], `k`, `v`
+ * [B, Hkv, Lk, D] (float32; H a multiple of Hkv, groups of consecutive query heads share a kv head),
+ * optional additive float32 `mask` broadcastable to [B, H, Lq, Lk]; attr `scale`; output like `q`.
+ */
+export const ATTENTION = 'AudioxAttention';
+
+/**
+ * Layer norm over the last axis, (x − mean)/√(var + eps) (· weight) (+ bias): inputs `x` [..., C]
+ * float32, optional `weight`, `bias` [C]; attr `eps`; output like `x`.
+ */
+export const LAYER_NORM = 'AudioxLayerNorm';
