@@ -37,23 +37,30 @@ export function undocumentedExports(entries: readonly string[] = ENTRIES): strin
   });
   const checker = program.getTypeChecker();
   const missing = new Set<string>();
+  const visit = (exported: ts.Symbol, name: string, fallbackFile: string): void => {
+    const sym = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
+    const where = path.relative(REPO, sym.declarations?.[0]?.getSourceFile().fileName ?? fallbackFile);
+    if (sym.flags & ts.SymbolFlags.ValueModule) {
+      // `export * as F from …`: the namespace is documented at the export, its members where they are defined.
+      if (!(exported.declarations ?? []).some(hasDoc)) missing.add(`${where}: ${name}`);
+      for (const inner of checker.getExportsOfModule(sym)) visit(inner, `${name}.${inner.getName()}`, fallbackFile);
+      return;
+    }
+    if (!(sym.declarations ?? []).some(hasDoc)) missing.add(`${where}: ${name}`);
+    if (!(sym.flags & (ts.SymbolFlags.Class | ts.SymbolFlags.Interface))) return;
+    for (const [key, member] of sym.members ?? new Map<ts.__String, ts.Symbol>()) {
+      const decls = (member.declarations ?? []).filter(isPublicMember);
+      if (decls.length === 0 || key === '__index' || member.flags & ts.SymbolFlags.TypeParameter) continue;
+      // A member that inherits its comment (an override, an implemented interface method) counts as documented.
+      if (decls.some(hasDoc) || member.getDocumentationComment(checker).length > 0) continue;
+      missing.add(`${where}: ${name}.${key === '__constructor' ? 'constructor' : String(key)}`);
+    }
+  };
   for (const file of files) {
     const sf = program.getSourceFile(file);
     const mod = sf && checker.getSymbolAtLocation(sf);
     if (!mod) throw new Error(`entry point ${path.relative(REPO, file)} not found or not a module`);
-    for (const exported of checker.getExportsOfModule(mod)) {
-      const name = exported.getName();
-      const sym = exported.flags & ts.SymbolFlags.Alias ? checker.getAliasedSymbol(exported) : exported;
-      const where = path.relative(REPO, sym.declarations?.[0]?.getSourceFile().fileName ?? file);
-      const aliasDocumented = sym.flags & ts.SymbolFlags.ValueModule && (exported.declarations ?? []).some(hasDoc);
-      if (!aliasDocumented && !(sym.declarations ?? []).some(hasDoc)) missing.add(`${where}: ${name}`);
-      if (!(sym.flags & (ts.SymbolFlags.Class | ts.SymbolFlags.Interface))) continue;
-      for (const [key, member] of sym.members ?? new Map<ts.__String, ts.Symbol>()) {
-        const decls = (member.declarations ?? []).filter(isPublicMember);
-        if (decls.length === 0 || key === '__index') continue;
-        if (!decls.some(hasDoc) && member.getDocumentationComment(checker).length === 0) missing.add(`${where}: ${name}.${key === '__constructor' ? 'constructor' : String(key)}`);
-      }
-    }
+    for (const exported of checker.getExportsOfModule(mod)) visit(exported, exported.getName(), file);
   }
   return [...missing].sort();
 }
