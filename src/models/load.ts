@@ -19,23 +19,44 @@ import { T5EncoderModel, type T5Config } from './t5.ts';
 import { TextTokenizer } from './tokenizer.ts';
 import { ConditionedDiffusionModelWrapper, createModelFromConfig } from './wrapper.ts';
 
+/** The released checkpoints `audiox download` fetches (HKUSTAudio on the Hugging Face hub). */
 export const RELEASED_MODELS = ['AudioX', 'AudioX-MAF', 'AudioX-MAF-MMDiT'] as const;
 
+/** A summary of a loaded model (`AudioXModel.info()`, `audiox inspect`, GET /api/info). */
 export interface ModelInfo {
+  /** The released name, the directory's base name, or 'demo'. */
   name: string;
+  /** The model directory (absolute). */
   dir: string;
+  /** Whether it is the built-in untrained demo model. */
   demo: boolean;
+  /** The diffusion network: 'dit', 'mmdit', with ' + MAF' when it has the MAF gate. */
   variant: string;
+  /** Number of parameters and buffers in the module tree (elements, not bytes). */
   parameters: number;
+  /** Bytes the weights take on the backend. */
   bytes: number;
+  /** Output samples per second (Hz). */
   sampleRate: number;
+  /** Samples per generation window (sample_size). */
   sampleSize: number;
+  /** The conditioners from the config, in order. */
   conditioners: { id: string; type: string }[];
+  /** Whether the Synchformer video encoder is loaded. */
   synchformer: boolean;
 }
 
 /** A loaded model: the checkpoint's module tree plus the parts the reference keeps outside it. */
 export class AudioXModel {
+  /**
+   * Built by {@link loadModel}; construct one directly only around a wrapper you have built and loaded.
+   * @param name The model's name.
+   * @param dir Its directory.
+   * @param config Its parsed config.json.
+   * @param wrapper The module tree (state-dict paths of the checkpoint).
+   * @param synchformer The video encoder, when a conditioner needs it.
+   * @param demo Whether it is the untrained demo model.
+   */
   constructor(
     readonly name: string,
     readonly dir: string,
@@ -47,12 +68,15 @@ export class AudioXModel {
     readonly memoryPlan: MemoryPlan | null = null,
   ) {}
 
+  /** Output samples per second (Hz; 44100 for the released models). */
   get sampleRate(): number {
     return this.config.sample_rate;
   }
+  /** Samples per generation window. */
   get sampleSize(): number {
     return this.config.sample_size;
   }
+  /** Frames per second video conditioning is sampled at (config video_fps, default 5). */
   get videoFps(): number {
     return this.config.video_fps ?? 5;
   }
@@ -65,6 +89,7 @@ export class AudioXModel {
     return this.sampleSize / this.sampleRate;
   }
 
+  /** A summary: name, variant, sizes, conditioners (computed without touching the weights). */
   info(): ModelInfo {
     const manifest = this.wrapper.parameterManifest();
     let n = 0;
@@ -84,6 +109,7 @@ export class AudioXModel {
     };
   }
 
+  /** Frees every tensor of the model (also host copies of streamed weights); the model is unusable afterwards. */
   dispose(): void {
     this.wrapper.dispose();
     releaseStreamed(this.wrapper);
@@ -92,6 +118,7 @@ export class AudioXModel {
   }
 }
 
+/** No such model (neither 'demo', a released name, nor a directory), or a file of its directory is missing; the message says what to run. */
 export class ModelNotFoundError extends Error {}
 
 /** Where a model name or path lives: 'demo', a released name (cache dir), or a directory. */
@@ -113,12 +140,14 @@ function requireFile(dir: string, file: string, name: string, hint: string): str
   return p;
 }
 
+/** Options of {@link loadModel}. */
 export interface LoadModelOptions {
   /**
    * Directory of the text encoder's snapshot, for every text conditioner (default: the download cache's
    * copy of the encoder each conditioner's `t5_model_name` names).
    */
   t5Dir?: string;
+  /** Backend to initialise first (see initBackend; default: the best available). */
   backend?: string;
   /**
    * Keep the big modules' weights in host memory and upload them per forward (true), keep
@@ -229,6 +258,14 @@ class DemoSource implements TensorSource {
   }
 }
 
+/**
+ * Loads a model: 'demo' (built-in, untrained), a released name (from the download cache) or a model directory
+ * (config.json + model.safetensors, and the VAE / text encoder / Synchformer weights its conditioners need).
+ * Initialises the backend first. Weights are checked strictly and planned against the backend's memory.
+ * @throws ModelNotFoundError for an unknown name or a missing file (the message says what to download or convert).
+ * @throws ConfigError for an invalid config.json; StateDictError for weights that do not fit;
+ *   MissingWeightsError for a conditioner's missing weights; MemoryPlanError when the model does not fit the budget.
+ */
 export async function loadModel(nameOrDir: string, opts: LoadModelOptions = {}): Promise<AudioXModel> {
   await initBackend(opts.backend);
   const { name, dir, demo } = resolveModelDir(nameOrDir);
