@@ -18,6 +18,7 @@ import { TorchTensor, fmtDims, torchPolicy } from './torch.ts';
 import type { TorchStorage } from './torch.ts';
 import { ZipError, ZipReader } from './zip.ts';
 
+/** A checkpoint that cannot be converted (not a PyTorch archive, an unsupported record or dtype); the message names the tensor or record. */
 export class ConvertError extends Error {}
 
 /** Largest data.pkl read (a real one is a few MB: it indexes the tensors, their data lives elsewhere). */

@@ -14,6 +14,7 @@ import { formatBytes, type MemoryBudget } from '../nn/runtime.ts';
 
 const require = createRequire(import.meta.url);
 
+/** A backend `initBackend` can start (`--backend`, AUDIOX_BACKEND): TensorFlow native (GPU or CPU), WebGPU, wasm, or plain JS. */
 export type BackendName = 'tensorflow-gpu' | 'tensorflow' | 'webgpu' | 'wasm' | 'cpu';
 export const BACKEND_ORDER: BackendName[] = ['tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu'];
 
@@ -23,12 +24,17 @@ export interface BackendProbe {
   reason: string;
 }
 
+/** The backend in use, as initBackend started it. */
 export interface BackendInfo {
+  /** Which backend. */
   name: BackendName;
+  /** The tfjs backend name behind it (`tf.getBackend()`: 'tensorflow', 'wasm', …). */
   tfBackend: string;
+  /** Compute threads it uses. */
   threads: number;
   /** Bytes that tensors may occupy on this backend before it becomes unsafe. */
   memoryBudget: number;
+  /** Every backend as probed at start-up: available or not, and why. */
   probes: BackendProbe[];
 }
 
@@ -96,6 +102,7 @@ function probeWebgpu(): BackendProbe {
   return { name: 'webgpu', available: true, reason: 'installed (needs a GPU adapter at run time; opt-in)' };
 }
 
+/** Which backends are installed here and could start (in BACKEND_ORDER), without starting any. */
 export function probeBackends(): BackendProbe[] {
   return [
     probeTensorflow('@tensorflow/tfjs-node-gpu', true),
@@ -272,6 +279,10 @@ export async function initBackend(requested?: string): Promise<BackendInfo> {
   throw new Error(`no TensorFlow.js backend could be started:\n  ${failures.join('\n  ')}`);
 }
 
+/**
+ * The backend started by initBackend.
+ * @throws Error when none has been started yet.
+ */
 export function activeBackend(): BackendInfo {
   if (!active) throw new Error('no backend initialised: call initBackend() first');
   return active;

@@ -7,6 +7,7 @@ import { convertCheckpoint } from '../../weights-converter/convert.ts';
 import { hfEndpoint, hfToken, MODEL_NAMES, modelDir, modelSpec, resolveUrl, textEncoderModel, textEncoderNamesIn } from './models.ts';
 import type { TextEncoderName } from './models.ts';
 
+/** A download that failed (network, HTTP status, a file missing on the hub, a size that does not match); the message names the URL. */
 export class HubError extends Error {}
 /** A failure worth retrying (network drop, 5xx, 429). */
 class RetryableError extends HubError {}

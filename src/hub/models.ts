@@ -65,6 +65,7 @@ export const TEXT_ENCODERS: Readonly<Record<string, TextEncoderName>> = {
 /** The reference's default `t5_model_name`. */
 export const DEFAULT_T5_MODEL_NAME = 't5-base';
 
+/** A config's `t5_model_name` names a text encoder this package cannot load; the message lists the supported ones. */
 export class UnsupportedTextEncoderError extends Error {}
 
 /** The text encoder to download/load for a `t5_model_name`; an unsupported one gets an error naming the supported ones. */

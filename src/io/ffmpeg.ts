@@ -26,6 +26,10 @@ export type MediaErrorCode =
 
 /** Every failure of the media I/O layer; `code` says which kind. */
 export class MediaError extends Error {
+  /**
+   * @param code The kind of failure (e.g. ffmpeg missing, unreadable file).
+   * @param message What went wrong and what to do.
+   */
   constructor(
     readonly code: MediaErrorCode,
     message: string,

@@ -36,9 +36,13 @@ export interface HostTensor {
 
 /** Anything tensors can be loaded from by name (a safetensors file, a prefixed view, a map). */
 export interface TensorSource {
+  /** Every tensor name. */
   keys(): string[];
+  /** Whether a tensor of this name exists. */
   has(key: string): boolean;
+  /** The shape of a tensor, without reading it. */
   shape(key: string): number[];
+  /** The tensor as a new tf tensor (owned by the caller); float dtypes as float32, integers as int32. Throws for an unknown name. */
   read(key: string): tf.Tensor;
   /** For a source that combines others: the source and key that hold `key` (lets readers use a file's raw bytes). */
   locate?(key: string): { source: TensorSource; key: string };
@@ -79,6 +83,7 @@ export function readViewsWithOps(source: Pick<TensorSource, 'read'>, key: string
   }
 }
 
+/** A malformed, truncated or unsupported safetensors file, or a missing tensor; the message names the file. */
 export class SafetensorsError extends Error {}
 
 /** Most dimensions a tensor may have: far more than any model uses; bounds the work on a hostile header. */
@@ -324,12 +329,15 @@ export function isFloatDType(d: SafetensorsDType): boolean {
 
 /** A safetensors file opened lazily: only the header is read up front. */
 export class SafetensorsFile implements TensorSource {
+  /** The header's tensor entries (dtype, shape, byte offsets) by name. */
   readonly entries: Map<string, TensorEntry>;
+  /** The header's `__metadata__` (string to string; {} when absent). */
   readonly metadata: Record<string, string>;
   private fd: number | null;
   private readonly dataStart: number;
 
   private constructor(
+    /** The path the file was opened from. */
     readonly file: string,
     fd: number,
     entries: Map<string, TensorEntry>,
@@ -387,6 +395,10 @@ export class SafetensorsFile implements TensorSource {
     return this.entries.has(key);
   }
 
+  /**
+   * The header entry of one tensor.
+   * @throws SafetensorsError when there is no tensor of that name.
+   */
   entry(key: string): TensorEntry {
     const e = this.entries.get(key);
     if (!e) throw new SafetensorsError(`${this.file}: no tensor named "${key}"`);
@@ -427,6 +439,7 @@ export class SafetensorsFile implements TensorSource {
     return out;
   }
 
+  /** One tensor decoded into host memory (float32 or int32), without touching the backend. */
   readHost(key: string): HostTensor {
     return this.decode(key, this.entry(key), this.readBytes(key));
   }
@@ -469,6 +482,7 @@ export class SafetensorsFile implements TensorSource {
     return readViewsWithOps(this, key, views);
   }
 
+  /** Closes the file; reads afterwards fail. Safe to call twice. */
   close(): void {
     if (this.fd !== null) fs.closeSync(this.fd);
     this.fd = null;

@@ -13,6 +13,7 @@ import type { ConditionedDiffusionModelWrapper } from './wrapper.ts';
 /** Where `audiox download AudioX-MAF-MMDiT` puts the converted VAE.ckpt. */
 export const VAE_FILE = 'VAE.safetensors';
 
+/** A weights file a conditioner needs (VAE, T5, Synchformer) is missing; the message says how to get it. */
 export class MissingWeightsError extends Error {}
 
 /**

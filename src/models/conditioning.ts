@@ -5,7 +5,9 @@ import type { MAFBlock } from './maf.ts';
 
 /** One conditioner's output: embedding [B, N, C] (or [B, C]) and its mask. */
 export interface ConditionerOutput {
+  /** The tokens [B, N, C] (or one vector per item, [B, C]). */
   embedding: tf.Tensor;
+  /** Which tokens are valid, [B, N] (1 = valid), as the reference returns it. */
   mask: tf.Tensor;
 }
 

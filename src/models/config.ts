@@ -29,12 +29,19 @@ export interface DiffusionSection {
   gate_type_config?: { num_experts_per_modality?: number; num_heads?: number; num_fusion_layers?: number };
 }
 
+/** The model's config.json, as the reference writes it (snake_case keys; only what is used is typed). */
 export interface AudioXConfig {
+  /** The reference's model type (both are sampled the same way here). */
   model_type: 'diffusion_cond' | 'diffusion_cond_inpaint';
+  /** Output samples per second (Hz). */
   sample_rate: number;
+  /** Samples per generation window. */
   sample_size: number;
+  /** Frames per second of video conditioning (default 5). */
   video_fps?: number;
+  /** Output channels as the config states them (not read: the channel count comes from the VAE). */
   audio_channels?: number;
+  /** The network: latent channels, the VAE (pretransform), the conditioners and the diffusion model. */
   model: {
     io_channels: number;
     pretransform: PretransformSection;
@@ -45,6 +52,7 @@ export interface AudioXConfig {
   audiox_ts?: { demo?: boolean; tokenizer?: string; t5?: Record<string, unknown>; synchformer?: Record<string, unknown> };
 }
 
+/** An unreadable, malformed or unsupported config.json; the message names the file and the key. */
 export class ConfigError extends Error {}
 
 function need(cond: boolean, what: string, where: string): void {
@@ -76,6 +84,10 @@ export function validateConfig(raw: unknown, where = 'config.json'): AudioXConfi
   return c;
 }
 
+/**
+ * Reads and validates a config.json.
+ * @throws ConfigError when the file cannot be read, is not JSON, or fails validation.
+ */
 export function readConfig(file: string): AudioXConfig {
   let text: string;
   try {

@@ -24,21 +24,41 @@ import { ConditionedDiffusionModelWrapper, createModelFromConfig } from './wrapp
 
 export { RELEASED_MODELS, ModelNotFoundError, resolveModelDir, textEncoders, type TextEncoderUse } from './source.ts';
 
+/** A summary of a loaded model (`AudioXModel.info()`, `audiox inspect`, GET /api/info). */
 export interface ModelInfo {
+  /** The released name, the directory's base name, or 'demo'. */
   name: string;
+  /** The model directory (absolute). */
   dir: string;
+  /** Whether it is the built-in untrained demo model. */
   demo: boolean;
+  /** The diffusion network: 'dit', 'mmdit', with ' + MAF' when it has the MAF gate. */
   variant: string;
+  /** Number of parameters and buffers in the module tree (elements, not bytes). */
   parameters: number;
+  /** Bytes the weights take on the backend. */
   bytes: number;
+  /** Output samples per second (Hz). */
   sampleRate: number;
+  /** Samples per generation window (sample_size). */
   sampleSize: number;
+  /** The conditioners from the config, in order. */
   conditioners: { id: string; type: string }[];
+  /** Whether the Synchformer video encoder is loaded. */
   synchformer: boolean;
 }
 
 /** A loaded model: the checkpoint's module tree plus the parts the reference keeps outside it. */
 export class AudioXModel {
+  /**
+   * Built by {@link loadModel}; construct one directly only around a wrapper you have built and loaded.
+   * @param name The model's name.
+   * @param dir Its directory.
+   * @param config Its parsed config.json.
+   * @param wrapper The module tree (state-dict paths of the checkpoint).
+   * @param synchformer The video encoder, when a conditioner needs it.
+   * @param demo Whether it is the untrained demo model.
+   */
   constructor(
     readonly name: string,
     readonly dir: string,
@@ -52,12 +72,15 @@ export class AudioXModel {
     readonly runtime: RuntimeInfo | null = null,
   ) {}
 
+  /** Output samples per second (Hz; 44100 for the released models). */
   get sampleRate(): number {
     return this.config.sample_rate;
   }
+  /** Samples per generation window. */
   get sampleSize(): number {
     return this.config.sample_size;
   }
+  /** Frames per second video conditioning is sampled at (config video_fps, default 5). */
   get videoFps(): number {
     return this.config.video_fps ?? 5;
   }
@@ -70,6 +93,7 @@ export class AudioXModel {
     return this.sampleSize / this.sampleRate;
   }
 
+  /** A summary: name, variant, sizes, conditioners (computed without touching the weights). */
   info(): ModelInfo {
     const manifest = this.wrapper.parameterManifest();
     let n = 0;
@@ -89,6 +113,7 @@ export class AudioXModel {
     };
   }
 
+  /** Frees every tensor of the model (also host copies of streamed weights); the model is unusable afterwards. */
   dispose(): void {
     this.wrapper.dispose();
     releaseStreamed(this.wrapper);

@@ -72,7 +72,12 @@ export interface PlanOptions {
   hostBudget?: number;
 }
 
+/** The model does not fit the backend's memory budget in any weight placement; refused before anything is allocated. */
 export class MemoryPlanError extends Error {
+  /**
+   * @param message What does not fit, and what to do (stream weights, another backend, a bigger budget).
+   * @param plans The placements that were tried, with their byte counts.
+   */
   constructor(
     message: string,
     readonly plans: MemoryPlan[],

@@ -12,18 +12,35 @@ import { MAFBlock } from './maf.ts';
 import { MMDiTWrapper } from './mmdit.ts';
 import { AutoencoderPretransform } from './vae/pretransform.ts';
 
+/**
+ * The reference's ConditionedDiffusionModelWrapper: the checkpoint's root module, its children named as the
+ * state dict's top-level keys (`model`, `conditioner`, `pretransform`, `maf_block`). Built without weights.
+ */
 export class ConditionedDiffusionModelWrapper extends Module {
+  /** The diffusion network (`model.model.*`): DiT or MMDiT. */
   readonly model: (DiTWrapper | MMDiTWrapper) & DiffusionModel;
+  /** The conditioners by id (`conditioner.conditioners.<id>.*`). */
   readonly conditioner: MultiConditioner;
+  /** The VAE that maps audio to latents and back (`pretransform.*`). */
   readonly pretransform: AutoencoderPretransform;
+  /** The MAF block of the MAF variants (null otherwise). */
   readonly maf_block: MAFBlock | null;
 
+  /** Conditioner ids whose tokens go to cross-attention, in the config's order. */
   readonly crossAttnCondIds: string[];
+  /** Conditioner ids pooled into the global conditioning vector. */
   readonly globalCondIds: string[];
+  /** How the network is trained and sampled: v-prediction or rectified flow. */
   readonly diffusionObjective: 'v' | 'rectified_flow';
+  /** Latent channels of the diffusion network. */
   readonly ioChannels: number;
+  /** Output samples per second (Hz). */
   readonly sampleRate: number;
 
+  /**
+   * @param config A validated config (see validateConfig); the modules are built, the weights left empty.
+   * @throws Error for a conditioner type that is not registered (see registerConditioner).
+   */
   constructor(readonly config: AudioXConfig) {
     super();
     const m = config.model;
@@ -78,6 +95,7 @@ export class ConditionedDiffusionModelWrapper extends Module {
     return Math.floor(sampleSize / this.pretransform.downsamplingRatio);
   }
 
+  /** Frees conditioner outputs (embeddings and masks). */
   disposeCond(cond: ConditionerOutputs): void {
     for (const c of Object.values(cond)) tf.dispose([c.embedding, c.mask]);
   }

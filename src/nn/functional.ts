@@ -15,6 +15,7 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null)
   });
 }
 
+/** torch layer_norm over the last axis: (x − mean) / √(var + eps), then · weight + bias where given. */
 export function layerNorm(x: tf.Tensor, weight: tf.Tensor | null, bias: tf.Tensor | null, eps = 1e-5): tf.Tensor {
   const f32 = (t: tf.Tensor | null) => !t || t.dtype === 'float32';
   if (x.dtype === 'float32' && x.size > 0 && f32(weight) && f32(bias) && kernelRegistered(LAYER_NORM)) {
@@ -58,6 +59,7 @@ export function quickGelu(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => x.mul(tf.sigmoid(x.mul(1.702))));
 }
 
+/** SiLU (swish): x·σ(x). */
 export function silu(x: tf.Tensor): tf.Tensor {
   return tf.tidy(() => x.mul(tf.sigmoid(x)));
 }
@@ -106,9 +108,13 @@ export function snakeBetaNWC(x: tf.Tensor, a: tf.Tensor, invB: tf.Tensor): tf.Te
   return y;
 }
 
+/** torch Conv1d's geometry. */
 export interface Conv1dOptions {
+  /** Step between output positions (default 1). */
   stride?: number;
+  /** Zeros added at both ends of the time axis (default 0). */
   padding?: number;
+  /** Spacing of the kernel taps (default 1). */
   dilation?: number;
 }
 
@@ -137,9 +143,13 @@ export function conv1dNWC(x: tf.Tensor3D, filter: tf.Tensor3D, bias: tf.Tensor |
   });
 }
 
+/** torch ConvTranspose1d's geometry. */
 export interface ConvTranspose1dOptions {
+  /** Upsampling factor (default 1). */
   stride?: number;
+  /** Samples cropped from both ends of the full output (default 0). */
   padding?: number;
+  /** Extra samples added at the end (default 0). */
   outputPadding?: number;
 }
 

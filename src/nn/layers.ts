@@ -4,9 +4,17 @@ import { Module, type Parameter } from './module.ts';
 import type { DerivedTensors, WeightDerivation } from './residency.ts';
 import * as F from './functional.ts';
 
+/** torch.nn.Linear: y = x · Wᵀ + b over the last axis (weight [out, in], bias [out]). */
 export class Linear extends Module {
+  /** `weight` [outFeatures, inFeatures]. */
   readonly weight: Parameter;
+  /** `bias` [outFeatures]; null when built with `bias: false`. */
   readonly bias: Parameter | null;
+  /**
+   * @param inFeatures Size of the input's last axis.
+   * @param outFeatures Size of the output's last axis.
+   * @param opts `bias: false` for a layer without bias (no `bias` key in the state dict).
+   */
   constructor(
     readonly inFeatures: number,
     readonly outFeatures: number,
@@ -16,6 +24,7 @@ export class Linear extends Module {
     this.weight = this.param('weight', [outFeatures, inFeatures]);
     this.bias = opts.bias === false ? null : this.param('bias', [outFeatures]);
   }
+  /** [..., inFeatures] → [..., outFeatures]. */
   forward(x: tf.Tensor): tf.Tensor {
     return F.linear(x, this.weight.value, this.bias?.value);
   }
@@ -23,8 +32,15 @@ export class Linear extends Module {
 
 /** torch.nn.LayerNorm; `bias: 'buffer'` is the reference's bias-less variant that saves a zero `beta` buffer. */
 export class LayerNorm extends Module {
+  /** The scale γ [dim] (`weight`, or `opts.weightName`); null without `affine`. */
   readonly weight: Parameter | null;
+  /** The shift β [dim]: parameter `bias`, buffer `beta`, or null. */
   readonly bias: Parameter | null;
+  /**
+   * @param dim Size of the normalised last axis.
+   * @param opts `eps` (default 1e-5); `affine: false` for no scale and shift; `bias: false` for no shift or
+   *   `'beta-buffer'` for a zero shift saved as the buffer `beta`; `weightName` renames the scale's key.
+   */
   constructor(
     readonly dim: number,
     opts: { eps?: number; affine?: boolean; bias?: boolean | 'beta-buffer'; weightName?: string } = {},
@@ -37,16 +53,23 @@ export class LayerNorm extends Module {
     else if (opts.bias === 'beta-buffer') this.bias = this.buffer('beta', [dim]);
     else this.bias = this.param('bias', [dim]);
   }
+  /** Added to the variance before the square root. */
   readonly eps: number;
+  /** Normalises over the last axis: [..., dim] → [..., dim]. */
   forward(x: tf.Tensor): tf.Tensor {
     return F.layerNorm(x, this.weight?.value ?? null, this.bias?.value ?? null, this.eps);
   }
 }
 
+/** Options of {@link Conv1d}, as torch.nn.Conv1d's. */
 export interface ConvOptions {
+  /** Step between output positions (default 1). */
   stride?: number;
+  /** Zeros added at both ends of the time axis (default 0). */
   padding?: number;
+  /** Spacing of the kernel taps (default 1). */
   dilation?: number;
+  /** false: no bias (default true). */
   bias?: boolean;
   /** Weight-normalised (weight_g / weight_v), folded once at load time. */
   weightNorm?: boolean;
@@ -116,6 +139,12 @@ abstract class ConvBase<Filter extends tf.Tensor> extends Module {
 
 /** torch.nn.Conv1d on [B, Cin, T] (weight [Cout, Cin, k]; tf filter [k, Cin, Cout]). */
 export class Conv1d extends ConvBase<tf.Tensor3D> {
+  /**
+   * @param inChannels Input channels Cin.
+   * @param outChannels Output channels Cout.
+   * @param kernelSize Kernel width k in time steps.
+   * @param opts Stride, padding, dilation, bias and weight norm.
+   */
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,
@@ -134,6 +163,12 @@ export class Conv1d extends ConvBase<tf.Tensor3D> {
 
 /** torch.nn.ConvTranspose1d on [B, Cin, T] (weight [Cin, Cout, k]; weight norm per input channel). */
 export class ConvTranspose1d extends ConvBase<tf.Tensor4D> {
+  /**
+   * @param inChannels Input channels Cin.
+   * @param outChannels Output channels Cout.
+   * @param kernelSize Kernel width k in time steps.
+   * @param opts As torch.nn.ConvTranspose1d's: stride, padding, outputPadding, bias, and weight norm.
+   */
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,
@@ -152,8 +187,14 @@ export class ConvTranspose1d extends ConvBase<tf.Tensor4D> {
 
 /** SnakeBeta activation on [B, C, T] with per-channel α, β (log-scale by default, as Oobleck uses). */
 export class SnakeBeta extends Module {
+  /** `alpha` [channels]: the frequency (its log with `logScale`). */
   readonly alpha: Parameter;
+  /** `beta` [channels]: the magnitude (its log with `logScale`). */
   readonly beta: Parameter;
+  /**
+   * @param channels Channels C (axis 1 of the input).
+   * @param logScale The parameters are stored as logarithms (default true).
+   */
   constructor(
     readonly channels: number,
     readonly logScale = true,
@@ -162,6 +203,7 @@ export class SnakeBeta extends Module {
     this.alpha = this.param('alpha', [channels]);
     this.beta = this.param('beta', [channels]);
   }
+  /** [B, C, T] → [B, C, T]. */
   forward(x: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {
       const a = this.logScale ? tf.exp(this.alpha.value) : this.alpha.value;
@@ -173,7 +215,12 @@ export class SnakeBeta extends Module {
 
 /** Snake (single parameter α): x + 1/(α + 1e-9) · sin(α·x)². */
 export class Snake extends Module {
+  /** `alpha` [channels] (its log with `logScale`). */
   readonly alpha: Parameter;
+  /**
+   * @param channels Channels C (axis 1 of the input).
+   * @param logScale α is stored as its logarithm (default true).
+   */
   constructor(
     readonly channels: number,
     readonly logScale = true,
@@ -181,6 +228,7 @@ export class Snake extends Module {
     super();
     this.alpha = this.param('alpha', [channels]);
   }
+  /** [B, C, T] → [B, C, T]. */
   forward(x: tf.Tensor3D): tf.Tensor3D {
     return tf.tidy(() => {
       const a = this.logScale ? tf.exp(this.alpha.value) : this.alpha.value;
@@ -191,9 +239,11 @@ export class Snake extends Module {
 
 /** A parameter-less activation usable inside Sequential at its torch index. */
 export class Activation extends Module {
+  /** @param kind Which activation (`gelu` is the exact erf form, `gelu-tanh` the tanh approximation). */
   constructor(readonly kind: 'gelu' | 'gelu-tanh' | 'quick-gelu' | 'silu' | 'relu' | 'elu' | 'sigmoid' | 'tanh' | 'identity') {
     super();
   }
+  /** Elementwise; `identity` returns a copy the caller owns. */
   forward(x: tf.Tensor): tf.Tensor {
     switch (this.kind) {
       case 'gelu':
@@ -220,7 +270,13 @@ export class Activation extends Module {
 
 /** Rotary position embedding (rotate-half), `dim` rotated channels, base 10000, with its inv_freq buffer. */
 export class RotaryEmbedding extends Module {
+  /** The `inv_freq` buffer [dim / 2]; computed when absent from the weights and `bufferOptional`. */
   readonly invFreq: Parameter;
+  /**
+   * @param dim Rotated channels per head (even).
+   * @param base Frequency base (default 10000).
+   * @param opts `bufferOptional`: weights without `inv_freq` load, and the values are computed.
+   */
   constructor(
     readonly dim: number,
     readonly base = 10000,
@@ -247,7 +303,12 @@ export class RotaryEmbedding extends Module {
 
 /** torch.nn.Embedding (weight [num, dim]). */
 export class Embedding extends Module {
+  /** `weight` [num, dim]: one row per id. */
   readonly weight: Parameter;
+  /**
+   * @param num Number of ids (rows).
+   * @param dim Size of each embedding.
+   */
   constructor(
     readonly num: number,
     readonly dim: number,

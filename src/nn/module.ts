@@ -6,13 +6,21 @@ import { type Placement, type WeightDerivation, type WeightResidency } from './r
 
 export type { DerivedTensors } from './residency.ts';
 
+/** A tensor shape, outermost axis first (torch order). */
 export type Shape = number[];
+/** A trained parameter, or a buffer (a saved constant such as rotary `inv_freq`), as torch distinguishes them. */
 export type ParamKind = 'parameter' | 'buffer';
+/** The dtypes a parameter is held in on the backend (checkpoint halves are widened to float32). */
 export type ParamDType = 'float32' | 'int32';
 
 /** One named tensor slot of a module (a parameter or a buffer), empty until loaded. */
 export class Parameter {
   private tensor: tf.Tensor | null = null;
+  /**
+   * @param shape The shape every value must have.
+   * @param kind Parameter or buffer.
+   * @param dtype The dtype values are cast to when set.
+   */
   constructor(
     readonly shape: Shape,
     readonly kind: ParamKind = 'parameter',
@@ -27,15 +35,21 @@ export class Parameter {
     readonly persistent = !optional,
   ) {}
 
+  /** Whether a value has been set. */
   get loaded(): boolean {
     return this.tensor !== null;
   }
 
+  /** The tensor (owned by the parameter); throws when read before it is loaded. */
   get value(): tf.Tensor {
     if (!this.tensor) throw new Error('parameter read before it was loaded (call loadStateDict or init first)');
     return this.tensor;
   }
 
+  /**
+   * Takes ownership of `t` (cast to `dtype` if needed) and disposes the previous value.
+   * @throws Error when `t`'s shape is not `shape`.
+   */
   set(t: tf.Tensor): void {
     if (!sameShape(t.shape, this.shape)) {
       throw new Error(`shape mismatch: expected [${this.shape}], got [${t.shape}]`);
@@ -46,16 +60,19 @@ export class Parameter {
     this.tensor = tf.keep(v);
   }
 
+  /** Frees the value; the parameter is empty again. */
   dispose(): void {
     this.tensor?.dispose();
     this.tensor = null;
   }
 }
 
+/** Whether two shapes are equal axis by axis. */
 export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
+/** Options of `Module.loadStateDict` and `Module.checkStateDict`. */
 export interface LoadOptions {
   /** Throw on missing / unexpected keys and shape mismatches (default true). */
   strict?: boolean;
@@ -65,14 +82,24 @@ export interface LoadOptions {
   ignorePrefixes?: string[];
 }
 
+/** What a state-dict load found, by source key. */
 export interface LoadReport {
+  /** Keys read into parameters. */
   loaded: string[];
+  /** Keys the module needs that the source lacks. */
   missing: string[];
+  /** Keys of the source that no parameter takes. */
   unexpected: string[];
+  /** Keys present with another shape than the parameter's. */
   mismatched: { key: string; expected: Shape; found: Shape }[];
 }
 
+/** Thrown by a strict load when the weights do not fit the module; the message lists the keys. */
 export class StateDictError extends Error {
+  /**
+   * @param report The load's findings (also kept as `report`).
+   * @param what What was being loaded, for the message ("model", a file name).
+   */
   constructor(readonly report: LoadReport, what: string) {
     const lines: string[] = [];
     const list = (title: string, items: string[]) => {
@@ -121,6 +148,10 @@ function captureOutput(path: string, value: unknown): void {
   }
 }
 
+/**
+ * A tree of named children and tensors whose dotted paths are the reference's PyTorch state-dict keys, with
+ * strict loading, parameter manifests without allocation and output capture by module path.
+ */
 export abstract class Module {
   private readonly _children = new Map<string, Module>();
   private readonly _params = new Map<string, Parameter>();
@@ -169,6 +200,7 @@ export abstract class Module {
    */
   residency: WeightResidency | null = null;
 
+  /** Where the weights live now: 'resident' unless a residency (weight streaming) says otherwise. */
   get placement(): Placement {
     return this.residency?.placement ?? 'resident';
   }
@@ -185,20 +217,27 @@ export abstract class Module {
     return parts.join('.');
   }
 
+  /** The direct children by name. */
   get children(): ReadonlyMap<string, Module> {
     return this._children;
   }
 
+  /** This module and every descendant with its dotted path (this one first, under `prefix`). */
   *namedModules(prefix = ''): Generator<[string, Module]> {
     yield [prefix, this];
     for (const [n, c] of this._children) yield* c.namedModules(prefix ? `${prefix}.${n}` : n);
   }
 
+  /** Every parameter and buffer of the subtree with its state-dict key (under `prefix`). */
   *namedTensors(prefix = ''): Generator<[string, Parameter]> {
     for (const [n, p] of this._params) yield [prefix ? `${prefix}.${n}` : n, p];
     for (const [n, c] of this._children) yield* c.namedTensors(prefix ? `${prefix}.${n}` : n);
   }
 
+  /**
+   * The descendant at a dotted path relative to this module ('' is this module).
+   * @throws Error naming the missing part and the children there.
+   */
   getSubmodule(path: string): Module {
     let m: Module = this;
     for (const part of path.split('.').filter(Boolean)) {
@@ -311,6 +350,7 @@ export abstract class Module {
     return out;
   }
 
+  /** Frees every tensor of the subtree (parameters and derived ones); the modules stay usable for a new load. */
   dispose(): void {
     for (const [, p] of this.namedTensors()) p.dispose();
     for (const [, m] of this.namedModules()) m.onDispose();
@@ -346,30 +386,39 @@ export abstract class Module {
 
 /** A list of modules named 0, 1, 2, … like torch.nn.ModuleList. */
 export class ModuleList<M extends Module> extends Module {
+  /** The children in order. */
   readonly items: M[];
+  /** @param items The children, registered as "0", "1", …. */
   constructor(items: M[]) {
     super();
     this.items = items.map((m, i) => this.module(String(i), m));
   }
+  /** Number of children. */
   get length(): number {
     return this.items.length;
   }
+  /** The i-th child (undefined past the end, as an array's). */
   at(i: number): M {
     return this.items[i];
   }
 }
 
+/** A module with a one-tensor `forward`, as Sequential chains them. */
 export interface UnaryModule extends Module {
+  /** One tensor in, one out (owned by the caller). */
   forward(x: tf.Tensor): tf.Tensor;
 }
 
 /** torch.nn.Sequential: children named by index, applied in order. */
 export class Sequential extends Module {
+  /** The children in order. */
   readonly items: UnaryModule[];
+  /** @param items The children, registered as "0", "1", …. */
   constructor(...items: UnaryModule[]) {
     super();
     this.items = items.map((m, i) => this.module(String(i), m));
   }
+  /** Applies the children in order. */
   forward(x: tf.Tensor): tf.Tensor {
     return tf.tidy(() => this.items.reduce((h, m) => m.forward(h), x));
   }
@@ -377,15 +426,19 @@ export class Sequential extends Module {
 
 /** Named children like torch.nn.ModuleDict (e.g. `conditioner.conditioners.<id>`). */
 export class ModuleDict<M extends Module = Module> extends Module {
+  /** The children by name, in insertion order. */
   readonly entries: Map<string, M> = new Map();
+  /** @param items The children by name. */
   constructor(items: Record<string, M> | [string, M][] = {}) {
     super();
     for (const [k, m] of Array.isArray(items) ? items : Object.entries(items)) this.set(k, m);
   }
+  /** Registers `m` under `name` (replacing any child of that name) and returns it. */
   set(name: string, m: M): M {
     this.entries.set(name, this.module(name, m));
     return m;
   }
+  /** The child named `name`, if any. */
   get(name: string): M | undefined {
     return this.entries.get(name);
   }
@@ -399,10 +452,18 @@ export class ModuleDict<M extends Module = Module> extends Module {
  * torch-layout tensor on the backend) and installs them instead of deriving.
  */
 export class ViewLoad {
+  /** The parameters that are read as views (not loaded as parameters). */
   readonly viewed = new Set<Parameter>();
   private readonly keyOf = new Map<Parameter, string>();
   private readonly bad: Set<string>;
 
+  /**
+   * @param root The module tree being loaded.
+   * @param source The weights.
+   * @param report The load's report so far (its shape mismatches are never viewed; viewed keys are added to `loaded`).
+   * @param prefix Key prefix of `root` in the source.
+   * @param skip Subtrees left out (loaded another way).
+   */
   constructor(
     root: Module,
     private readonly source: TensorSource,
@@ -429,11 +490,17 @@ export class ViewLoad {
     }
   }
 
+  /** Whether the source holds `p` with the right shape. */
   present(p: Parameter): boolean {
     const key = this.keyOf.get(p);
     return key !== undefined && this.source.has(key) && !this.bad.has(key);
   }
 
+  /**
+   * The `finishLoad` hook: reads and installs `m`'s views when its derivation is viewed; false otherwise (the
+   * module then derives as usual).
+   * @throws Error naming the module when a read fails (nothing of it is kept).
+   */
   readonly install = (m: Module, d: WeightDerivation): boolean => {
     if (!d.sources.length || !this.viewed.has(d.sources[0])) return false;
     const tensors: Record<string, tf.Tensor> = {};

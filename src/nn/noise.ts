@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs';
  */
 export type NoiseStream = 'initial' | 'sde' | 'vae' | 'mask' | 'inpaint';
 
+/** Where the samplers, the VAE and the conditioners get their random draws, by stream. */
 export interface NoiseSource {
   /** Standard normal draws of the given shape. */
   randn(stream: NoiseStream, shape: number[]): tf.Tensor;
@@ -65,6 +66,10 @@ function hashStream(name: string): number {
 /** Seeded noise, reproducible across runs and backends (drawn on the host). Streams are independent. */
 export class SeededNoise implements NoiseSource {
   private readonly gens = new Map<NoiseStream, Sfc32>();
+  /**
+   * @param seed An integer in [0, 2³²); every stream has its own generator derived from it.
+   * @throws Error for any other seed.
+   */
   constructor(readonly seed: number) {
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
       throw new Error(`seed must be an integer in [0, 2^32), got ${seed}`);
@@ -111,6 +116,10 @@ export class SeededNoise implements NoiseSource {
  */
 export class InjectedNoise implements NoiseSource {
   private readonly queues = new Map<NoiseStream, tf.Tensor[]>();
+  /**
+   * @param streams Recorded draws per stream: one tensor, or a queue of them in call order.
+   * @param fallback Source for the streams not recorded (without it, drawing from one throws).
+   */
   constructor(
     streams: Partial<Record<NoiseStream, tf.Tensor | tf.Tensor[]>>,
     private readonly fallback?: NoiseSource,

@@ -18,6 +18,7 @@ export type DerivationMode = 'replace' | 'copy' | 'rewrite' | 'computed';
 
 /** What a derivation produced, for streaming's cache (see `WeightDerivation.exportDerived`). */
 export interface DerivedTensors {
+  /** The derived tensors by the names `importDerived` takes. */
   tensors: Record<string, tf.Tensor>;
   /** Own parameters that `forward` does not read once the derived tensors are installed. */
   unused?: Parameter[];
@@ -29,10 +30,13 @@ export type { LayoutView };
 export interface DerivedView extends LayoutView {
   /** Key under which `importDerived` takes it. */
   name: string;
+  /** The parameter it is a view of. */
   source: Parameter;
 }
 
+/** How a module derives the tensors its forward reads from its parameters (`Module.derivation()`). */
 export interface WeightDerivation {
+  /** Whether the derived tensors replace, copy or rewrite their sources, or are computed (see DerivationMode). */
   readonly mode: DerivationMode;
   /** The parameters the derivation reads (own or a descendant's); `copy` holds one more copy of them. */
   readonly sources: readonly Parameter[];
@@ -59,6 +63,7 @@ export type Placement = 'resident' | 'streamed' | 'native';
 
 /** The holder of a module's weights when they do not simply stay on the backend. */
 export interface WeightResidency {
+  /** Where the weights are between forwards. */
   readonly placement: Placement;
   /** Runs `call` (the module's forward) with the module's weights usable, releasing them afterwards if needed. */
   run<T>(call: () => T): T;

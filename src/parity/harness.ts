@@ -28,6 +28,7 @@ export async function loadRunners(): Promise<Map<string, Runner>> {
   return map;
 }
 
+/** Every .safetensors file under `dir`, recursively, in name order. */
 export function findFixtureFiles(dir: string): string[] {
   const out: string[] = [];
   const walk = (d: string) => {
@@ -52,6 +53,10 @@ function parseJson(s: string | undefined, what: string, file: string): Record<st
   throw new Error(`${file}: metadata "${what}" is not a JSON object`);
 }
 
+/**
+ * Opens a fixture file; null when it has no `component` metadata (not a fixture; the file is closed).
+ * @throws Error when the file is not valid safetensors or its config / args / tolerance metadata is malformed.
+ */
 export function openFixture(file: string, root: string): Fixture | null {
   const st = SafetensorsFile.open(file);
   const md = st.metadata;
@@ -85,10 +90,15 @@ export function openFixture(file: string, root: string): Fixture | null {
   };
 }
 
+/** The result of comparing computed outputs with a fixture's. */
 export interface Comparison {
+  /** Every expected output computed, with the right shape and within tolerance. */
   pass: boolean;
+  /** Largest absolute difference (NaN when any is NaN). */
   maxAbs: number;
+  /** Largest relative difference (NaN when any is NaN). */
   maxRel: number;
+  /** The problems, '; '-separated ('' on a pass). */
   message: string;
 }
 
@@ -145,14 +155,22 @@ export function fmt3(x: number | null): string {
   return x.toPrecision(3);
 }
 
+/** Options of {@link runHarness} and {@link runFixture}. */
 export interface HarnessOptions {
+  /** Run only the fixtures of these components. */
   only?: string[];
+  /** Also write the computed outputs under this directory (same relative paths as the fixtures). */
   saveOutputs?: string;
+  /** Called with each result as soon as it is known. */
   onResult?: (r: FixtureResult) => void;
   /** Skip (instead of failing) fixtures whose component has no runner. */
   skipUnsupported?: boolean;
 }
 
+/**
+ * Runs one fixture and compares its outputs; null when the file is not a fixture or is filtered out. Errors
+ * (unreadable file, runner failure) become a failing result, not an exception.
+ */
 export async function runFixture(file: string, root: string, opts: HarnessOptions = {}): Promise<FixtureResult | null> {
   const rel = path.relative(root, file);
   let fx: Fixture | null;
@@ -212,6 +230,10 @@ async function saveComputed(fx: Fixture, outputs: Record<string, tf.Tensor>, des
   await saveTensors(dest, tensors, { component: fx.component, case: fx.case }, dtypes);
 }
 
+/**
+ * Runs every fixture under `dir` (see findFixtureFiles) and returns the results in file order.
+ * @throws Error when `dir` is not a directory.
+ */
 export async function runHarness(dir: string, opts: HarnessOptions = {}): Promise<FixtureResult[]> {
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) {
     throw new Error(`fixture directory "${dir}" does not exist or is not a directory`);
@@ -226,6 +248,7 @@ export async function runHarness(dir: string, opts: HarnessOptions = {}): Promis
   return results;
 }
 
+/** One line for a result: `PASS <path> max_abs=… max_rel=…` or `FAIL <path> <message>`. */
 export function formatResult(r: FixtureResult): string {
   return r.status === 'pass'
     ? `PASS ${r.path} max_abs=${fmt3(r.max_abs)} max_rel=${fmt3(r.max_rel)}`

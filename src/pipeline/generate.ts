@@ -32,6 +32,7 @@ export const GENERATE_DEFAULTS = {
 
 export { SAMPLER_NAMES } from '../sampling/registry.ts';
 
+/** A generation option that is invalid for this model (out of range, wrong sampler, unusable media); the message names the option. */
 export class GenerateError extends Error {}
 
 function check(cond: boolean, msg: string): void {

@@ -39,6 +39,7 @@ export interface MaskArgs {
   pasteTo: number;
 }
 
+/** Inpainting / continuation options that do not fit the window or each other; the message names the option. */
 export class InpaintError extends Error {}
 
 /** A window position in percent (`windowSeconds` converts seconds); throws on anything malformed. */

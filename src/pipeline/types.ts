@@ -14,6 +14,7 @@ export type { SamplerName };
 /** A conditioner output: tokens [B, L, D] and the reference's mask for them. */
 export type { ConditionerOutput };
 
+/** What `onProgress` receives after each sampler step. */
 export interface Progress {
   /** 0-based index of the step just finished (k-dpm-adaptive: of the attempt, accepted or not). */
   step: number;
@@ -23,34 +24,52 @@ export interface Progress {
   fraction: number;
   /** k-dpm-adaptive: the step control of this attempt (accepted?, error, next step size). */
   attempt?: AdaptiveAttempt;
+  /** The noise level σ of the step just finished. */
   sigma: number;
   /** The current denoised estimate (latents [B, C, T]); valid only during the callback. */
   denoised: tf.Tensor;
+  /** Milliseconds since sampling started. */
   elapsedMs: number;
 }
 
+/**
+ * Options of {@link generate}. The scalar options carry the parameter schema's names (`PARAMS` in
+ * src/pipeline/params-schema.ts, README's parameter table), so they are also the HTTP API's field names and
+ * the CLI's flags in kebab case; the schema's `inpaint*` parameters are the fields of `inpaint`
+ * (inpaintStart → inpaint.maskStart, inpaintSoftnessL → inpaint.softnessL, …) and `previewEvery` is the web
+ * page's only (test/pipeline/generate-options-names.test.ts keeps the two in step). Everything is optional.
+ */
 export interface GenerateOptions {
+  /** Text prompt (default: empty). */
   prompt?: string;
+  /** Text to steer away from: classifier-free guidance's unconditional branch is conditioned on it instead of on nothing. */
   negativePrompt?: string;
-  /** Paths of conditioning media. */
+  /** Path of a conditioning video (read through ffmpeg from `secondsStart`, 10 s of it). */
   video?: string;
+  /** Path of a conditioning still image (used as a video of that one frame). */
   image?: string;
   /**
    * Audio prompt: a path (brought to the 10 s window) or stereo samples at the model rate (used as given), the
    * same for every batch item; or one set of samples per batch item ([batch][channel], all the same length).
    */
   audio?: string | Float32Array[] | Float32Array[][];
+  /** Where the 10 s conditioning window starts in the media, in seconds (default 0). */
   secondsStart?: number;
   /** Length of the generated audio in seconds (default 10, at most sample_size / sample_rate). */
   secondsTotal?: number;
+  /** Sampling steps (default 100; k-dpm-adaptive picks its own). */
   steps?: number;
+  /** Classifier-free guidance scale (default 7; exactly 1: no unconditional pass). */
   cfgScale?: number;
   /** CFG rescale (the reference's scale_phi). */
   cfgRescale?: number;
   /** Default: the model objective's default (dpmpp-3m-sde for v, rf-euler for rectified flow). */
   sampler?: SamplerName;
+  /** Smallest noise level of the schedule (default 0.03; k-diffusion samplers only). */
   sigmaMin?: number;
+  /** Largest noise level of the schedule (default 500; k-diffusion samplers only). */
   sigmaMax?: number;
+  /** Shape of the polyexponential σ schedule (default 1, as the demo always uses). */
   rho?: number;
   /** −1 or undefined: random. */
   seed?: number;
@@ -69,6 +88,7 @@ export interface GenerateOptions {
    * reference's front-end does; default: trim to `secondsTotal` (or to the init audio's length).
    */
   fullLength?: boolean;
+  /** Number of outputs generated together (default 1). */
   batchSize?: number;
   /** Called after each sampling step; a returned promise is awaited (`p.denoised` stays valid until it settles). */
   onProgress?: (p: Progress) => void | Promise<void>;
@@ -86,6 +106,7 @@ export interface GenerateOptions {
   noise?: Partial<Record<NoiseStream, tf.Tensor | tf.Tensor[]>>;
   /** false: return the raw decoded audio (no peak normalisation). */
   normalize?: boolean;
+  /** Also return the sampled latents (`GenerateResult.latents`). */
   returnLatents?: boolean;
   /**
    * Reproduce the reference demo's preprocessing bugs: still images divided by 255 twice (quirk 13), video
@@ -96,10 +117,13 @@ export interface GenerateOptions {
   referenceQuirks?: boolean;
 }
 
+/** What {@link generate} returns. */
 export interface GenerateResult {
   /** [batch][channel] float32 samples at `sampleRate`. */
   audio: Float32Array[][];
+  /** Samples per second of `audio` (the model's, 44100 for AudioX). */
   sampleRate: number;
+  /** The seed used (the random one drawn when none was given), to repeat the run. */
   seed: number;
   /** Sampled latents [B, C, T] when `returnLatents` (owned by the caller). */
   latents?: tf.Tensor;
@@ -107,5 +131,6 @@ export interface GenerateResult {
   sigmas: number[];
   /** Every parameter as resolved (defaults filled in), to repeat the run. */
   params: Record<string, unknown>;
+  /** Wall-clock milliseconds of each stage. */
   timings: { conditioningMs: number; samplingMs: number; decodeMs: number; totalMs: number };
 }

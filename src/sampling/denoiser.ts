@@ -8,9 +8,13 @@ export type DenoiseFn = (x: tf.Tensor, sigma: number) => tf.Tensor;
 /** `(x [B, C, T], t) → v`: a rectified-flow velocity field. */
 export type VelocityFn = (x: tf.Tensor, t: number) => tf.Tensor;
 
+/** The VDenoiser's scalings at one σ: denoised = c_skip · x + c_out · model(c_in · x). */
 export interface VScalings {
+  /** Weight of the input x in the denoised estimate. */
   cSkip: number;
+  /** Weight of the model's output. */
   cOut: number;
+  /** Scale of x fed to the model. */
   cIn: number;
 }
 

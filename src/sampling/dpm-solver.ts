@@ -171,16 +171,23 @@ export async function sampleDpmFast(
   }
 }
 
+/** Options of the adaptive DPM-Solver (k-diffusion's `sample_dpm_adaptive`; defaults are its). */
 export interface DpmAdaptiveOptions extends SamplerOptions {
   /** 2: DPM-Solver-1/2 pair, 3 (default): DPM-Solver-2/3 pair. */
   order?: 2 | 3;
+  /** Relative error tolerance per step (default 0.05). */
   rtol?: number;
+  /** Absolute error tolerance per step (default 0.0078). */
   atol?: number;
   /** First step size in t (default 0.05). */
   hInit?: number;
+  /** PID controller: proportional coefficient (default 0). */
   pcoeff?: number;
+  /** PID controller: integral coefficient (default 1). */
   icoeff?: number;
+  /** PID controller: derivative coefficient (default 0). */
   dcoeff?: number;
+  /** An attempt is accepted when the proposed step factor is at least this (default 0.81). */
   acceptSafety?: number;
 }
 
@@ -191,6 +198,13 @@ export class PidStepController {
   private readonly b3: number;
   private errs: number[] = [];
 
+  /**
+   * @param h The current step size in t = −ln σ (updated by `propose`).
+   * @param pcoeff Proportional coefficient.
+   * @param icoeff Integral coefficient.
+   * @param dcoeff Derivative coefficient.
+   * @param order The solver's order (scales the coefficients).
+   */
   constructor(
     public h: number,
     pcoeff: number,

@@ -9,6 +9,7 @@ export type NoiseSampler = (sigma: number, sigmaNext: number) => tf.Tensor;
 
 /** k-dpm-adaptive: the step-size controller's record of one attempt (k-diffusion's info dict). */
 export interface AdaptiveAttempt {
+  /** Whether the attempt's error was small enough for the step to be taken. */
   accepted: boolean;
   /** The embedded error estimate of the attempt (scaled by rtol / atol; ≈ 1 is on target). */
   error: number;
@@ -16,7 +17,9 @@ export interface AdaptiveAttempt {
   h: number;
   /** t = −ln σ reached after the attempt (unchanged when it was rejected). */
   t: number;
+  /** Accepted attempts so far. */
   accepts: number;
+  /** Rejected attempts so far. */
   rejects: number;
   /** Model evaluations so far. */
   modelCalls: number;
@@ -24,10 +27,15 @@ export interface AdaptiveAttempt {
 
 /** What a step reports right after its first model evaluation (k-diffusion's callback dict). */
 export interface StepInfo {
+  /** 0-based step index. */
   i: number;
+  /** The current sample [B, C, T] (owned by the sampler). */
   x: tf.Tensor;
+  /** The step's noise level σ_i. */
   sigma: number;
+  /** The σ the model was evaluated at (k-diffusion's churned σ; no sampler here churns, so it equals sigma). */
   sigmaHat: number;
+  /** The model's denoised estimate at sigmaHat (owned by the sampler). */
   denoised: tf.Tensor;
   /**
    * How many steps the run makes in all, when that is not the schedule's length (k-dpm-fast); null
@@ -47,7 +55,9 @@ export interface StepInfo {
  */
 export type StepCallback = (info: StepInfo) => tf.Tensor | void | Promise<tf.Tensor | void>;
 
+/** What every sampler takes besides the denoiser, x and the schedule. */
 export interface SamplerOptions {
+  /** Called once per step (see StepCallback). */
   callback?: StepCallback;
   /** Required by the stochastic samplers. */
   noiseSampler?: NoiseSampler;
@@ -58,6 +68,7 @@ export interface SamplerOptions {
 /** A sampler: (denoiser, x at σ_0 [B, C, T], schedule with trailing 0) → sample. `x` is not consumed. */
 export type Sampler = (denoise: DenoiseFn, x: tf.Tensor, sigmas: number[], opts?: SamplerOptions) => Promise<tf.Tensor>;
 
+/** The error a cancelled run throws: an Error named `AbortError` whose message is the abort reason when it is a string. */
 export function abortError(reason?: unknown): Error {
   const e = new Error(typeof reason === 'string' ? reason : 'sampling was cancelled');
   e.name = 'AbortError';

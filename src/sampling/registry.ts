@@ -21,6 +21,7 @@ import {
 /** A model config's `diffusion_objective`: v-prediction (sampled through the VDenoiser) or rectified flow. */
 export type DiffusionObjective = 'v' | 'rectified_flow';
 
+/** Every diffusion objective, v first. */
 export const DIFFUSION_OBJECTIVES: readonly DiffusionObjective[] = ['v', 'rectified_flow'];
 
 /** What `sample_k` hands a sampler: the σ schedule, and the arguments it was built from. */
@@ -29,11 +30,15 @@ export interface KSchedule {
   sigmas: number[];
   /** sample_k's sigma_min / sigma_max / steps as given (DPM-Solver works from these, not from `sigmas`). */
   sigmaMin: number;
+  /** sample_k's sigma_max as given. */
   sigmaMax: number;
+  /** sample_k's steps as given. */
   steps: number;
 }
 
+/** Runs a v-objective sampler from x (noise at σ_max) down the schedule; resolves to the denoised latents (owned by the caller). */
 export type KSamplerRun = (denoise: DenoiseFn, x: tf.Tensor, schedule: KSchedule, opts: SamplerOptions) => Promise<tf.Tensor>;
+/** Runs a rectified-flow sampler from x (noise at t = ts[0]) through the times `ts`; resolves to the latents (owned by the caller). */
 export type RfSamplerRun = (velocity: VelocityFn, x: tf.Tensor, ts: number[], opts: Omit<SamplerOptions, 'noiseSampler'>) => Promise<tf.Tensor>;
 
 interface EntryBase {
@@ -50,16 +55,23 @@ interface EntryBase {
   progressSteps: (steps: number) => number | null;
 }
 
+/** A registry entry of a v-objective (k-diffusion) sampler. */
 export interface KSamplerEntry extends EntryBase {
+  /** Samples v-objective models. */
   objective: 'v';
+  /** The implementation. */
   run: KSamplerRun;
 }
 
+/** A registry entry of a rectified-flow sampler. */
 export interface RfSamplerEntry extends EntryBase {
+  /** Samples rectified-flow models. */
   objective: 'rectified_flow';
+  /** The implementation. */
   run: RfSamplerRun;
 }
 
+/** A registry entry of either objective. */
 export type SamplerEntry = KSamplerEntry | RfSamplerEntry;
 
 type Flags = Pick<EntryBase, 'inReference' | 'stochastic'>;
@@ -75,6 +87,7 @@ const REF: Flags = { inReference: true, stochastic: false };
 const REF_SDE: Flags = { inReference: true, stochastic: true };
 const OURS: Flags = { inReference: false, stochastic: false };
 
+/** Every sampler by name: implementation, objective, description, whether the reference runs it, whether it is stochastic. */
 export const SAMPLER_REGISTRY = {
   'dpmpp-3m-sde': onSchedule(sampleDpmpp3mSde, 'DPM-Solver++(3M) SDE (the reference front-end default)', REF_SDE),
   'dpmpp-2m-sde': onSchedule(sampleDpmpp2mSde, 'DPM-Solver++(2M) SDE', REF_SDE),
@@ -108,17 +121,21 @@ export const SAMPLER_REGISTRY = {
   },
 } satisfies Record<string, SamplerEntry>;
 
+/** A sampler's name, as `--sampler`, the HTTP API and `GenerateOptions.sampler` take it (e.g. 'dpmpp-3m-sde', 'rf-euler'). */
 export type SamplerName = keyof typeof SAMPLER_REGISTRY;
 
+/** Every sampler name, in the registry's order. */
 export const SAMPLER_NAMES = Object.keys(SAMPLER_REGISTRY) as SamplerName[];
 
 /** The sampler used when none is named, per model objective. */
 export const DEFAULT_SAMPLERS: Readonly<Record<DiffusionObjective, SamplerName>> = { v: 'dpmpp-3m-sde', rectified_flow: 'rf-euler' };
 
+/** Whether `name` is a registered sampler (of either objective). */
 export function isSamplerName(name: string): name is SamplerName {
   return Object.hasOwn(SAMPLER_REGISTRY, name);
 }
 
+/** The samplers that can sample a model of `objective`, in the registry's order. */
 export function samplersFor(objective: DiffusionObjective): SamplerName[] {
   return SAMPLER_NAMES.filter((n) => SAMPLER_REGISTRY[n].objective === objective);
 }
@@ -149,13 +166,19 @@ export function kSampler(name: string): KSamplerEntry {
 
 /** A sampler as the HTTP API and the web page describe it. */
 export interface SamplerDescription {
+  /** The sampler's name. */
   name: SamplerName;
+  /** The models it samples. */
   objective: DiffusionObjective;
+  /** One line for help texts and the web page. */
   description: string;
+  /** Whether the reference runs it (false: ours). */
   inReference: boolean;
+  /** Whether it draws fresh noise every step (results depend on the seed beyond the initial noise). */
   stochastic: boolean;
 }
 
+/** Every sampler described, in the registry's order (GET /api/info). */
 export function describeSamplers(): SamplerDescription[] {
   return SAMPLER_NAMES.map((name) => {
     const { objective, description, inReference, stochastic } = SAMPLER_REGISTRY[name];

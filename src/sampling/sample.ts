@@ -9,6 +9,7 @@ import type { AdaptiveAttempt, StepCallback } from './loop.ts';
 import { kSampler, SAMPLER_REGISTRY, type KSchedule, type SamplerName } from './registry.ts';
 import { polyexponentialSigmas, rectifiedFlowTimesteps } from './schedule.ts';
 
+/** What `onProgress` of sampleK / sampleRf receives after each step. */
 export interface SampleProgress {
   /** Index of the step (k-dpm-adaptive: of the attempt), 0 … steps − 1. */
   step: number;
@@ -27,6 +28,7 @@ export interface SampleProgress {
   denoised: tf.Tensor;
 }
 
+/** Called after each sampling step; the run waits for a returned promise. */
 export type ProgressCallback = (p: SampleProgress) => void | Promise<void>;
 
 /** Defaults of the shipped Gradio front-end (docs/REFERENCE.md §7.8); `sample_k`'s own are 2m-sde, 0.5, 50. */
@@ -54,19 +56,24 @@ interface CommonOptions {
   signal?: AbortSignal;
 }
 
+/** Options of {@link sampleK} (the reference's `sample_k`); unset values take SAMPLE_K_DEFAULTS. */
 export interface SampleKOptions extends CommonOptions {
   /**
    * Inpainting soft mask in [0, 1], broadcastable to [B, C, T] (e.g. [T]): 1 keeps `initData`
    * longest, 0 is generated freely. Requires `initData`.
    */
   mask?: tf.Tensor;
+  /** A v-objective sampler name (default dpmpp-3m-sde); an unknown or rectified-flow one throws. */
   samplerType?: string;
+  /** Smallest σ of the schedule (default 0.03). */
   sigmaMin?: number;
+  /** Polyexponential schedule shape (default 1). */
   rho?: number;
   /** Draws the SDE noise (stream `sde`) and the inpainting re-noising (stream `inpaint`). */
   noiseSource: NoiseSource;
 }
 
+/** Options of {@link sampleRf} (the reference's `sample_rf`: Euler in t, no mask). */
 export type SampleRfOptions = CommonOptions;
 
 /** What `sampleK` samples over: the σ schedule (incl. the variation's σ_max substitution) and its arguments. */

@@ -89,6 +89,7 @@ export function makeSampleLms(order = 4): Sampler {
     );
   };
 }
+/** k-diffusion's `sample_lms`: linear multistep of order 4 over the schedule (one model call per step). */
 export const sampleLms: Sampler = makeSampleLms(4);
 
 // ------------------------------------------------------------------------------------------------

@@ -14,12 +14,17 @@ export type AudioPromptSource = string | Float32Array[] | Float32Array[][];
 
 /** What one generation offers its conditioners; each reads the fields it declares in `reads`. */
 export interface ConditionerMedia {
+  /** The text prompt ('' for none). */
   prompt: string;
-  /** Paths of a video or a still image (at most one of the two). */
+  /** Path of a video (at most one of video and image). */
   video?: string;
+  /** Path of a still image (at most one of video and image). */
   image?: string;
+  /** The audio prompt, if any. */
   audio?: AudioPromptSource;
+  /** Where the conditioning window starts in the media, in seconds. */
   secondsStart: number;
+  /** Length of the generated audio in seconds. */
   secondsTotal: number;
   /**
    * Inputs given by conditioner id, passed through as they are (the values of number conditioners; the
@@ -28,11 +33,14 @@ export interface ConditionerMedia {
   byId: Readonly<Record<string, unknown>>;
 }
 
+/** A field of ConditionerMedia, as a conditioner's `reads` names it. */
 export type MediaField = keyof ConditionerMedia;
 
 /** The parts of the loaded model outside the conditioner tree that preparing an input may use. */
 export interface ConditionerHost {
+  /** The model's output sample rate (Hz); audio prompts are brought to it. */
   readonly sampleRate: number;
+  /** Frames per second video is sampled at for conditioning. */
   readonly videoFps: number;
   /** The Synchformer of the sync video conditioner (null: none loaded; its features are then zeros). */
   readonly synchformer: Synchformer | null;
@@ -47,14 +55,19 @@ export interface MediaOptions {
   signal?: AbortSignal;
 }
 
+/** What `prepareInput` gets besides the media. */
 export interface PrepareOptions extends MediaOptions {
   /** The conditioner's id in the model config. */
   id: string;
+  /** Number of batch items to prepare. */
   batchSize: number;
+  /** The loaded model's parts outside the conditioner tree. */
   host: ConditionerHost;
 }
 
+/** What `condition` gets besides its input. */
 export interface ConditionContext {
+  /** Source of random draws (stream `mask` for the mel conditioner's masking, `vae` for VAE encodes). */
   noise: NoiseSource;
   /** Mel conditioner: apply the reference's random span masking (default true, as the reference does). */
   melMasking?: boolean;
@@ -76,6 +89,7 @@ export interface Conditioner<I = unknown> extends Module {
   prepareInput(media: ConditionerMedia, opts: PrepareOptions): Promise<I>;
   /** Runs on a prepared input; the output tensors are new and owned by the caller. */
   condition(input: I, ctx: ConditionContext): ConditionerOutput;
+  /** Frees the tensors of an input from `prepareInput`. */
   disposeInput(input: I): void;
   /**
    * What identifies the output of batch size 1 for these media, so that batch items with equal keys can
