@@ -12,6 +12,7 @@ export interface Runtime extends RuntimeInfo {
   readonly info: BackendInfo;
 }
 
+/** Options of {@link createRuntime}; each defaults to the environment (AUDIOX_* variables) or the backend's own value. */
 export interface RuntimeOptions {
   /** Backend to start (default: AUDIOX_BACKEND, else the first that starts; see initBackend). */
   backend?: string;

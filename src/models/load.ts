@@ -122,6 +122,7 @@ export class AudioXModel {
   }
 }
 
+/** Options of `loadModel`: where the text encoder is, the backend or runtime, the weight mode and the memory budget. */
 export interface LoadModelOptions {
   /**
    * Directory of the text encoder's snapshot, for every text conditioner (default: the download cache's

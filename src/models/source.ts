@@ -8,8 +8,10 @@ import { readConfig, type AudioXConfig } from './config.ts';
 import { T5_MODEL_DIMS } from './conditioners/text/t5.ts';
 import { DEMO_DIR } from './demo.ts';
 
+/** The released checkpoints `audiox download` fetches (HKUSTAudio on the Hugging Face hub). */
 export const RELEASED_MODELS = ['AudioX', 'AudioX-MAF', 'AudioX-MAF-MMDiT'] as const;
 
+/** No such model (neither 'demo', a released or cached name, nor a directory), or a file of its directory is missing; the message says what to run. */
 export class ModelNotFoundError extends Error {}
 
 /** Written by `prepareCustomModel` into a custom model's cache directory. */

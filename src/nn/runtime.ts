@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 
 const GiB = 1024 ** 3;
 
+/** The memory a backend lets models plan against (bytes), and what it needs on the host besides. */
 export interface MemoryBudget {
   /** The backend the budget belongs to (for messages). */
   readonly backend: string;
@@ -34,10 +35,13 @@ export interface WeightStorePolicy {
 export interface RuntimeInfo {
   /** Backend name (tensorflow-gpu, tensorflow, webgpu, wasm, cpu): for messages and reports only. */
   readonly backend: string;
+  /** Threads the backend computes with. */
   readonly threads: number;
   /** Names of the fast kernels registered for this backend (src/nn/kernels.ts, the BLAS matmul, …). */
   readonly kernels: readonly string[];
+  /** The memory plans are checked against. */
   readonly budget: MemoryBudget;
+  /** How weights are held by default. */
   readonly weights: WeightStorePolicy;
 }
 

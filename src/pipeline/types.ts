@@ -92,6 +92,7 @@ export interface GenerateOptions {
   batchSize?: number;
   /** Called after each sampling step; a returned promise is awaited (`p.denoised` stays valid until it settles). */
   onProgress?: (p: Progress) => void | Promise<void>;
+  /** Aborts the generation at the next step (or media read); the promise rejects with the signal's reason. */
   signal?: AbortSignal;
   /** Precomputed conditioner outputs by conditioner id; those conditioners are not run. */
   conditioningTensors?: Record<string, ConditionerOutput>;
