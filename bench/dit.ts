@@ -54,18 +54,18 @@ for (let r = 0; r < RUNS; r++) {
 // Per layer, on the batched residual stream [2, 237, 1536] with the embedded context [2, 471, 768].
 const h = tf.randomNormal([2, T + 1, 1536], 0, 1, 'float32', 102) as tf.Tensor3D;
 const context = tf.tidy(() => dit.toCondEmbed!.forward(tf.concat([c, tf.zerosLike(c)])) as tf.Tensor3D);
-const { cos, sin, rotateHalf } = await (async () => {
-  const { rotaryTables } = await import('../src/models/transformer.ts');
-  return rotaryTables(dit.transformer.rotaryPosEmb!, T + 1, 64);
+const rotary = await (async () => {
+  const { rotateHalfTables } = await import('../src/nn/rotary.ts');
+  return rotateHalfTables(dit.transformer.rotaryPosEmb!.freqs(T + 1), 64, { headsAfterLength: true });
 })();
 const perLayer: number[] = [];
 for (const layer of dit.transformer.layers) {
-  perLayer.push(await time(() => layer.forward(h, { context, rotary: { cos, sin, rotateHalf } })));
+  perLayer.push(await time(() => layer.forward(h, { context, rotary })));
 }
 const gflop = (2 * 2 * (T + 1) * 1536 * (3 * 1536 + 1536 + 1536 + 1536 + 12288 + 6144) + 2 * 2 * S * 768 * 1536 +
   2 * 2 * 2 * 24 * (T + 1) * 64 * (T + 1 + S)) / 1e9;
 console.log(`per layer: ${perLayer.map((m) => m.toFixed(0)).join(', ')} ms (≈${gflop.toFixed(1)} GFLOP each → ` +
   `${(gflop / (perLayer.reduce((a, b) => a + b, 0) / perLayer.length / 1000)).toFixed(1)} GFLOP/s)`);
 console.log(`extrapolated 24-layer forward: ≈${((perLayer.reduce((a, b) => a + b, 0) / perLayer.length) * 24 / 1000).toFixed(1)} s`);
-tf.dispose([x, t, c, h, context, cos, sin, rotateHalf]);
+tf.dispose([x, t, c, h, context, rotary.cos, rotary.sin, rotary.rotate]);
 wrapper.dispose();

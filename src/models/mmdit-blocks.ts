@@ -4,51 +4,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { Activation, Module, Sequential, type DerivedTensors, type Parameter, type WeightDerivation } from '../nn/index.ts';
 import * as F from '../nn/functional.ts';
+import { applyRotary, type RotaryTables } from '../nn/rotary.ts';
 import { TransposedLinear } from './transformer.ts';
-
-/** RoPE tables [L, hd] for interleaved pairs; `sin` carries the sign of the pair's first element. */
-export interface RopeTables {
-  cos: tf.Tensor2D;
-  sin: tf.Tensor2D;
-}
-
-/**
- * compute_rope_rotations(length, dim, theta): θ[p, f] = p · θ^(−2f/dim) for the pairs (2f, 2f+1) over
- * the whole head dim, every step rounded to float32 as the reference computes it (autocast off).
- */
-export function computeRopeRotations(length: number, dim: number, theta = 10000, freqScaling = 1.0): RopeTables {
-  if (dim % 2 !== 0) throw new Error(`computeRopeRotations: head dim ${dim} must be even`);
-  const f32 = Math.fround;
-  const half = dim / 2;
-  const cos = new Float32Array(length * dim);
-  const sin = new Float32Array(length * dim);
-  for (let f = 0; f < half; f++) {
-    const freq = f32(f32(1 / f32(theta ** f32((2 * f) / dim))) * freqScaling);
-    for (let p = 0; p < length; p++) {
-      const a = f32(p * freq);
-      const c = f32(Math.cos(a));
-      const s = f32(Math.sin(a));
-      cos[p * dim + 2 * f] = c;
-      cos[p * dim + 2 * f + 1] = c;
-      sin[p * dim + 2 * f] = -s;
-      sin[p * dim + 2 * f + 1] = s;
-    }
-  }
-  return { cos: tf.tensor2d(cos, [length, dim]), sin: tf.tensor2d(sin, [length, dim]) };
-}
-
-/** apply_rope on [..., L, hd]: (x₀, x₁) → (cos·x₀ − sin·x₁, sin·x₀ + cos·x₁) per pair. */
-export function applyRope(x: tf.Tensor, rope: RopeTables): tf.Tensor {
-  return tf.tidy(() => {
-    const d = x.shape[x.rank - 1];
-    // (x₁, x₀) per pair as a product with a permutation matrix: exact, and a plain 2-D matmul where
-    // a reverse over a 5-D view is a slow generic kernel on wasm.
-    const swap = new Float32Array(d * d);
-    for (let i = 0; i < d; i++) swap[i * d + (i ^ 1)] = 1;
-    const swapped = tf.matMul(x.reshape([-1, d]), tf.tensor2d(swap, [d, d])).reshape(x.shape);
-    return x.mul(rope.cos).add(swapped.mul(rope.sin));
-  });
-}
 
 /** The reference's RMSNorm(hd): its `scale` is a plain tensor that is never applied (quirk 8). */
 const rms = (x: tf.Tensor) => F.rmsNorm(x, null, 1e-6);
@@ -205,13 +162,13 @@ export class SelfAttention extends Module {
   }
 
   /** x [B, L, D] → q, k, v [B, H, L, hd]; q and k RMS-normalised per head, then rotated. */
-  preAttention(x: tf.Tensor, rope: RopeTables | null): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+  preAttention(x: tf.Tensor, rope: RotaryTables | null): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
     return tf.tidy(() => {
       const [q, k, v] = tf.split(this.qkv.forward(x), 3, -1).map((t) => F.splitHeads(t, this.nheads));
       const qn = rms(q);
       const kn = rms(k);
       if (!rope) return [qn, kn, v] as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
-      return [applyRope(qn, rope), applyRope(kn, rope), v] as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+      return [applyRotary(qn, rope), applyRotary(kn, rope), v] as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
     });
   }
 }
@@ -285,7 +242,7 @@ export class MMDitSingleBlock extends Module {
    * x [B, L, D] (timestep token + latents), cond [B, L, D] (multimodal tokens: per-token modulation,
    * quirk 8), context [B, 1, D] (the timestep token, as cross-attention context) → [B, L, D].
    */
-  forward(x: tf.Tensor, cond: tf.Tensor, rope: RopeTables | null, context: tf.Tensor | null = null): tf.Tensor {
+  forward(x: tf.Tensor, cond: tf.Tensor, rope: RotaryTables | null, context: tf.Tensor | null = null): tf.Tensor {
     return tf.tidy(() => {
       const modulation = this.adaLN_modulation.forward(cond);
       const [shiftMsa, scaleMsa, gateMsa, shiftMlp, scaleMlp, gateMlp] = tf.split(modulation, 6, -1);

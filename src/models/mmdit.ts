@@ -6,9 +6,10 @@
 // cross-attention context. Only the latent stream ([time token; latents]) is updated.
 import * as tf from '@tensorflow/tfjs';
 import { Conv1d, Module, ModuleList, Sequential, type WeightDerivation } from '../nn/index.ts';
+import { disposeRotary, interleavedRotaryTables, type RotaryTables } from '../nn/rotary.ts';
 import { FourierFeatures } from './dit.ts';
 import { TransposedLinear, siluProjection } from './transformer.ts';
-import { MMDitSingleBlock, computeRopeRotations, type RopeTables } from './mmdit-blocks.ts';
+import { MMDitSingleBlock } from './mmdit-blocks.ts';
 import { cfgCondBatch, combineCfg, doubleBatch } from './cfg.ts';
 import type { DiffusionBackboneConfig, DiffusionCond, DiffusionModel } from './diffusion-types.ts';
 
@@ -47,7 +48,7 @@ export class ContinuousMMDiTTransformer extends Module {
   readonly latentSeqLen: number;
   readonly nheads: number;
   readonly headDim: number;
-  private rope: RopeTables | null = null;
+  private rope: RotaryTables | null = null;
 
   constructor(
     readonly dim: number,
@@ -75,7 +76,7 @@ export class ContinuousMMDiTTransformer extends Module {
   }
 
   /** latent_rot: a non-persistent buffer (not in the state dict), computed once the weights are set. */
-  private get latentRot(): RopeTables {
+  private get latentRot(): RotaryTables {
     if (!this.rope) this.computeRope();
     return this.rope!;
   }
@@ -86,12 +87,12 @@ export class ContinuousMMDiTTransformer extends Module {
 
   private computeRope(): void {
     this.onDispose();
-    const { cos, sin } = computeRopeRotations(this.latentSeqLen, this.headDim);
-    this.rope = { cos: tf.keep(cos), sin: tf.keep(sin) };
+    const r = interleavedRotaryTables(this.latentSeqLen, this.headDim);
+    this.rope = { cos: tf.keep(r.cos), sin: tf.keep(r.sin), rotate: tf.keep(r.rotate) };
   }
 
   protected override onDispose(): void {
-    if (this.rope) tf.dispose([this.rope.cos, this.rope.sin]);
+    if (this.rope) disposeRotary(this.rope);
     this.rope = null;
   }
 

@@ -9,6 +9,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Module, ModuleList, Sequential, type Parameter } from '../nn/module.ts';
 import { viewOf, type DerivedTensors, type DerivedView, type WeightDerivation } from '../nn/residency.ts';
 import { Activation, LayerNorm, RotaryEmbedding } from '../nn/layers.ts';
+import { applyRotary, rotateHalfTables, type RotaryTables } from '../nn/rotary.ts';
 import * as F from '../nn/functional.ts';
 
 /**
@@ -101,45 +102,6 @@ export class TransposedLinear extends Module {
     if (ys.length === 1) return ys[0];
     return tf.tidy(() => tf.concat(ys, -1));
   }
-}
-
-/** cos/sin tables [L, 1, dh] and the rotate-half matrix [dh, dh] for a sequence (docs/REFERENCE.md §2.5). */
-export interface RotaryTables {
-  cos: tf.Tensor3D;
-  sin: tf.Tensor3D;
-  rotateHalf: tf.Tensor2D;
-}
-
-/**
- * The block-wide rotary tables for positions 0…L−1: only the first `rot` channels of each head
- * rotate (cos 1 / sin 0 on the rest). rotate_half (concat(−u2, u1) on those channels) is a signed
- * permutation, applied as one small 2-D matmul (exact: ±1 products, the other terms are zero).
- */
-export function rotaryTables(emb: RotaryEmbedding, length: number, dimHeads: number): RotaryTables {
-  return tf.tidy(() => {
-    const rot = emb.dim;
-    const freqs = emb.freqs(length); // [L, rot], fp32 as in the reference
-    const pad = (t: tf.Tensor2D, v: number) =>
-      rot === dimHeads ? t : tf.concat([t, tf.fill([length, dimHeads - rot], v)], 1);
-    const half = rot / 2;
-    const p = new Float32Array(dimHeads * dimHeads); // (u·P)[j] = −u[j+half] (j < half), u[j−half] (half ≤ j < rot)
-    for (let j = 0; j < half; j++) p[(j + half) * dimHeads + j] = -1;
-    for (let j = half; j < rot; j++) p[(j - half) * dimHeads + j] = 1;
-    return {
-      cos: pad(tf.cos(freqs), 1).expandDims(1) as tf.Tensor3D,
-      sin: pad(tf.sin(freqs), 0).expandDims(1) as tf.Tensor3D,
-      rotateHalf: tf.tensor2d(p, [dimHeads, dimHeads]),
-    };
-  });
-}
-
-/** x·cos + rotate_half(x)·sin on [B, L, H, dh] (reference `apply_rotary_pos_emb`, fp32). */
-export function applyRotary(x: tf.Tensor4D, r: RotaryTables): tf.Tensor4D {
-  return tf.tidy(() => {
-    const [b, l, h, d] = x.shape;
-    const rotated = tf.matMul(x.reshape([b * l * h, d]), r.rotateHalf).reshape([b, l, h, d]);
-    return x.mul(r.cos).add(rotated.mul(r.sin)) as tf.Tensor4D;
-  });
 }
 
 /** Reference `Attention` (qk_norm 'none', no flash/natten paths). */
@@ -379,7 +341,8 @@ export class ContinuousTransformer extends Module {
         h = tf.concat([inputs.prepend, h], 1);
       }
       // The reference builds a (prepend ∪ all-ones) mask here but never passes it to the blocks.
-      const rotary = this.rotaryPosEmb ? rotaryTables(this.rotaryPosEmb, h.shape[1], this.dimHeads) : undefined;
+      // Block-wide tables for positions 0…L−1 (§2.5): only the first `rot` channels of each head rotate.
+      const rotary = this.rotaryPosEmb ? rotateHalfTables(this.rotaryPosEmb.freqs(h.shape[1]), this.dimHeads, { headsAfterLength: true }) : undefined;
       for (const layer of this.layers) h = layer.forward(h, { context: inputs.context, rotary, globalCond: inputs.globalCond });
       return (this.projectOut ? this.projectOut.forward(h) : h) as tf.Tensor3D;
     });

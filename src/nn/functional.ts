@@ -244,23 +244,3 @@ export function mergeHeads(x: tf.Tensor): tf.Tensor3D {
   return x.transpose([0, 2, 1, 3]).reshape([b, l, h * d]) as tf.Tensor3D;
 }
 
-/**
- * Rotary embedding, rotate-half (NeoX) convention, applied to the first `freqs.shape[-1]` channels
- * of the last axis; the remaining channels pass through. `freqs` is [L, rot].
- */
-export function applyRotaryHalf(x: tf.Tensor, freqs: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const rot = freqs.shape[freqs.rank - 1];
-    const d = x.shape[x.rank - 1];
-    const begin = x.shape.map(() => 0);
-    const u = x.slice(begin, [...x.shape.slice(0, -1), rot]);
-    const half = rot / 2;
-    const u1 = u.slice(begin, [...u.shape.slice(0, -1), half]);
-    const u2 = u.slice([...begin.slice(0, -1), half], [...u.shape.slice(0, -1), half]);
-    const rotated = tf.concat([u2.neg(), u1], -1);
-    const out = u.mul(tf.cos(freqs)).add(rotated.mul(tf.sin(freqs)));
-    if (rot === d) return out;
-    const rest = x.slice([...begin.slice(0, -1), rot], [...x.shape.slice(0, -1), d - rot]);
-    return tf.concat([out, rest], -1);
-  });
-}

@@ -5,8 +5,6 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { PrefixedSource, SafetensorsFile } from '../../src/io/safetensors.ts';
 import { DiffusionTransformer, DiTWrapper, type DiTConfig } from '../../src/models/dit.ts';
 import type { DiffusionCond } from '../../src/models/diffusion-types.ts';
-import { applyRotary, rotaryTables } from '../../src/models/transformer.ts';
-import { RotaryEmbedding } from '../../src/nn/layers.ts';
 import * as F from '../../src/nn/functional.ts';
 import { FIXTURES, expectClose, expectNoLeak, seededNormal } from '../helpers.ts';
 
@@ -206,18 +204,6 @@ describe('DiT full-size parameter manifests', () => {
 });
 
 describe('DiT building blocks', () => {
-  it('rotary tables (matmul rotate-half) equal F.applyRotaryHalf, partial and full', async () => {
-    for (const dh of [64, 40, 32]) {
-      const emb = new RotaryEmbedding(Math.max(dh / 2, 32));
-      const x = tf.randomNormal([2, 7, 3, dh], 0, 1, 'float32', dh) as tf.Tensor4D;
-      const tables = rotaryTables(emb, 7, dh);
-      const ours = applyRotary(x, tables);
-      const ref = tf.tidy(() => F.applyRotaryHalf(x.transpose([0, 2, 1, 3]), emb.freqs(7)).transpose([0, 2, 1, 3]));
-      await expectClose(ours, ref, 1e-6, 1e-6);
-      tf.dispose([x, ours, ref, tables.cos, tables.sin, tables.rotateHalf]);
-    }
-  });
-
   it('adaLN variant builds its to_scale_shift_gate and runs', async () => {
     const m = new DiffusionTransformer({
       io_channels: 4, embed_dim: 64, depth: 1, num_heads: 2, cond_token_dim: 16,

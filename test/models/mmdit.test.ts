@@ -4,7 +4,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PrefixedSource, SafetensorsFile } from '../../src/io/safetensors.ts';
 import { MMDiTWrapper, MMDiffusionTransformer, type MMDiTConfig } from '../../src/models/mmdit.ts';
-import { ChannelLastConv1d, CrossAttention, applyRope, computeRopeRotations, swigluHidden } from '../../src/models/mmdit-blocks.ts';
+import { ChannelLastConv1d, CrossAttention, swigluHidden } from '../../src/models/mmdit-blocks.ts';
 import { DiTWrapper } from '../../src/models/dit.ts';
 import { combineCfg, cfgCondBatch } from '../../src/models/cfg.ts';
 import type { DiffusionModel, DiffusionCond } from '../../src/models/diffusion-types.ts';
@@ -133,22 +133,6 @@ describe('MMDiT construction', () => {
 });
 
 describe('MMDiT blocks', () => {
-  it('RoPE rotates interleaved pairs (2f, 2f+1) by p·10000^(−2f/hd)', async () => {
-    const rope = computeRopeRotations(3, 4);
-    const x = tf.tensor4d([1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4], [1, 1, 3, 4]);
-    const y = applyRope(x, rope);
-    const expected: number[] = [];
-    for (let p = 0; p < 3; p++) {
-      for (let f = 0; f < 2; f++) {
-        const a = p * 10000 ** (-(2 * f) / 4);
-        const [x0, x1] = [1 + 2 * f, 2 + 2 * f];
-        expected.push(Math.cos(a) * x0 - Math.sin(a) * x1, Math.sin(a) * x0 + Math.cos(a) * x1);
-      }
-    }
-    await expectClose(y, expected, 1e-5, 0);
-    tf.dispose([rope.cos, rope.sin, x, y]);
-  });
-
   it('ChannelLastConv1d (k=3, pad 1) equals torch Conv1d on the transposed input', async () => {
     const conv = new ChannelLastConv1d(5, 7, 3, 1);
     const w = tf.randomNormal([7, 5, 3], 0, 1, 'float32', 1);

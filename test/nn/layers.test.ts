@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { MapSource } from '../../src/io/safetensors.ts';
 import * as F from '../../src/nn/functional.ts';
-import { Activation, Conv1d, ConvTranspose1d, LayerNorm, Linear, RotaryEmbedding, SnakeBeta } from '../../src/nn/layers.ts';
+import { Activation, Conv1d, ConvTranspose1d, LayerNorm, Linear, SnakeBeta } from '../../src/nn/layers.ts';
 import { expectClose, expectNoLeak } from '../helpers.ts';
 
 function rnd(shape: number[], seed: number): tf.Tensor {
@@ -198,23 +198,5 @@ describe('nn layers', () => {
     );
     await expectClose(masked, refMasked, 1e-6, 1e-5);
     tf.dispose([q, k, v, out, kr, vr, ref, mask, masked, refMasked]);
-  });
-
-  it('rotary (rotate-half) on the first rot channels only', async () => {
-    const rope = new RotaryEmbedding(4);
-    const freqs = rope.freqs(3);
-    const inv = RotaryEmbedding.invFreqValues(4);
-    expect(Array.from(inv)).toEqual([1, Math.fround(1 / 100)]);
-    const x = tf.tensor4d(Array.from({ length: 18 }, (_, i) => i / 10), [1, 1, 3, 6]);
-    const y = F.applyRotaryHalf(x, freqs);
-    const xs = (await x.array())[0][0];
-    const expected = xs.map((row, p) => {
-      const th = [p * inv[0], p * inv[1], p * inv[0], p * inv[1]];
-      const u = row.slice(0, 4);
-      const rot = [-u[2], -u[3], u[0], u[1]];
-      return [...u.map((val, i) => val * Math.cos(th[i]) + rot[i] * Math.sin(th[i])), row[4], row[5]];
-    });
-    await expectClose(y, expected.flat(), 1e-6, 1e-5);
-    tf.dispose([freqs, x, y]);
   });
 });
