@@ -100,7 +100,8 @@ export interface ModelSource {
   weightsFile: string | null;
   /**
    * The Synchformer weights a sync-feature video conditioner loads: the model's own copy, else (for custom
-   * models) the one a released model's download left in the cache. It may not exist: the features are then zeros.
+   * models) the one a released model's download or `audiox download synchformer` left in the cache. It may not
+   * exist: the features are then zeros.
    */
   synchformerFile: string;
   /** Distinct text encoder snapshots, one entry per conditioner that uses one. */
@@ -116,11 +117,16 @@ export interface InspectModelOptions {
   requireFiles?: boolean;
 }
 
+/** The config's video conditioners that load the Synchformer (sync features). */
+export function needsSynchformer(config: AudioXConfig): boolean {
+  return config.model.conditioning.configs.some((e) => e.type === 'clip-with-sync-w-empty-feat');
+}
+
 /** The Synchformer file a model uses (see ModelSource.synchformerFile). */
-function synchformerFileOf(dir: string, kind: ModelKind): string {
+export function synchformerFileOf(dir: string, kind: ModelKind): string {
   const own = path.join(dir, 'synchformer.safetensors');
   if (kind !== 'custom' || fs.existsSync(own)) return own;
-  const shared = ['AudioX-MAF', 'AudioX-MAF-MMDiT'].map((m) => path.join(modelDir(m), 'synchformer.safetensors'));
+  const shared = ['AudioX-MAF', 'AudioX-MAF-MMDiT', 'synchformer'].map((m) => path.join(modelDir(m), 'synchformer.safetensors'));
   return shared.find((f) => fs.existsSync(f)) ?? own;
 }
 
