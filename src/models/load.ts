@@ -193,7 +193,7 @@ export async function loadModel(nameOrDir: string | CustomModelRef, opts: LoadMo
     const syncFile = needsSync && !demo ? src.synchformerFile : null;
     file = mainFile ? SafetensorsFile.open(mainFile) : null;
     if (file) {
-      const fix = src.kind === 'released'
+      const fix = (RELEASED_MODELS as readonly string[]).includes(name)
         ? `Run \`audiox download ${name}\` (it fetches VAE.ckpt and converts it to VAE.safetensors).`
         : `Convert the autoencoder's checkpoint into the model directory: \`audiox convert VAE.ckpt ${path.join(dir, 'VAE.safetensors')}\` ` +
           '(or point the entry\'s pretransform_ckpt_path at it).';

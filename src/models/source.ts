@@ -137,7 +137,7 @@ export function synchformerFileOf(dir: string, kind: ModelKind): string {
 export function inspectModel(nameOrDir: string, opts: InspectModelOptions = {}): ModelSource {
   const { name, dir, demo, kind } = resolveModelDir(nameOrDir);
   const hint =
-    kind === 'released'
+    isReleased(name)
       ? `Run \`audiox download ${name}\` first.`
       : kind === 'custom'
         ? 'The cached copy is incomplete: run again with --model-config and --ckpt-path to rebuild it.'
