@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { downloadModel, type DownloadEvent } from '../hub/download.ts';
-import { audioxHome } from '../hub/models.ts';
+import { MODEL_NAMES, audioxHome } from '../hub/models.ts';
 import { SafetensorsFile, writeSafetensors, type TensorSource } from '../io/safetensors.ts';
 import { ConvertError, convertCheckpoint, openTorchCheckpoint } from '../../weights-converter/convert.ts';
 import { ConfigError, readConfig, type AudioXConfig } from './config.ts';
@@ -194,7 +194,9 @@ function newName(checkpoint: string): string {
   const base = (/^(model|last|checkpoint|final)$/i.test(stem) ? `${path.basename(path.dirname(checkpoint))}-${stem}` : stem)
     .replace(/[^A-Za-z0-9._-]+/g, '-')
     .replace(/^[.-]+/, '') || 'custom';
-  const taken = (n: string) => fs.existsSync(path.join(modelsRoot(), n)) || n === 'demo';
+  // Never a downloadable model's name (its download would land in the conversion), nor demo.
+  const reserved = new Set(['demo', ...MODEL_NAMES].map((n) => n.toLowerCase()));
+  const taken = (n: string) => fs.existsSync(path.join(modelsRoot(), n)) || reserved.has(n.toLowerCase());
   let name = base;
   for (let i = 2; taken(name); i++) name = `${base}-${i}`;
   return name;

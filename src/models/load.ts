@@ -167,6 +167,11 @@ export interface CustomModelRef {
   ema?: boolean;
 }
 
+/**
+ * Loads a model: `demo`, a released name, a model cached under AUDIOX_HOME/models (custom conversions included), a
+ * model directory, or a config + checkpoint (`CustomModelRef`, converted into the cache first when needed; the text
+ * encoder and Synchformer it needs are downloaded once unless `opts.t5Dir` gives the encoder).
+ */
 export async function loadModel(nameOrDir: string | CustomModelRef, opts: LoadModelOptions = {}): Promise<AudioXModel> {
   await initBackend(opts.backend);
   let ref: string;

@@ -112,6 +112,14 @@ describe('prepareCustomModel', () => {
     expect((await prepareCustomModel({ config: configFile, checkpoint: file })).converted).toBe(false);
   });
 
+  it('never names a conversion after a downloadable model or demo', async () => {
+    for (const stem of ['AudioX', 't5-small', 'demo']) {
+      const file = path.join(tmp, 'run', `${stem}.ckpt`);
+      fs.copyFileSync(ckpt, file);
+      expect((await prepareCustomModel({ config: configFile, checkpoint: file })).name).toBe(`${stem}-2`);
+    }
+  });
+
   it('refuses --ema for a checkpoint without an EMA copy, writing nothing', async () => {
     writeTrainingCheckpoint(ckpt, customConfig(), { ema: false });
     await expect(prepareCustomModel({ config: configFile, checkpoint: ckpt, ema: true })).rejects.toThrow(/--ema: the checkpoint has no EMA weights/);
