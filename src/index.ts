@@ -13,12 +13,17 @@ export type { RuntimeInfo, MemoryBudget, WeightStorePolicy } from './nn/runtime.
 
 // ---- models ----
 /**
- * `loadModel(name | dir, options)` loads a released model (`audiox download` leaves it in the cache), a model
- * directory, or the built-in untrained `demo` model; `AudioXModel` is the result (`.wrapper` is the module tree,
+ * `loadModel(name | dir | { config, checkpoint }, options)` loads a released model (`audiox download` leaves it in
+ * the cache), a model the cache holds (`audiox models`), a model directory, your own config + checkpoint (converted
+ * into the cache on first use), or the built-in untrained `demo` model; `AudioXModel` is the result (`.wrapper` is the module tree,
  * named by the reference's state-dict paths).
  */
-export { localModels, AudioXModel, RELEASED_MODELS, type LoadModelOptions, type ModelInfo } from './models/load.ts';
+export { localModels, AudioXModel, RELEASED_MODELS, type CustomModelRef, type LoadModelOptions, type ModelInfo } from './models/load.ts';
 export { loadModel } from './pipeline/load.ts';
+/** A config + training checkpoint made into a cached model (what `loadModel({ config, checkpoint })` does first). */
+export { prepareCustomModel, CustomModelError, type CustomModelOptions, type PreparedCustomModel } from './models/custom.ts';
+/** What the model cache holds (`audiox models`), and removing an entry (`audiox models rm`). */
+export { listCachedModels, removeCachedModel, type CachedModel, type CachedKind } from './models/cache.ts';
 /** Model configs: read and validate the original `config.json`. */
 export { readConfig, validateConfig, type AudioXConfig } from './models/config.ts';
 /** Config-driven construction without weights (e.g. for a parameter manifest). */

@@ -65,7 +65,7 @@ export async function modelFromCli(o: ModelCliOptions, opts: { quiet?: boolean }
       onConvertStart: progress.start,
       onProgress: (p) => progress.update(p.index),
       onDownload: (enc, e) => {
-        if (!opts.quiet && (e.stage === 'downloading' || e.stage === 'resuming')) console.error(`downloading text encoder ${enc}: ${e.file}…`);
+        if (!opts.quiet && (e.stage === 'downloading' || e.stage === 'resuming')) console.error(`downloading ${enc} (the config needs it): ${e.file}…`);
       },
     });
   } finally {

@@ -5,7 +5,7 @@ import path from 'node:path';
 /** The text encoders that can be downloaded (cache names; see TEXT_ENCODERS for the config's names). */
 export type TextEncoderName = 't5-small' | 't5-base' | 't5-large' | 'flan-t5-small' | 'flan-t5-base' | 'flan-t5-large';
 
-export type ModelName = 'AudioX' | 'AudioX-MAF' | 'AudioX-MAF-MMDiT' | TextEncoderName;
+export type ModelName = 'AudioX' | 'AudioX-MAF' | 'AudioX-MAF-MMDiT' | TextEncoderName | 'synchformer';
 
 export interface ModelSpec {
   name: ModelName;
@@ -38,6 +38,13 @@ export const MODELS: Record<ModelName, ModelSpec> = {
     // VAE.ckpt: the audio prompt's autoencoder (the config's pretransform_ckpt_path), see models/conditioner-weights.ts.
     files: ['config.json', 'model.ckpt', 'synchformer_state_dict.pth', 'VAE.ckpt'],
     convert: { ...AUDIOX_CONVERT, 'VAE.ckpt': 'VAE.safetensors' },
+  },
+  // The Synchformer on its own (the MAF release's copy): what a custom model's sync-feature video conditioner loads.
+  synchformer: {
+    name: 'synchformer',
+    repo: 'HKUSTAudio/AudioX-MAF',
+    files: ['synchformer_state_dict.pth'],
+    convert: { 'synchformer_state_dict.pth': 'synchformer.safetensors' },
   },
   't5-small': textEncoder('t5-small', 'google-t5/t5-small'),
   't5-base': textEncoder('t5-base', 'google-t5/t5-base'),

@@ -7,15 +7,15 @@ import { SafetensorsFile } from '../io/safetensors.ts';
 import { readConfig } from './config.ts';
 import { CUSTOM_SOURCE_FILE, RELEASED_MODELS } from './source.ts';
 
-export type CachedKind = 'released' | 'custom' | 'text-encoder' | 'other';
+export type CachedKind = 'released' | 'custom' | 'text-encoder' | 'synchformer' | 'other';
 
 export interface CachedModel {
   name: string;
   dir: string;
   kind: CachedKind;
-  /** e.g. "dit + MAF", "mmdit", "text encoder"; "?" when the config cannot be read. */
+  /** e.g. "dit + MAF", "mmdit", "text encoder", "synchformer"; "?" when the config cannot be read. */
   variant: string;
-  /** Elements of every tensor in model.safetensors (null: no weights file). */
+  /** Elements of every tensor in the weights file (model.safetensors; null: none). */
   parameters: number | null;
   /** Bytes of every file in the directory. */
   bytes: number;
@@ -42,6 +42,7 @@ function dirBytes(dir: string): number {
 }
 
 function kindOf(name: string, dir: string): CachedKind {
+  if (name === 'synchformer') return 'synchformer';
   if ((RELEASED_MODELS as readonly string[]).includes(name)) return 'released';
   if (Object.values(TEXT_ENCODERS).includes(name as (typeof TEXT_ENCODERS)[string])) return 'text-encoder';
   if (fs.existsSync(path.join(dir, CUSTOM_SOURCE_FILE))) return 'custom';
@@ -70,6 +71,7 @@ function weightsSummary(file: string): { parameters: number; dtype: string } | n
 
 function variantOf(kind: CachedKind, dir: string): string {
   if (kind === 'text-encoder') return 'text encoder';
+  if (kind === 'synchformer') return 'synchformer';
   try {
     const d = readConfig(path.join(dir, 'config.json')).model.diffusion;
     return `${d.type}${d.gate ? ' + MAF' : ''}`;
@@ -86,16 +88,18 @@ function lastUsed(dir: string): Date | null {
   }
 }
 
-/** Every model directory in the cache (those with a config.json), by name. */
+/** Every model directory in the cache (those with a config.json, and the Synchformer's), by name. */
 export function listCachedModels(): CachedModel[] {
   const root = modelsRoot();
   if (!fs.existsSync(root)) return [];
   const out: CachedModel[] = [];
   for (const name of fs.readdirSync(root).sort()) {
     const dir = path.join(root, name);
-    if (name.startsWith('.') || !fs.statSync(dir).isDirectory() || !fs.existsSync(path.join(dir, 'config.json'))) continue;
+    if (name.startsWith('.') || !fs.statSync(dir).isDirectory()) continue;
     const kind = kindOf(name, dir);
-    const w = weightsSummary(path.join(dir, 'model.safetensors'));
+    const weights = path.join(dir, kind === 'synchformer' ? 'synchformer.safetensors' : 'model.safetensors');
+    if (!fs.existsSync(path.join(dir, kind === 'synchformer' ? 'synchformer.safetensors' : 'config.json'))) continue;
+    const w = weightsSummary(weights);
     let source: string | undefined;
     if (kind === 'custom') {
       try {

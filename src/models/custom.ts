@@ -8,12 +8,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type * as tf from '@tensorflow/tfjs';
 import { downloadModel, type DownloadEvent } from '../hub/download.ts';
-import { audioxHome } from '../hub/models.ts';
+import { MODEL_NAMES, audioxHome } from '../hub/models.ts';
 import { SafetensorsFile, writeSafetensors, type TensorSource } from '../io/safetensors.ts';
 import { ConvertError, convertCheckpoint, openTorchCheckpoint } from '../../weights-converter/convert.ts';
 import { ConfigError, readConfig, type AudioXConfig } from './config.ts';
 import { buildConditioner } from './conditioners/registry.ts';
-import { CUSTOM_SOURCE_FILE, textEncoders } from './source.ts';
+import { CUSTOM_SOURCE_FILE, needsSynchformer, synchformerFileOf, textEncoders } from './source.ts';
 import { planCheckpointKeys, type KeyPlan } from './training-keys.ts';
 import { createModelFromConfig } from './wrapper.ts';
 
@@ -43,7 +43,7 @@ export interface PreparedCustomModel {
   converted: boolean;
   /** Which weights were taken and what was left out (see planCheckpointKeys). */
   notes: string[];
-  /** Text encoders downloaded now (none when the cache had them). */
+  /** Text encoders and the Synchformer downloaded now (none when the cache had them). */
   downloaded: string[];
 }
 
@@ -194,7 +194,9 @@ function newName(checkpoint: string): string {
   const base = (/^(model|last|checkpoint|final)$/i.test(stem) ? `${path.basename(path.dirname(checkpoint))}-${stem}` : stem)
     .replace(/[^A-Za-z0-9._-]+/g, '-')
     .replace(/^[.-]+/, '') || 'custom';
-  const taken = (n: string) => fs.existsSync(path.join(modelsRoot(), n)) || n === 'demo';
+  // Never a downloadable model's name (its download would land in the conversion), nor demo.
+  const reserved = new Set(['demo', ...MODEL_NAMES].map((n) => n.toLowerCase()));
+  const taken = (n: string) => fs.existsSync(path.join(modelsRoot(), n)) || reserved.has(n.toLowerCase());
   let name = base;
   for (let i = 2; taken(name); i++) name = `${base}-${i}`;
   return name;
@@ -270,6 +272,23 @@ export async function resolveTextEncoders(config: AudioXConfig, onDownload?: Cus
 }
 
 /**
+ * Downloads the Synchformer (`audiox download synchformer`) when the config has a sync-feature video conditioner
+ * and the cache has no copy (neither the model's own nor a released model's). Returns the names downloaded.
+ */
+export async function resolveSynchformer(config: AudioXConfig, dir: string, onDownload?: CustomModelOptions['onDownload']): Promise<string[]> {
+  if (!needsSynchformer(config) || fs.existsSync(synchformerFileOf(dir, 'custom'))) return [];
+  try {
+    await downloadModel('synchformer', { onEvent: onDownload && ((e) => onDownload('synchformer', e)) });
+  } catch (e) {
+    throw new CustomModelError(
+      `the config's video conditioner needs the Synchformer, which is not in the cache, and downloading it failed: ${(e as Error).message}. ` +
+        'Run `audiox download synchformer` when the hub is reachable.',
+    );
+  }
+  return ['synchformer'];
+}
+
+/**
  * Validates a custom model and returns its cached directory, converting the checkpoint first when the cache has
  * no up-to-date copy. Errors name the config key or checkpoint keys at fault; the cache is left as it was.
  */
@@ -290,9 +309,12 @@ export async function prepareCustomModel(o: CustomModelOptions): Promise<Prepare
     emaChoice: o.ema === undefined ? ('auto' as const) : o.ema ? ('ema' as const) : ('online' as const),
   };
   const cached = findCached(checkpoint);
-  const encoders = () => (o.downloadTextEncoders === false ? Promise.resolve([]) : resolveTextEncoders(config, o.onDownload));
+  const encoders = async (dir: string) => [
+    ...(o.downloadTextEncoders === false ? [] : await resolveTextEncoders(config, o.onDownload)),
+    ...(await resolveSynchformer(config, dir, o.onDownload)),
+  ];
   if (cached && sameSource(cached.stamp, identity) && fs.existsSync(path.join(modelsRoot(), cached.name, 'model.safetensors'))) {
-    const downloaded = await encoders();
+    const downloaded = await encoders(path.join(modelsRoot(), cached.name));
     return { name: cached.name, dir: path.join(modelsRoot(), cached.name), converted: false, notes: cached.stamp.notes, downloaded };
   }
   let shapes: Map<string, readonly number[]>;
@@ -303,11 +325,10 @@ export async function prepareCustomModel(o: CustomModelOptions): Promise<Prepare
   }
   const plan = planCheckpointKeys([...shapes.keys()], o.ema);
   checkAgainstModel(config, shapes, plan, checkpoint);
-  // Before anything is written for the model itself: a missing encoder that cannot be fetched fails here.
-  const downloaded = await encoders();
-
   const name = cached?.name ?? newName(checkpoint);
   const dir = path.join(modelsRoot(), name);
+  // Before anything is written for the model itself: a missing encoder that cannot be fetched fails here.
+  const downloaded = await encoders(dir);
   fs.mkdirSync(modelsRoot(), { recursive: true });
   const tmp = fs.mkdtempSync(path.join(modelsRoot(), `.tmp-${name}-`));
   // Ctrl-C exits from its handler: the 'exit' hook still removes the unfinished directory.

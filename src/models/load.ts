@@ -200,8 +200,11 @@ export interface CustomModelRef {
 }
 
 /**
- * Loads a model on `opts.runtime` (the backend already started: models never start one). Library callers use
- * the package's `loadModel` (src/pipeline/load.ts), which creates a default runtime when none is given.
+ * Loads a model on `opts.runtime` (the backend already started: models never start one): `demo`, a released name,
+ * a model cached under AUDIOX_HOME/models (custom conversions included), a model directory, or a config +
+ * checkpoint (`CustomModelRef`, converted into the cache first when needed; the text encoder and Synchformer it
+ * needs are downloaded once unless `opts.t5Dir` gives the encoder). Library callers use the package's
+ * `loadModel` (src/pipeline/load.ts), which creates a default runtime when none is given.
  */
 export async function loadModel(nameOrDir: string | CustomModelRef, opts: LoadModelOptions & { runtime: RuntimeInfo }): Promise<AudioXModel> {
   const { runtime } = opts;
@@ -229,7 +232,7 @@ export async function loadModel(nameOrDir: string | CustomModelRef, opts: LoadMo
     const syncFile = needsSync && !demo ? src.synchformerFile : null;
     file = mainFile ? SafetensorsFile.open(mainFile) : null;
     if (file) {
-      const fix = src.kind === 'released'
+      const fix = (RELEASED_MODELS as readonly string[]).includes(name)
         ? `Run \`audiox download ${name}\` (it fetches VAE.ckpt and converts it to VAE.safetensors).`
         : `Convert the autoencoder's checkpoint into the model directory: \`audiox convert VAE.ckpt ${path.join(dir, 'VAE.safetensors')}\` ` +
           '(or point the entry\'s pretransform_ckpt_path at it).';

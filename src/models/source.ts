@@ -102,7 +102,8 @@ export interface ModelSource {
   weightsFile: string | null;
   /**
    * The Synchformer weights a sync-feature video conditioner loads: the model's own copy, else (for custom
-   * models) the one a released model's download left in the cache. It may not exist: the features are then zeros.
+   * models) the one a released model's download or `audiox download synchformer` left in the cache. It may not
+   * exist: the features are then zeros.
    */
   synchformerFile: string;
   /** Distinct text encoder snapshots, one entry per conditioner that uses one. */
@@ -118,11 +119,16 @@ export interface InspectModelOptions {
   requireFiles?: boolean;
 }
 
+/** The config's video conditioners that load the Synchformer (sync features). */
+export function needsSynchformer(config: AudioXConfig): boolean {
+  return config.model.conditioning.configs.some((e) => e.type === 'clip-with-sync-w-empty-feat');
+}
+
 /** The Synchformer file a model uses (see ModelSource.synchformerFile). */
-function synchformerFileOf(dir: string, kind: ModelKind): string {
+export function synchformerFileOf(dir: string, kind: ModelKind): string {
   const own = path.join(dir, 'synchformer.safetensors');
   if (kind !== 'custom' || fs.existsSync(own)) return own;
-  const shared = ['AudioX-MAF', 'AudioX-MAF-MMDiT'].map((m) => path.join(modelDir(m), 'synchformer.safetensors'));
+  const shared = ['AudioX-MAF', 'AudioX-MAF-MMDiT', 'synchformer'].map((m) => path.join(modelDir(m), 'synchformer.safetensors'));
   return shared.find((f) => fs.existsSync(f)) ?? own;
 }
 
@@ -133,7 +139,7 @@ function synchformerFileOf(dir: string, kind: ModelKind): string {
 export function inspectModel(nameOrDir: string, opts: InspectModelOptions = {}): ModelSource {
   const { name, dir, demo, kind } = resolveModelDir(nameOrDir);
   const hint =
-    kind === 'released'
+    isReleased(name)
       ? `Run \`audiox download ${name}\` first.`
       : kind === 'custom'
         ? 'The cached copy is incomplete: run again with --model-config and --ckpt-path to rebuild it.'

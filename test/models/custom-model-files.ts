@@ -10,13 +10,14 @@ import { OP, pk, tensorPickle, torchArchive } from '../torch-archive.ts';
 
 /**
  * The demo's config reshaped: a mel audio prompt (nothing to download), a 1-layer 128-wide 4-head DiT without the
- * MAF gate, 2 s. `t5ModelName` adds a text conditioner (32 wide, like the demo's encoder) loading that encoder.
+ * MAF gate, 2 s. `t5ModelName` adds a text conditioner (32 wide, like the demo's encoder) loading that encoder;
+ * `video` the demo's (tiny) sync-feature video conditioner, which loads the Synchformer.
  */
-export function customConfig(opts: { t5ModelName?: string; embedDim?: number; numHeads?: number; depth?: number } = {}): AudioXConfig {
+export function customConfig(opts: { t5ModelName?: string; video?: boolean; embedDim?: number; numHeads?: number; depth?: number } = {}): AudioXConfig {
   const c = JSON.parse(fs.readFileSync(path.join(DEMO_DIR, 'config.json'), 'utf8')) as AudioXConfig & { audiox_ts?: unknown };
   delete c.audiox_ts;
   c.sample_size = 88200;
-  const keep = opts.t5ModelName ? ['text_prompt', 'audio_prompt'] : ['audio_prompt'];
+  const keep = [...(opts.video ? ['video_prompt'] : []), ...(opts.t5ModelName ? ['text_prompt'] : []), 'audio_prompt'];
   c.model.conditioning.configs = c.model.conditioning.configs.filter((e) => keep.includes(e.id));
   const text = c.model.conditioning.configs.find((e) => e.id === 'text_prompt');
   if (text) text.config.t5_model_name = opts.t5ModelName;

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { SafetensorsFile } from '../../src/io/safetensors.ts';
+import { SafetensorsFile, saveTensors } from '../../src/io/safetensors.ts';
 import { listCachedModels, removeCachedModel, cachedGenerationModels } from '../../src/models/cache.ts';
 import type { AudioXConfig } from '../../src/models/config.ts';
 import { prepareCustomModel } from '../../src/models/custom.ts';
@@ -14,7 +14,7 @@ import { localModels } from '../../src/models/load.ts';
 import { loadModel } from '../../src/pipeline/load.ts';
 import { inspectModel } from '../../src/models/source.ts';
 import { MockHub } from '../mock-hub.ts';
-import { customConfig, modelTensors, writeTrainingCheckpoint } from './custom-model-files.ts';
+import { customConfig, modelTensors, trainingCheckpoint, writeTrainingCheckpoint } from './custom-model-files.ts';
 import { writeT5Dir } from './tiny-model-dir.ts';
 
 const saved = { AUDIOX_HOME: process.env.AUDIOX_HOME, HF_ENDPOINT: process.env.HF_ENDPOINT };
@@ -97,6 +97,28 @@ describe('prepareCustomModel', () => {
     expect(noEma.notes[0]).toMatch(/online weights, --no-ema/);
     expect(readTensor(path.join(noEma.dir, 'model.safetensors'), dit)).toEqual(online.get(dit));
     expect(cacheEntries()).toEqual([first.name]);
+  });
+
+  it('takes a .safetensors checkpoint with training prefixes the same way', async () => {
+    const file = path.join(tmp, 'run', 'tuned.safetensors');
+    const tensors = Object.fromEntries(modelTensors(customConfig()).map((t) => [`diffusion.${t.key}`, tf.tensor(t.data, t.shape)]));
+    await saveTensors(file, tensors);
+    tf.dispose(Object.values(tensors));
+    const r = await prepareCustomModel({ config: configFile, checkpoint: file });
+    expect(r).toMatchObject({ name: 'tuned', converted: true });
+    expect(r.notes[0]).toMatch(/weights: diffusion\.\* \(online weights\)/);
+    const f = SafetensorsFile.open(path.join(r.dir, 'model.safetensors'));
+    expect(f.keys().sort()).toEqual(modelTensors(customConfig()).map((t) => t.key).sort());
+    f.close();
+    expect((await prepareCustomModel({ config: configFile, checkpoint: file })).converted).toBe(false);
+  });
+
+  it('never names a conversion after a downloadable model or demo', async () => {
+    for (const stem of ['AudioX', 't5-small', 'demo']) {
+      const file = path.join(tmp, 'run', `${stem}.ckpt`);
+      fs.copyFileSync(ckpt, file);
+      expect((await prepareCustomModel({ config: configFile, checkpoint: file })).name).toBe(`${stem}-2`);
+    }
   });
 
   it('refuses --ema for a checkpoint without an EMA copy, writing nothing', async () => {
@@ -211,6 +233,25 @@ describe('a custom config that needs a text encoder', () => {
     m.dispose();
     expect(hub.gotten('hub').filter((l) => l.method === 'GET').length).toBe(gets);
     expect(listCachedModels().map((x) => [x.name, x.kind])).toEqual([[r.name, 'custom'], ['t5-small', 'text-encoder']]);
+  });
+
+  it('a sync-feature video conditioner gets the Synchformer downloaded once into the shared cache', async () => {
+    process.env.HF_ENDPOINT = hub.hubUrl;
+    hub.reset();
+    const synch = trainingCheckpoint([{ key: 'vfeat_extractor.patch_embed.proj.bias', data: new Float32Array(4), shape: [4] }]);
+    hub.serve('HKUSTAudio/AudioX-MAF', 'synchformer_state_dict.pth', synch, true);
+    const c = customConfig({ video: true });
+    writeConfig(configFile, c);
+    writeTrainingCheckpoint(ckpt, c);
+    const r = await prepareCustomModel({ config: configFile, checkpoint: ckpt });
+    expect(r.downloaded).toEqual(['synchformer']);
+    const file = path.join(home, 'models', 'synchformer', 'synchformer.safetensors');
+    expect(fs.existsSync(file)).toBe(true);
+    expect(inspectModel(r.name).synchformerFile).toBe(file);
+    expect(listCachedModels().map((x) => [x.name, x.kind])).toEqual([[r.name, 'custom'], ['synchformer', 'synchformer']]);
+    const gets = hub.gotten('hub').length;
+    expect((await prepareCustomModel({ config: configFile, checkpoint: ckpt })).downloaded).toEqual([]);
+    expect(hub.gotten('hub').length).toBe(gets);
   });
 
   it('an unreachable hub fails with the encoder named and no model in the cache', async () => {

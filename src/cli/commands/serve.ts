@@ -51,7 +51,7 @@ export function register(program: Command): void {
       if (o.share) throw new Error(SHARE_REFUSED);
       const host = o.serverName ?? o.host;
       const port = o.serverPort ?? o.port;
-      const custom = o.modelConfig !== undefined || o.ckptPath !== undefined ? await modelFromCli(o) : undefined;
+      const custom = o.modelConfig !== undefined || o.ckptPath !== undefined || o.ema !== undefined ? await modelFromCli(o) : undefined;
       const info = await initBackend();
       const { createServer } = await import('../../server/server.ts');
       const { createPipelineRunner } = await import('../../server/pipeline-runner.ts');
