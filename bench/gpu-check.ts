@@ -2,7 +2,9 @@
 // 1. parity of the small fixtures (t5, clip, vae, maf, dit) on the adapter Dawn finds;
 // 2. full-size timings with random weights: one DiT forward with CFG (24 layers, B 2, 237 frames,
 //    384 context tokens) and a 10 s VAE decode; a 10 s generation ≈ steps × DiT + VAE.
-// Usage: node gpu-check.mjs --fixtures DIR [--steps 100] [--layers 24]
+//    `--size small` shrinks the models (width 256, 4 heads, 64 frames; a 1 s VAE decode) for a software adapter.
+// AUDIOX_WEBGPU_KERNELS=1 runs both parts on our own WGSL kernels (src/backend/webgpu-kernels.ts).
+// Usage: node gpu-check.mjs --fixtures DIR [--steps 100] [--layers 24] [--size full|small]
 // Prints "PASS/FAIL …" lines and a final JSON line.
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
@@ -24,11 +26,13 @@ const arg = (name: string, dflt: string) => {
 const FIXTURES = arg('fixtures', 'fixtures');
 const STEPS = Number(arg('steps', '100'));
 const LAYERS = Number(arg('layers', '24'));
+const SMALL = arg('size', 'full') === 'small';
+const KERNELS = process.env.AUDIOX_WEBGPU_KERNELS === '1';
 
 process.env.AUDIOX_BACKEND = 'webgpu';
 await initBackend('webgpu');
 const adapter = await probeWebgpuAdapter();
-console.log(`adapter: ${adapter?.description} (${adapter?.backend}, ${adapter?.featureLevel})`);
+console.log(`adapter: ${adapter?.description} (${adapter?.backend}, ${adapter?.featureLevel}); kernels: ${KERNELS ? 'ours' : "tfjs'"}`);
 
 // ---- parity ----
 const runners = new Map<string, Runner>([clip, dit, maf, t5, vae].map((r) => [r.component, r]));
@@ -79,13 +83,13 @@ const init = (_k: string, p: { shape: number[] }) => tf.randomNormal(p.shape, 0,
 
 const { DiTWrapper } = await import('../src/models/dit.ts');
 const wrapper = DiTWrapper.fromConfig({
-  io_channels: 64, embed_dim: 1536, depth: LAYERS, num_heads: 24, cond_token_dim: 768, global_cond_dim: 1536,
+  io_channels: 64, embed_dim: SMALL ? 256 : 1536, depth: LAYERS, num_heads: SMALL ? 4 : 24, cond_token_dim: 768, global_cond_dim: SMALL ? 256 : 1536,
   project_cond_tokens: false, transformer_type: 'continuous_transformer',
 } as never);
 wrapper.initWeights(init);
-const x = tf.randomNormal([1, 64, 236]);
+const x = tf.randomNormal([1, 64, SMALL ? 64 : 236]);
 const t = tf.fill([1], 0.7);
-const c = tf.randomNormal([1, 384, 768]);
+const c = tf.randomNormal([1, SMALL ? 64 : 384, 768]);
 const ditMs = await best(() => wrapper.forward(x, t, { crossAttnCond: c, cfgScale: 7 }));
 tf.dispose([x, t, c]);
 wrapper.dispose();
@@ -100,11 +104,11 @@ const vaeModel = AutoencoderPretransform.fromConfig({
   },
 } as never);
 vaeModel.initWeights((k, p) => tf.randomNormal(p.shape, 0, 0.05, 'float32', seed++));
-const z = tf.randomNormal([1, 64, 216]) as tf.Tensor3D;
+const z = tf.randomNormal([1, 64, SMALL ? 22 : 216]) as tf.Tensor3D;
 const vaeMs = await best(() => vaeModel.decode(z), 1);
 z.dispose();
 vaeModel.dispose();
 
-console.log(`DiT forward (CFG, ${LAYERS} layers): ${ditMs.toFixed(0)} ms; VAE decode 10 s: ${vaeMs.toFixed(0)} ms; ` +
-  `10 s generation ≈ ${STEPS} × DiT + VAE = ${((STEPS * ditMs + vaeMs) / 1000).toFixed(1)} s`);
-console.log(JSON.stringify({ adapter, parity: { passed, failed }, ditMs, vaeMs, steps: STEPS, layers: LAYERS }));
+console.log(`DiT forward (CFG, ${LAYERS} layers${SMALL ? ', small' : ''}): ${ditMs.toFixed(0)} ms; VAE decode ${SMALL ? 1 : 10} s: ${vaeMs.toFixed(0)} ms; ` +
+  `${SMALL ? "small-model" : "10 s"} generation ≈ ${STEPS} × DiT + VAE = ${((STEPS * ditMs + vaeMs) / 1000).toFixed(1)} s`);
+console.log(JSON.stringify({ adapter, kernels: KERNELS ? 'ours' : 'tfjs', size: SMALL ? 'small' : 'full', parity: { passed, failed }, ditMs, vaeMs, steps: STEPS, layers: LAYERS }));

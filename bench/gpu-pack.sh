@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds .cache/gpu-pack/ (git-ignored, < 64 MiB) for bench/gpu.sh on a GPU machine that has PyTorch but
-# no Node: an xz-compressed copy of this Node binary, bench/gpu-check.ts bundled with esbuild (tfjs and
+# no Node: an xz-compressed copy of this Node binary, bench/gpu-check.ts and bench/webgpu-kernels.ts bundled with esbuild (tfjs and
 # the WebGPU backend included), the `webgpu` package's Dawn binding for linux-x64, and the small parity
 # fixtures. Run from the repository root after `npm install` (needs the optional webgpu packages).
 set -euo pipefail
@@ -10,6 +10,11 @@ FIXTURES=${AUDIOX_FIXTURES:-../shared/fixtures}
 rm -rf "$OUT" && mkdir -p "$OUT/node_modules/webgpu/dist/linux-x64" "$OUT/fixtures"
 node_modules/.bin/esbuild bench/gpu-check.ts --bundle --platform=node --format=esm --target=node20 \
   --outfile="$OUT/gpu-check.mjs" --log-level=warning \
+  --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
+  --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
+# The per-kernel timings (ours vs tfjs'), bundled the same way.
+node_modules/.bin/esbuild bench/webgpu-kernels.ts --bundle --platform=node --format=esm --target=node20 \
+  --outfile="$OUT/webgpu-kernels.mjs" --log-level=warning \
   --external:webgpu --external:@tensorflow/tfjs-node --external:@tensorflow/tfjs-node-gpu \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 cp node_modules/webgpu/index.js node_modules/webgpu/package.json "$OUT/node_modules/webgpu/"

@@ -4,7 +4,7 @@
 // (flash-style online softmax). Query heads share key/value heads in groups (grouped-query attention).
 import * as tf from '@tensorflow/tfjs';
 import { ATTENTION } from '../nn/kernels.ts';
-import { float, int, view, type WebgpuBackendLike, type WgslProgram } from './webgpu-program.ts';
+import { checkBindings, float, gridYZ, int, view, type WebgpuBackendLike, type WgslProgram } from './webgpu-program.ts';
 
 export interface AttentionSpec {
   batch: number;
@@ -17,6 +17,8 @@ export interface AttentionSpec {
   /** Keys per staged block (workgroup memory holds keyBlock·d keys and as many values). */
   keyBlock: number;
   rows: number;
+  /** Workgroups along y; the B·H (batch, head) pairs continue along z beyond it. */
+  grid: [number, number];
 }
 
 /**
@@ -36,12 +38,12 @@ export class AttentionProgram implements WgslProgram {
   dispatch: [number, number, number];
   workgroupSize: [number, number, number];
   variableNames: string[];
-  uniforms = 'lq : i32, lk : i32, heads : i32, group : i32, scale : f32, mb : i32, mh : i32, mq : i32, mk : i32,';
+  uniforms = 'lq : i32, lk : i32, heads : i32, group : i32, scale : f32, mb : i32, mh : i32, mq : i32, mk : i32, gridY : i32, pairs : i32,';
 
   constructor(private readonly s: AttentionSpec) {
     this.outputShape = [s.batch, s.heads, s.lq, s.d];
     this.workgroupSize = [s.rows, 1, 1];
-    this.dispatch = [Math.ceil(s.lq / s.rows), s.batch * s.heads, 1];
+    this.dispatch = [Math.ceil(s.lq / s.rows), s.grid[0], s.grid[1]];
     this.variableNames = s.mask ? ['Q', 'K', 'V', 'Mask'] : ['Q', 'K', 'V'];
     this.shaderKey = `audioxAttention_${s.d}_${s.keyBlock}_${s.rows}_${s.mask}`;
   }
@@ -54,11 +56,14 @@ export class AttentionProgram implements WgslProgram {
       var<workgroup> Vs : array<array<f32, ${d}>, ${kb}>;
       fn main() {
         let lq = uniforms.lq; let lk = uniforms.lk;
-        let bh = i32(workgroupId.y);
+        // Past the last (batch, head) pair a workgroup recomputes the last one and writes nothing: the
+        // barriers below must be reached by every invocation.
+        let pair = i32(workgroupId.z) * uniforms.gridY + i32(workgroupId.y);
+        let bh = min(pair, uniforms.pairs - 1);
         let b = bh / uniforms.heads; let h = bh % uniforms.heads;
         let kvBase = (b * (uniforms.heads / uniforms.group) + h / uniforms.group) * lk * ${d};
         let row = i32(workgroupId.x) * ${rows} + i32(localId.x);
-        let live = row < lq;
+        let live = row < lq && pair < uniforms.pairs;
         let qBase = (bh * lq + min(row, lq - 1)) * ${d};
         var q : array<f32, ${d}>;
         for (var c = 0; c < ${d}; c++) { q[c] = Q[qBase + c] * uniforms.scale; }
@@ -143,10 +148,13 @@ function attentionKernel(args: AttentionArgs): tf.TensorInfo {
   if (keyBlock === null) throw new Error(`${ATTENTION}: head size ${d} exceeds the adapter's workgroup storage`);
   const rows = lq >= 64 ? 64 : lq >= 16 ? 16 : 4;
   const strides = mask ? maskStrides(mask.shape, [b, h, lq, lk]) : [0, 0, 0, 0];
-  const program = new AttentionProgram({ batch: b, heads: h, kvHeads: hkv, lq, lk, d, mask: !!mask, keyBlock, rows });
+  const limits = args.backend.device.limits;
+  const grid = gridYZ(b * h, limits);
+  const program = new AttentionProgram({ batch: b, heads: h, kvHeads: hkv, lq, lk, d, mask: !!mask, keyBlock, rows, grid });
   const inputs = [q, k, v];
   if (mask) inputs.push(view(mask, [mask.shape.reduce((p, x) => p * x, 1)]));
-  const uniforms = [int(lq), int(lk), int(h), int(h / hkv), float(args.attrs.scale), ...strides.map(int)];
+  checkBindings(ATTENTION, inputs, limits);
+  const uniforms = [int(lq), int(lk), int(h), int(h / hkv), float(args.attrs.scale), ...strides.map(int), int(grid[0]), int(b * h)];
   dispatches++;
   return args.backend.runWebGPUProgram(program, inputs, 'float32', uniforms);
 }

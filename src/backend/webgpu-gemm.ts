@@ -4,7 +4,7 @@
 // broadcast other than one side being 1, a bias not of N values, prelu) go to the stock kernel.
 import * as tf from '@tensorflow/tfjs';
 import { replaceKernel } from './kernel-swap.ts';
-import { float, int, view, type WebgpuBackendLike, type WgslProgram } from './webgpu-program.ts';
+import { checkBindings, float, int, view, type WebgpuBackendLike, type WgslProgram } from './webgpu-program.ts';
 
 export type GemmActivation = 'linear' | 'relu' | 'relu6' | 'elu' | 'sigmoid' | 'leakyrelu';
 const ACTIVATIONS: Record<GemmActivation, string> = {
@@ -184,7 +184,10 @@ export function gemm(args: MatMulArgs): tf.TensorInfo | null {
   const vecA = (transposeA ? m : k) % 4 === 0;
   const vecB = (transposeB ? k : n) % 4 === 0;
   const program = new GemmProgram({ batch, m, n, k, transposeA, transposeB, bias: !!bias, activation, tiling: gemmTiling(m), vecA, vecB });
+  const maxGrid = args.backend.device.limits.maxComputeWorkgroupsPerDimension || 65535;
+  if (program.dispatch.some((g) => g > maxGrid)) return null;
   const inputs = [view(a, [batchA, ...a.shape.slice(-2)]), view(b, [batchB, ...b.shape.slice(-2)])];
+  checkBindings('GEMM', [...inputs, { dataId: a.dataId, shape: [batch, m, n], dtype: 'float32' }], args.backend.device.limits);
   if (bias) inputs.push(view(bias, [n]));
   const uniforms = [int(m), int(n), int(k), int(batchA), int(batchB), float(args.attrs.leakyreluAlpha ?? 0)];
   const out = args.backend.runWebGPUProgram(program, inputs, 'float32', uniforms);

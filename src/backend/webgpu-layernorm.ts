@@ -3,7 +3,7 @@
 // memory and writes the normalised, scaled, shifted row: one dispatch instead of tfjs' seven.
 import * as tf from '@tensorflow/tfjs';
 import { LAYER_NORM } from '../nn/kernels.ts';
-import { float, int, view, type WebgpuBackendLike, type WgslProgram } from './webgpu-program.ts';
+import { checkBindings, float, int, view, type WebgpuBackendLike, type WgslProgram } from './webgpu-program.ts';
 
 const WG = 64;
 /** Rows per grid column: tfjs dispatches at most 65535 workgroups along one axis. */
@@ -84,6 +84,7 @@ function layerNormKernel(args: LayerNormArgs): tf.TensorInfo {
   if (rows === 0 || cols === 0) throw new Error(`${LAYER_NORM}: x of shape [${x.shape}] is empty (the op takes tf ops for empty tensors)`);
   const program = new LayerNormProgram(rows, cols, !!weight, !!bias);
   const inputs = [view(x, [rows, cols])];
+  checkBindings(LAYER_NORM, inputs, args.backend.device.limits);
   if (weight) inputs.push(view(weight, [cols]));
   if (bias) inputs.push(view(bias, [cols]));
   dispatches++;

@@ -30,3 +30,25 @@ export function view(t: tf.TensorInfo, shape: number[]): tf.TensorInfo {
 
 export const int = (v: number): Uniform => ({ type: 'int32', data: [v] });
 export const float = (v: number): Uniform => ({ type: 'float32', data: [v] });
+
+/**
+ * Throws, saying what to shrink, when a binding of `kernel` would exceed the device's
+ * maxStorageBufferBindingSize (tfjs binds whole buffers, so the bind itself would fail with no context).
+ */
+export function checkBindings(kernel: string, tensors: tf.TensorInfo[], limits: Record<string, number>): void {
+  const limit = limits.maxStorageBufferBindingSize;
+  for (const t of tensors) {
+    const bytes = t.shape.reduce((p, d) => p * d, 1) * 4;
+    if (limit && bytes > limit)
+      throw new Error(
+        `${kernel}: a [${t.shape}] tensor takes ${bytes} bytes, over this adapter's maxStorageBufferBindingSize of ${limit}; ` +
+          'use a shorter input or a smaller batch, or another backend',
+      );
+  }
+}
+
+/** Splits `n` workgroups over y and z when it exceeds the per-dimension limit: [y, z]. */
+export function gridYZ(n: number, limits: Record<string, number>): [number, number] {
+  const max = limits.maxComputeWorkgroupsPerDimension || 65535;
+  return n <= max ? [n, 1] : [max, Math.ceil(n / max)];
+}

@@ -4,6 +4,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeBackends } from '../../src/backend/index.ts';
+import { planKeyBlock } from '../../src/backend/webgpu-attention.ts';
+import { checkBindings, gridYZ } from '../../src/backend/webgpu-program.ts';
 import * as F from '../../src/nn/functional.ts';
 
 const installed = probeBackends().find((p) => p.name === 'webgpu')!;
@@ -76,6 +78,28 @@ function naiveAttention(q: Float32Array, k: Float32Array, v: Float32Array, [b, h
     }
   return out;
 }
+
+// Planning with the adapter's limits: pure functions, checked without an adapter.
+describe('WebGPU kernel planning', () => {
+  it('refuses a binding over maxStorageBufferBindingSize with what to shrink', () => {
+    const t = { dataId: {}, shape: [1024, 1024], dtype: 'float32' as const };
+    expect(() => checkBindings('GEMM', [t], { maxStorageBufferBindingSize: 4 * 1024 * 1024 })).not.toThrow();
+    expect(() => checkBindings('GEMM', [t], { maxStorageBufferBindingSize: 4 * 1024 * 1024 - 4 })).toThrow(
+      /GEMM: a \[1024,1024\] tensor takes 4194304 bytes, over this adapter's maxStorageBufferBindingSize of 4194300; use a shorter input/,
+    );
+  });
+  it('splits workgroups over y and z past maxComputeWorkgroupsPerDimension', () => {
+    expect(gridYZ(100, { maxComputeWorkgroupsPerDimension: 65535 })).toEqual([100, 1]);
+    expect(gridYZ(70000, { maxComputeWorkgroupsPerDimension: 65535 })).toEqual([65535, 2]);
+    expect(gridYZ(7, { maxComputeWorkgroupsPerDimension: 3 })).toEqual([3, 3]);
+  });
+  it('sizes key blocks to the workgroup storage', () => {
+    expect(planKeyBlock(64, 1000, 16384)).toBe(32);
+    expect(planKeyBlock(128, 1000, 16384)).toBe(16);
+    expect(planKeyBlock(64, 5, 16384)).toBe(5);
+    expect(planKeyBlock(4096, 10, 16384)).toBeNull();
+  });
+});
 
 describe.skipIf(!adapter)(`WebGPU kernels${adapter ? '' : ` (skipped: ${why})`}`, () => {
   let previous = '';
