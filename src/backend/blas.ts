@@ -9,7 +9,7 @@
 // Float32Array views of it), so tensors stay where they are and no weight is ever copied.
 // Anything the native path does not cover falls through to the stock wasm kernel.
 // AUDIOX_BLAS=0 disables it; AUDIOX_BLAS=1 makes a failure to load an error instead of a fallback.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';

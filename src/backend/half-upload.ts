@@ -5,7 +5,7 @@
 // Bitcast → Cast(half → float) runs natively and multi-threaded; the JavaScript copy of the weights is never
 // made. This reads tfjs-node's binding (4.22.0); any other backend, or an unexpected binding, gets null and
 // the caller widens in JavaScript.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { loadBlasAddon, type BlasAddon } from './blas.ts';
 
 const TF_HALF = 19; // TF_DataType in tensorflow/c/tf_datatype.h (not exported by the binding)

@@ -2,7 +2,9 @@
 // Also knows each backend's memory budget (`budgetOf`), which the Runtime (runtime.ts) hands to models so
 // that an allocation plan can be refused before it corrupts anything (the wasm heap is 4 GiB and silently
 // corrupts tensors past ~3.75 GiB).
-import * as tf from '@tensorflow/tfjs';
+// tfjs-core, not the @tensorflow/tfjs union package: starting a backend needs only the engine, and the union also
+// loads layers, converter, data and webgl (half a second that `audiox doctor` would spend for nothing).
+import * as tf from '@tensorflow/tfjs-core';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';

@@ -1,6 +1,6 @@
 // Replacing one of a backend's stock kernels by a wrapper that may fall back to it: how the backend layer
 // installs its fast paths (the native BLAS kernels, the wasm layout workaround).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /**
  * Registers `make(stock)` in place of the `backendName` kernel `kernelName`; false (nothing changed) when

@@ -4,7 +4,7 @@
 // (blas.ts, which take both for free), BatchMatMul is replaced by one that transposes explicitly and
 // runs one 2-D product per batch item through the stock kernel, so models can write plain
 // tf.matMul(x, w, false, true) or batched attention on every backend.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { WASM_BACKEND_VERSION } from './blas.ts';
 import { replaceKernel } from './kernel-swap.ts';
 

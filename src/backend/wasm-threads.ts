@@ -6,7 +6,7 @@
 // re-registers the 'wasm' backend with a loader that instantiates the threaded-SIMD build itself, with
 // the worker script written to a file and the main script given as the package's own file path.
 // The stock BackendWasm class and kernels are reused unchanged; only the module loading differs.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import os from 'node:os';

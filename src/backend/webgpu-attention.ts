@@ -2,7 +2,7 @@
 // materialising the [Lq, Lk] scores. One invocation owns one query row; the workgroup stages a block of
 // keys and values in workgroup memory and each row folds it into a running max / sum / output
 // (flash-style online softmax). Query heads share key/value heads in groups (grouped-query attention).
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { ATTENTION } from '../nn/kernels.ts';
 import { checkBindings, float, gridYZ, int, view, type WebgpuBackendLike, type WgslProgram } from './webgpu-program.ts';
 

@@ -2,7 +2,7 @@
 // workgroup memory, register blocking (each invocation accumulates RM×RN outputs), transposes and
 // bias + activation folded into the shader. Shapes it does not cover (non-float32, batch dims that
 // broadcast other than one side being 1, a bias not of N values, prelu) go to the stock kernel.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { replaceKernel } from './kernel-swap.ts';
 import { checkBindings, float, int, view, type WebgpuBackendLike, type WgslProgram } from './webgpu-program.ts';
 

@@ -1,7 +1,7 @@
 // Fused layer norm for the webgpu backend (nn kernel LAYER_NORM): one workgroup per row reduces the mean
 // and then the centred variance (two passes, as tf.moments, so large offsets do not cancel) in workgroup
 // memory and writes the normalised, scaled, shifted row: one dispatch instead of tfjs' seven.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 import { LAYER_NORM } from '../nn/kernels.ts';
 import { checkBindings, float, int, view, type WebgpuBackendLike, type WgslProgram } from './webgpu-program.ts';
 

@@ -2,7 +2,7 @@
 // `getUserCode()` in a header that declares `result` (output, read_write), one read-only storage array
 // per `variableNames` entry, `uniforms` (shapes plus the program's own `uniforms` fields) and the
 // builtins `localId`, `localIndex`, `workgroupId`, `globalId`; it compiles once per `shaderKey` + ranks.
-import type * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs-core';
 
 export interface WgslProgram {
   outputShape: number[];

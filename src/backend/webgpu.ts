@@ -6,7 +6,7 @@
 // tfjs' own factory cannot be used as is: it only registers when `navigator.gpu` exists at import time
 // (Node 20 has no `navigator`), and it requests a core-feature-level adapter, which OpenGL adapters
 // do not offer. So the adapter and device are created here and handed to the exported WebGPUBackend.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 interface GpuAdapter {
   features: Set<string>;

@@ -1,7 +1,7 @@
 // Custom kernels that nn ops may take as a fast path. nn only knows their names; a backend layer
 // (src/backend/) registers an implementation for its backend through tfjs (`tf.registerKernel`) when it
 // has one, and the op falls back to stock tf ops otherwise. nn never asks which backend runs.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 /**
  * Channels-last SnakeBeta y = x + invB · sin(a·x)² in one pass: inputs `x` [..., C], `a`, `invB` [C]

@@ -2,14 +2,20 @@ import type { Command } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
 import { formatBytes, initBackend, probeBackends } from '../../backend/index.ts';
-import { audioxHome, modelDir } from '../../hub/models.ts';
+import { audioxHome, MODEL_NAMES, modelDir } from '../../hub/models.ts';
 import { configReport } from '../../models/config-keys.ts';
 import { readConfig } from '../../models/config.ts';
-import { RELEASED_MODELS, textEncoders } from '../../models/load.ts';
+
+// Only light modules are imported up front: doctor reports the backend and the files present, so it starts
+// the backend (tfjs-core and that backend alone) but never the model code, which loads all of TensorFlow.js.
+// models/load.ts (the released names and each config's text encoder) is imported only when the model cache
+// has something to report.
 
 /** What is downloaded of each released model, with its config's precision and text encoder. */
-export function localModelLines(): string[] {
+export async function localModelLines(): Promise<string[]> {
   const lines: string[] = [];
+  if (!hasModelConfigs(path.dirname(modelDir(MODEL_NAMES[0])))) return lines;
+  const { RELEASED_MODELS, textEncoders } = await import('../../models/load.ts');
   for (const name of RELEASED_MODELS) {
     const dir = modelDir(name);
     const cfgFile = path.join(dir, 'config.json');
@@ -28,6 +34,17 @@ export function localModelLines(): string[] {
     }
   }
   return lines;
+}
+
+/** Whether any directory of the model cache `dir` holds a config.json (the released models' are among them). */
+function hasModelConfigs(dir: string): boolean {
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return false;
+  }
+  return entries.some((e) => e.isDirectory() && fs.existsSync(path.join(dir, e.name, 'config.json')));
 }
 
 export function register(program: Command): void {
@@ -56,7 +73,7 @@ export function register(program: Command): void {
         console.log(`memory ceiling: ${formatBytes(info.memoryBudget)}`);
       }
       console.log('precision: float32 for every module (config model_half and the reference\'s float16 T5 are not applied)');
-      const models = localModelLines();
+      const models = await localModelLines();
       console.log(models.length ? `downloaded models (${audioxHome()}):\n${models.join('\n')}` : `downloaded models: none in ${audioxHome()}`);
       try {
         const { resolveFfmpeg } = (await import('../../io/ffmpeg.ts')) as {
