@@ -153,7 +153,9 @@ export function resolveParams(model: ModelLimits, o: GenerateOptions, windowSeco
   checkRange('seed', o.seed ?? -1);
   if (p.initNoiseLevel !== null) checkRange('initNoiseLevel', p.initNoiseLevel);
   check(!(o.video && o.image), 'give either a video or an image, not both');
-  check(!o.inpaint || o.initAudio !== undefined, 'inpainting needs init audio (the audio to regenerate part of)');
+  check(!o.inpaint || o.initAudio !== undefined || o.initLatents !== undefined, 'inpainting needs init audio (the audio to regenerate part of)');
+  check(o.initLatents === undefined || o.initAudio === undefined, 'give init audio or init latents, not both');
+  check(o.initLatents === undefined || o.inpaint !== undefined, 'init latents are for inpainting: give the inpaint range too');
   check(o.initNoiseLevel === undefined || o.initAudio !== undefined, 'an init noise level needs init audio to vary');
   check(
     o.initNoiseLevel === undefined || !o.inpaint,
@@ -306,13 +308,22 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
     // once and repeated over the batch (one VAE draw, as the reference).
     let initData: tf.Tensor | undefined;
     let mask: tf.Tensor | undefined;
-    if (init) {
-      const audio = stereoTensor(fitToWindow(init, genSamples));
+    if (init || o.initLatents) {
       let z: tf.Tensor;
-      try {
-        z = w.pretransform.encode(audio as tf.Tensor3D, { noise });
-      } finally {
-        audio.dispose();
+      if (init) {
+        const audio = stereoTensor(fitToWindow(init, genSamples));
+        try {
+          z = w.pretransform.encode(audio as tf.Tensor3D, { noise });
+        } finally {
+          audio.dispose();
+        }
+      } else {
+        const s = o.initLatents!.shape;
+        check(
+          s.length === 3 && s[0] === 1 && s[1] === w.ioChannels && s[2] === T,
+          `init latents must have the shape [1, ${w.ioChannels}, ${T}] (one window of this model), got [${s.join(', ')}]`,
+        );
+        z = o.initLatents!.clone();
       }
       if (p.inpaint) {
         const moved = cutPaste(z, p.inpaint);
@@ -355,6 +366,11 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
       };
       sigmas = sampleKSigmas(k);
       latents = await sampleK(k);
+      if (o.holdKept && mask && initData) {
+        const held = holdKeptFrames(latents, initData, mask);
+        latents.dispose();
+        latents = held;
+      }
     }
     const tSample = performance.now();
 
@@ -401,6 +417,14 @@ export async function generate(model: AudioXModel, o: GenerateOptions = {}): Pro
     w.disposeCond(negCond);
     tf.dispose(owned);
   }
+}
+
+/** Where the mask keeps the init latents (mask 0), their exact values; elsewhere the sampled ones. */
+function holdKeptFrames(latents: tf.Tensor, initData: tf.Tensor, mask: tf.Tensor): tf.Tensor {
+  return tf.tidy(() => {
+    const keep = tf.equal(mask, 0).cast('float32');
+    return latents.mul(tf.sub(1, keep)).add(initData.mul(keep));
+  });
 }
 
 /** The reference's peak normalisation over the whole batch: one global max |x| over items and channels. */

@@ -79,6 +79,18 @@ export interface GenerateOptions {
    * (rounded up to whole latent frames), as the reference's front-end does.
    */
   initAudio?: string | Float32Array[];
+  /**
+   * Inpainting from latents instead of init audio: [1, C, T] for the model's window (T latent frames), kept
+   * where the inpainting mask keeps them (long-form continuation holds the previous window's latents so).
+   * Not consumed.
+   */
+  initLatents?: tf.Tensor;
+  /**
+   * Inpainting: end with the kept frames (mask 0) exactly at the init latents. The reference only re-pastes
+   * them at each step, so the last denoising step leaves them wherever the model puts them; long-form
+   * continuation needs them to be the previous window's.
+   */
+  holdKept?: boolean;
   /** Variation only: the σ the init audio is noised to (replaces sigmaMax; default 1). */
   initNoiseLevel?: number;
   /** Regenerate part of the init audio (reference semantics: the mask range is regenerated). */

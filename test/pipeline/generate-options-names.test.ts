@@ -7,13 +7,16 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import type { InpaintOptions } from '../../src/pipeline/inpaint.ts';
 import { PARAM_NAMES, type ParamDefaults, type ParamName } from '../../src/pipeline/params-schema.ts';
+import type { LongformOptions } from '../../src/pipeline/longform.ts';
 import type { GenerateOptions } from '../../src/pipeline/types.ts';
 import { REPO } from '../helpers.ts';
 
 /** Parameters of the web page only (the server acts on them; generate() has no use for them). */
 const WEB_ONLY = ['previewEvery'] as const satisfies readonly ParamName[];
+/** Parameters of long-form generation only: fields of `LongformOptions` (generateLongform), not of one window. */
+const LONGFORM_ONLY = ['fullVideo', 'windowOverlap'] as const satisfies readonly (ParamName & keyof LongformOptions)[];
 type InpaintParam = Extract<ParamName, `inpaint${string}`>;
-type TopParam = Exclude<ParamName, (typeof WEB_ONLY)[number] | InpaintParam>;
+type TopParam = Exclude<ParamName, (typeof WEB_ONLY)[number] | (typeof LONGFORM_ONLY)[number] | InpaintParam>;
 
 /** Where each inpaint* parameter lives in `GenerateOptions.inpaint`. */
 const INPAINT_FIELD = {
@@ -33,6 +36,8 @@ const LIBRARY_ONLY = [
   'image',
   'audio',
   'initAudio',
+  'initLatents',
+  'holdKept',
   'inpaint',
   'onProgress',
   'signal',
@@ -83,11 +88,14 @@ describe('GenerateOptions field names = the parameter schema names', () => {
     const fields = interfaceFields('src/pipeline/types.ts', 'GenerateOptions');
     const inpaintFields = interfaceFields('src/pipeline/inpaint.ts', 'InpaintOptions');
     const isInpaint = (n: string): n is InpaintParam => n in INPAINT_FIELD;
-    const top = PARAM_NAMES.filter((n) => !isInpaint(n) && !(WEB_ONLY as readonly string[]).includes(n));
+    const other = new Set<string>([...WEB_ONLY, ...LONGFORM_ONLY]);
+    const top = PARAM_NAMES.filter((n) => !isInpaint(n) && !other.has(n));
     expect(top.filter((n) => !fields.includes(n)), 'schema parameters missing from GenerateOptions').toEqual([]);
     const classified = new Set<string>([...top, ...LIBRARY_ONLY]);
     expect(fields.filter((f) => !classified.has(f)), 'GenerateOptions fields not in the schema (add them there, or to LIBRARY_ONLY)').toEqual([]);
     const inpaintParams = PARAM_NAMES.filter(isInpaint);
     expect(inpaintParams.map((n) => INPAINT_FIELD[n]).sort()).toEqual([...inpaintFields].sort());
+    const longformFields = interfaceFields('src/pipeline/longform.ts', 'LongformOptions');
+    expect(LONGFORM_ONLY.filter((n) => !longformFields.includes(n)), 'long-form parameters missing from LongformOptions').toEqual([]);
   });
 });

@@ -14,6 +14,7 @@ import { loadModel } from '../../pipeline/load.ts';
 import { addModelOptions, modelFromCli, type ModelCliOptions } from '../custom-model.ts';
 import { inspectModel } from '../../models/source.ts';
 import { configLimits, generate, resolveParams, type ModelLimits } from '../../pipeline/generate.ts';
+import { generateLongform, isLongform, resolveLongform, type LongformOptions, type LongformProgress } from '../../pipeline/longform.ts';
 import { checkMediaInputs } from '../../pipeline/media.ts';
 import type { GenerateOptions, InpaintOptions, Progress, SamplerName, WindowPosition } from '../../pipeline/types.ts';
 import { PARAMS, type ParamName } from '../../pipeline/params-schema.ts';
@@ -57,6 +58,9 @@ export interface GenerationCliOptions extends InpaintCliOptions, Omit<ModelCliOp
   batch: number;
   referenceQuirks?: boolean;
   fullLength?: boolean;
+  /** Long-form (`generate` only): the whole video, and the seconds windows share. */
+  fullVideo?: boolean;
+  windowOverlap?: number;
 }
 
 export interface GenerateCliOptions extends GenerationCliOptions {
@@ -82,6 +86,8 @@ export function addGenerationOptions(cmd: Command, defaults: { steps: number }):
     .option('--audio <file>', 'audio prompt');
   param('secondsStart', { default: true });
   param('secondsTotal');
+  param('fullVideo');
+  param('windowOverlap');
   param('steps', { default: defaults.steps });
   param('cfgScale', { default: true });
   param('cfgRescale', { default: true });
@@ -168,9 +174,43 @@ export function batchPaths(out: string, n: number, ext: string): string[] {
   return n === 1 ? [`${base}${ext}`] : Array.from({ length: n }, (_, i) => `${base}_${i}${ext}`);
 }
 
-/** Everything that can be checked without the weights: model files, parameters, outputs, media. */
-export async function preflight(o: GenerationCliOptions, outputs: string[], signal?: AbortSignal): Promise<ModelPreflight> {
+/** The long-form options the CLI flags stand for (seconds beyond the model's window, or --full-video). */
+export function longformOptions(o: GenerationCliOptions, output: string): LongformOptions {
+  const { secondsTotal, initAudio: _i, initNoiseLevel: _n, inpaint: _p, batchSize: _b, fullLength: _f, onProgress: _o, audio, ...rest } = generateOptions(o);
+  return { ...rest, audio: typeof audio === 'string' ? audio : undefined, secondsTotal, fullVideo: o.fullVideo, windowOverlap: o.windowOverlap, output };
+}
+
+/** Does this command line ask for long-form generation? */
+export function wantsLongform(model: ModelLimits, o: GenerationCliOptions): boolean {
+  return isLongform(model, { secondsTotal: o.seconds, fullVideo: o.fullVideo });
+}
+
+/**
+ * Everything that can be checked without the weights: model files, parameters, outputs, media.
+ * `longform`: the command can make long-form audio (`generate`); elsewhere --full-video and seconds beyond the
+ * window are refused.
+ */
+export async function preflight(o: GenerationCliOptions, outputs: string[], signal?: AbortSignal, longform = false): Promise<ModelPreflight> {
   const model = preflightModel(o.model);
+  if (!longform && (o.fullVideo || o.windowOverlap !== undefined)) {
+    throw new InvalidArgumentError('--full-video and --window-overlap are for long-form generation: use `audiox generate`');
+  }
+  if (longform && o.windowOverlap !== undefined && !wantsLongform(model, o)) {
+    throw new InvalidArgumentError(`--window-overlap applies to long-form generation only (--full-video, or --seconds beyond the model's ${model.maxSeconds.toFixed(2)} s)`);
+  }
+  if (longform && wantsLongform(model, o)) {
+    if (o.batch !== 1) throw new InvalidArgumentError('long-form generation makes one output: use --batch 1');
+    if (o.initAudio || inpaintOptions(o) || o.initNoiseLevel !== undefined) {
+      throw new InvalidArgumentError('--init-audio, --init-noise-level and --inpaint-* apply to one window: long-form generation does its own inpainting');
+    }
+    try {
+      await resolveLongform(model, model.config, longformOptions(o, outputs[0] ?? 'output.wav'), signal);
+    } catch (e) {
+      throw new InvalidArgumentError((e as Error).message);
+    }
+    await checkOutputsAndMedia(o, outputs, signal);
+    return model;
+  }
   const opts = generateOptions(o);
   // Init audio longer than the window lengthens it (inpainting positions in seconds are relative to it).
   let windowSeconds: number | undefined;
@@ -179,13 +219,18 @@ export async function preflight(o: GenerationCliOptions, outputs: string[], sign
     if (d) windowSeconds = Math.max(model.maxSeconds, d);
   }
   resolveParams(model, opts, windowSeconds);
+  await checkOutputsAndMedia(o, outputs, signal);
+  return model;
+}
+
+async function checkOutputsAndMedia(o: GenerationCliOptions, outputs: string[], signal?: AbortSignal): Promise<void> {
+  const opts = generateOptions(o);
   for (const out of outputs) checkOutputFile(out);
   const inputs = [o.video, o.image, o.audio, o.initAudio].filter((f): f is string => !!f).map((f) => path.resolve(f));
   for (const out of outputs) {
     if (inputs.includes(path.resolve(out))) throw new Error(`the output ${out} would overwrite an input; choose another -o`);
   }
   await checkMediaInputs(opts, { seekTime: o.secondsStart, signal, labels: MEDIA_FLAGS });
-  return model;
 }
 
 /** "step 3/8", or for a sampler that picks its steps as it goes "step 3 (40%)". */
@@ -233,7 +278,8 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
   // -o itself must not be a directory or a device either (it is the stem of the files written).
   checkOutputFile(o.output);
   o = { ...o, model: await modelFromCli(o, { quiet: !o.progress }) };
-  const info = await preflight(o, [...wavs, ...mp4s], signal);
+  const info = await preflight(o, [...wavs, ...mp4s], signal, true);
+  if (wantsLongform(info, o)) return runLongform(o, info, wavs[0], mp4s[0], signal);
   const log = (s: string) => o.progress && console.error(s);
   if (info.demo) {
     console.error('note: the demo model has untrained, synthetic weights: it shows the pipeline working, not AudioX quality.');
@@ -277,6 +323,59 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
     return written;
   } catch (e) {
     // No partial output: what this run wrote goes (the atomic writers already removed their temp files).
+    for (const f of written) fs.rmSync(f, { force: true });
+    throw e;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** Long-form progress: "window 2/4 step 3/8 | run 40% | ETA 1m20s", at most about ten lines per window off a terminal. */
+function longformReporter(enabled: boolean): (p: LongformProgress) => void {
+  if (!enabled) return () => {};
+  const tty = process.stderr.isTTY;
+  let shown = '';
+  return (p) => {
+    const eta = p.etaMs === null ? '?' : `${Math.floor(p.etaMs / 60_000)}m${String(Math.round((p.etaMs % 60_000) / 1000)).padStart(2, '0')}s`;
+    const line = `window ${p.window + 1}/${p.windows} ${stepLabel(p)} | run ${Math.round(p.runFraction * 100)}% | ETA ${eta}`;
+    if (tty) process.stderr.write(`\r${line}\x1b[K${p.runFraction >= 1 ? '\n' : ''}`);
+    else {
+      const key = `${p.window}:${Math.floor(p.fraction * 10)}`;
+      if (key !== shown) console.error(line);
+      shown = key;
+    }
+  };
+}
+
+/** `generate` beyond the model's window: window by window into one WAV, then the video re-muxed with all of it. */
+async function runLongform(o: GenerateCliOptions, info: ModelPreflight, wav: string, mp4: string | undefined, signal?: AbortSignal): Promise<string[]> {
+  const log = (s: string) => o.progress && console.error(s);
+  if (info.demo) console.error('note: the demo model has untrained, synthetic weights: it shows the pipeline working, not AudioX quality.');
+  log(`loading model ${info.name}…`);
+  const runtime = await createRuntime();
+  const model = await loadModel(o.model, { runtime });
+  const written: string[] = [];
+  try {
+    log(`generating long-form audio on the ${runtime.backend} backend…`);
+    const result = await generateLongform(model, { ...longformOptions(o, wav), signal, onProgress: longformReporter(o.progress) });
+    written.push(wav);
+    if (o.video && mp4) {
+      await muxVideoWithAudio({ video: o.video, audioWav: wav, out: mp4, start: o.secondsStart, duration: result.seconds, signal });
+      written.push(mp4);
+    }
+    if (signal?.aborted) throw Object.assign(new Error('generation cancelled'), { name: 'AbortError' });
+    const n = result.plan.windows.length;
+    const perWindow = result.timings.windowMs.reduce((a, b) => a + b, 0) / n;
+    console.log(
+      [
+        `model: ${model.name}${model.demo ? ' (untrained demo: synthetic weights, noise-like output)' : ''}; backend: ${runtime.backend}`,
+        `seed: ${result.seed}; ${o.steps} steps; ${result.seconds.toFixed(2)} s of audio at ${result.sampleRate} Hz from ${n} windows of ${(result.plan.windowSamples / result.sampleRate).toFixed(2)} s (overlap ${((result.plan.overlapFrames * result.plan.windowSamples) / (model.wrapper.latentLength(model.sampleSize) * result.sampleRate)).toFixed(2)} s)`,
+        `time: ${(result.timings.totalMs / 1000).toFixed(1)} s (${(perWindow / 1000).toFixed(1)} s per window)`,
+        ...written.map((f) => `wrote ${f}`),
+      ].join('\n'),
+    );
+    return written;
+  } catch (e) {
     for (const f of written) fs.rmSync(f, { force: true });
     throw e;
   } finally {
