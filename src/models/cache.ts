@@ -7,11 +7,16 @@ import { SafetensorsFile } from '../io/safetensors.ts';
 import { readConfig } from './config.ts';
 import { CUSTOM_SOURCE_FILE, RELEASED_MODELS } from './source.ts';
 
+/** What a directory of the model cache holds: a released model, a converted custom one, a text encoder, the Synchformer, or something else. */
 export type CachedKind = 'released' | 'custom' | 'text-encoder' | 'synchformer' | 'other';
 
+/** One directory of the model cache, as `audiox models` lists it. */
 export interface CachedModel {
+  /** The directory's name (what `--model` and `audiox models rm` take). */
   name: string;
+  /** The directory (absolute). */
   dir: string;
+  /** What it holds. */
   kind: CachedKind;
   /** e.g. "dit + MAF", "mmdit", "text encoder", "synchformer"; "?" when the config cannot be read. */
   variant: string;

@@ -17,8 +17,11 @@ import { CUSTOM_SOURCE_FILE, needsSynchformer, synchformerFileOf, textEncoders }
 import { planCheckpointKeys, type KeyPlan } from './training-keys.ts';
 import { createModelFromConfig } from './wrapper.ts';
 
+/** Options of prepareCustomModel: a model given as the reference's config.json and a PyTorch checkpoint. */
 export interface CustomModelOptions {
+  /** Path of the model's config.json. */
   config: string;
+  /** Path of the PyTorch checkpoint (the reference's --ckpt-path). */
   checkpoint: string;
   /** true: the EMA weights (required), false: the online weights, undefined: EMA when present. */
   ema?: boolean;
@@ -35,9 +38,11 @@ export interface CustomModelOptions {
   onDownload?: (encoder: string, e: DownloadEvent) => void;
 }
 
+/** A custom model converted into the cache (or found there already). */
 export interface PreparedCustomModel {
   /** The cached model's name (`--model <name>`, `audiox models rm <name>`). */
   name: string;
+  /** Its directory in the cache. */
   dir: string;
   /** false: the cached conversion was used as it is. */
   converted: boolean;
@@ -63,6 +68,7 @@ export interface CustomSourceStamp {
   convertedAt: string;
 }
 
+/** A custom model's config or checkpoint that cannot be used (unreadable, invalid, weights that do not fit); the message names the file. */
 export class CustomModelError extends Error {}
 
 const HEAD_BYTES = 1 << 20;

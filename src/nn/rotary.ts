@@ -9,8 +9,11 @@ import * as tf from '@tensorflow/tfjs';
 
 /** cos and sin broadcast against the rotated tensor, and the permutation R [dh, dh]. */
 export interface RotaryTables {
+  /** cos θ, broadcastable against x. */
   cos: tf.Tensor;
+  /** sin θ, broadcastable against x. */
   sin: tf.Tensor;
+  /** The pairing of channels as a signed permutation R [dh, dh]: x·R turns each rotated pair (a, b) into (−b, a). */
   rotate: tf.Tensor2D;
 }
 
@@ -24,6 +27,7 @@ export function applyRotary<T extends tf.Tensor>(x: T, r: RotaryTables): T {
   });
 }
 
+/** Frees the tables. */
 export function disposeRotary(r: RotaryTables): void {
   tf.dispose([r.cos, r.sin, r.rotate]);
 }

@@ -2,7 +2,7 @@
 // the memory budget a plan is checked against, the kernel set, how weights are held. The backend layer
 // creates one (`createRuntime` in src/backend/runtime.ts) at the edge — the CLI, the server, the library
 // entry — and passes it down; this module is a leaf so that the backend can name these types.
-import * as tf from '@tensorflow/tfjs';
+import * as tf from '@tensorflow/tfjs-core';
 
 const GiB = 1024 ** 3;
 

@@ -97,4 +97,21 @@ describe('the packed package in a fresh project', () => {
     // The installed package runs compiled JavaScript: no TypeScript sources, no tsx.
     expect(fs.existsSync(path.join(project, 'node_modules', 'audiox-ts', 'src'))).toBe(false);
   }, 300_000);
+
+  it('starts the installed `audiox --help` without TensorFlow.js and `audiox doctor` with tfjs-core and its backend only', () => {
+    const bin = path.join(project, 'node_modules', 'audiox-ts', 'bin', 'audiox.mjs');
+    const reporter = path.join(REPO, 'test', 'cli', 'fixtures', 'report-tfjs-packages.cjs');
+    const home = fs.mkdtempSync(path.join(os.tmpdir(), 'audiox-consumer-home-'));
+    const loaded = (...args: string[]): string[] => {
+      const r = sh(process.execPath, ['--require', reporter, bin, ...args], project, { AUDIOX_HOME: home, AUDIOX_BACKEND: 'wasm' });
+      expect(r.code, r.out).toBe(0);
+      return JSON.parse(/^TFJS_PACKAGES (.*)$/m.exec(r.out)?.[1] ?? 'null') as string[];
+    };
+    try {
+      expect(loaded('--help')).toEqual([]);
+      expect(loaded('doctor')).toEqual(['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-core']);
+    } finally {
+      fs.rmSync(home, { recursive: true, force: true });
+    }
+  }, 120_000);
 });
