@@ -7,11 +7,16 @@ import { SafetensorsFile } from '../io/safetensors.ts';
 import { readConfig } from './config.ts';
 import { CUSTOM_SOURCE_FILE, RELEASED_MODELS } from './source.ts';
 
+/** What a cache entry is: a released model, your conversion, a text encoder, the Synchformer, or something else. */
 export type CachedKind = 'released' | 'custom' | 'text-encoder' | 'synchformer' | 'other';
 
+/** One entry of the model cache, as `audiox models` lists it. */
 export interface CachedModel {
+  /** Its name in the cache (`--model <name>`, `audiox models rm <name>`). */
   name: string;
+  /** Its directory, `<home>/models/<name>`. */
   dir: string;
+  /** What the entry is (`audiox models` KIND column). */
   kind: CachedKind;
   /** e.g. "dit + MAF", "mmdit", "text encoder", "synchformer"; "?" when the config cannot be read. */
   variant: string;
