@@ -7,16 +7,16 @@ import { SafetensorsFile } from '../io/safetensors.ts';
 import { readConfig } from './config.ts';
 import { CUSTOM_SOURCE_FILE, RELEASED_MODELS } from './source.ts';
 
-/** What a directory of the model cache holds: a released model, a converted custom one, a text encoder, the Synchformer, or something else. */
+/** What a cache entry is: a released model, your conversion, a text encoder, the Synchformer, or something else. */
 export type CachedKind = 'released' | 'custom' | 'text-encoder' | 'synchformer' | 'other';
 
-/** One directory of the model cache, as `audiox models` lists it. */
+/** One entry of the model cache, as `audiox models` lists it. */
 export interface CachedModel {
-  /** The directory's name (what `--model` and `audiox models rm` take). */
+  /** Its name in the cache (`--model <name>`, `audiox models rm <name>`). */
   name: string;
-  /** The directory (absolute). */
+  /** Its directory, `<home>/models/<name>`. */
   dir: string;
-  /** What it holds. */
+  /** What the entry is (`audiox models` KIND column). */
   kind: CachedKind;
   /** e.g. "dit + MAF", "mmdit", "text encoder", "synchformer"; "?" when the config cannot be read. */
   variant: string;

@@ -17,11 +17,11 @@ import { CUSTOM_SOURCE_FILE, needsSynchformer, synchformerFileOf, textEncoders }
 import { planCheckpointKeys, type KeyPlan } from './training-keys.ts';
 import { createModelFromConfig } from './wrapper.ts';
 
-/** Options of prepareCustomModel: a model given as the reference's config.json and a PyTorch checkpoint. */
+/** What prepareCustomModel takes: the config and checkpoint paths (the CLI's --model-config and --ckpt-path). */
 export interface CustomModelOptions {
-  /** Path of the model's config.json. */
+  /** The model's config.json (stable-audio-tools' model config). */
   config: string;
-  /** Path of the PyTorch checkpoint (the reference's --ckpt-path). */
+  /** The checkpoint: .ckpt/.pth (PyTorch zip, converted) or .safetensors. */
   checkpoint: string;
   /** true: the EMA weights (required), false: the online weights, undefined: EMA when present. */
   ema?: boolean;
@@ -38,11 +38,11 @@ export interface CustomModelOptions {
   onDownload?: (encoder: string, e: DownloadEvent) => void;
 }
 
-/** A custom model converted into the cache (or found there already). */
+/** A custom model ready in the cache. */
 export interface PreparedCustomModel {
   /** The cached model's name (`--model <name>`, `audiox models rm <name>`). */
   name: string;
-  /** Its directory in the cache. */
+  /** Its cache directory. */
   dir: string;
   /** false: the cached conversion was used as it is. */
   converted: boolean;
@@ -68,7 +68,7 @@ export interface CustomSourceStamp {
   convertedAt: string;
 }
 
-/** A custom model's config or checkpoint that cannot be used (unreadable, invalid, weights that do not fit); the message names the file. */
+/** A custom model's files are unreadable, do not match, or a part it needs cannot be fetched; nothing was cached. */
 export class CustomModelError extends Error {}
 
 const HEAD_BYTES = 1 << 20;

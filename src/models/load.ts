@@ -193,9 +193,9 @@ class DemoSource implements TensorSource {
 
 /** A custom model given by its config and checkpoint (the demo's `--model-config` / `--ckpt-path`). */
 export interface CustomModelRef {
-  /** Path of the model's config.json. */
+  /** Path of its config.json. */
   config: string;
-  /** Path of the checkpoint. */
+  /** Path of its checkpoint (.ckpt, .pth or .safetensors). */
   checkpoint: string;
   /** Take the EMA weights of a training checkpoint (default: when it has them). */
   ema?: boolean;
