@@ -214,10 +214,3 @@ export function stillImageFrames(hwc: Uint8Array, H: number, W: number, o: { cli
   if (!o.referenceQuirks) for (let i = 0; i < clipOut.length; i++) clipOut[i] *= 255;
   return { clip: clipOut, sync };
 }
-
-/** Synchformer normalisation (§6.1): uint8 → float32 (x/255 − 0.5)/0.5 ∈ [−1, 1]. Same layout. */
-export function normalizeSyncFrames(frames: Uint8Array): Float32Array {
-  const out = new Float32Array(frames.length);
-  for (let i = 0; i < frames.length; i++) out[i] = (frames[i] / 255 - 0.5) / 0.5;
-  return out;
-}

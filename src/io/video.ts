@@ -12,8 +12,6 @@ import {
   type FrameWindow,
 } from './frames.ts';
 
-export { normalizeSyncFrames } from './frames.ts';
-
 export interface ReadVideoOptions {
   /** Window start in seconds (default 0). */
   seekTime?: number;

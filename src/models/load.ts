@@ -9,8 +9,8 @@ import type { MemoryBudget, RuntimeInfo } from '../nn/runtime.ts';
 import { loadStateDictStreamed, offloadToHost, releaseStreamed, type HostDType } from '../nn/streaming.ts';
 import { modelDir, MODELS } from '../hub/models.ts';
 import type { AudioXConfig } from './config.ts';
-import { CLIPWithSyncWithEmptyFeatureConditioner } from './conditioners/video/clip.ts';
-import { T5Conditioner, loadT5Pretrained } from './conditioners/text/t5.ts';
+import type { ExternalModelKind } from './conditioners/conditioner.ts';
+import { loadT5Pretrained } from './conditioners/text/t5.ts';
 import { withConditionerWeights, type ConditionerWeights } from './conditioner-weights.ts';
 import { demoWeight, initDemoWeights } from './demo.ts';
 import { chooseMemoryPlan, describePlan, type MemoryPlan, type WeightMode } from './memory.ts';
@@ -75,6 +75,10 @@ export class AudioXModel {
   /** Output samples per second (Hz; 44100 for the released models). */
   get sampleRate(): number {
     return this.config.sample_rate;
+  }
+  /** The external models conditioners read from their host: the Synchformer (text encoders sit in their conditioners). */
+  externalModel(kind: ExternalModelKind): Module | null {
+    return kind === 'synchformer' ? this.synchformer : null;
   }
   /** Samples per generation window. */
   get sampleSize(): number {
@@ -227,9 +231,9 @@ export async function loadModel(nameOrDir: string | CustomModelRef, opts: LoadMo
   let file: SafetensorsFile | null = null;
   let weights: ConditionerWeights | null = null;
   try {
-    const needsSync = [...wrapper.conditioner.conditioners.entries.values()].some(
-      (c) => c instanceof CLIPWithSyncWithEmptyFeatureConditioner,
-    );
+    // What the conditioners declare they run besides the checkpoint.
+    const needs = new Set([...wrapper.conditioner.conditioners.entries.values()].flatMap((c) => c.externalModels ?? []));
+    const needsSync = needs.has('synchformer');
     const t5Dirs = new Map(t5Uses.map((u) => [u.dir, u]));
     const syncFile = needsSync && !demo ? src.synchformerFile : null;
     file = mainFile ? SafetensorsFile.open(mainFile) : null;
@@ -315,9 +319,13 @@ function useBudget(w: ConditionedDiffusionModelWrapper, synchformer: Synchformer
   if (synchformer) synchformer.budget = budget;
 }
 
-/** Attaches one encoder to the T5 conditioners (those with an id in `ids`, or all). */
+/** Attaches one text encoder to the conditioners that declare one (those with an id in `ids`, or all). */
 function attachT5(w: ConditionedDiffusionModelWrapper, encoder: T5EncoderModel, tokenizer: TextTokenizer, ids?: ReadonlySet<string>): void {
-  for (const [id, c] of w.conditioner.conditioners.entries) if (c instanceof T5Conditioner && (!ids || ids.has(id))) c.attach(encoder, tokenizer);
+  for (const [id, c] of w.conditioner.conditioners.entries) {
+    if (!c.externalModels?.includes('text-encoder') || (ids && !ids.has(id))) continue;
+    if (!c.attachExternal) throw new Error(`conditioner "${id}" declares a text encoder but cannot take one (no attachExternal)`);
+    c.attachExternal('text-encoder', { module: encoder, tokenizer });
+  }
 }
 
 /** Names of models whose files are present locally (for pickers): the demo, the released ones, custom conversions. */

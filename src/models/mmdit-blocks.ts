@@ -2,10 +2,10 @@
 // mm_embeddings.py): MMDitSingleBlock with per-token adaLN, interleaved qkv, q/k RMSNorm, GPT-J
 // style RoPE, and k=3 convolutions over tokens. docs/REFERENCE.md §3.3–3.4, quirks 5–8.
 import * as tf from '@tensorflow/tfjs';
-import { Activation, Module, Sequential, type DerivedTensors, type Parameter, type WeightDerivation } from '../nn/index.ts';
+import { Activation, Module, Sequential, type WeightDerivation } from '../nn/index.ts';
 import * as F from '../nn/functional.ts';
 import { applyRotary, type RotaryTables } from '../nn/rotary.ts';
-import { TransposedLinear } from './transformer.ts';
+import { ChannelLastConv1d, TransposedLinear } from '../nn/relaid-layers.ts';
 
 /** The reference's RMSNorm(hd): its `scale` is a plain tensor that is never applied (quirk 8). */
 const rms = (x: tf.Tensor) => F.rmsNorm(x, null, 1e-6);
@@ -28,74 +28,6 @@ function deinterleaveRows(w: tf.Tensor, j: number): tf.Tensor {
     const inner = rest.reduce((a, b) => a * b, 1);
     return w.reshape([rows / j, j, inner]).transpose([1, 0, 2]).reshape(w.shape);
   });
-}
-
-/**
- * nn.Conv1d applied channels-last ([B, L, Cin] → [B, L', Cout]), torch weight [Cout, Cin, k]: one
- * tf conv1d (a native GEMM-based kernel, with no im2col stack on the wasm heap), its filter
- * [k, Cin, Cout] derived once at load time (the torch-layout copy is then released).
- */
-export class ChannelLastConv1d extends Module {
-  readonly weight: Parameter;
-  readonly bias: Parameter | null;
-  private folded: { filter: tf.Tensor3D; b: tf.Tensor1D | null } | null = null;
-  constructor(
-    readonly inChannels: number,
-    readonly outChannels: number,
-    readonly kernelSize: number,
-    readonly padding: number,
-    opts: { bias?: boolean } = {},
-  ) {
-    super();
-    this.weight = this.param('weight', [outChannels, inChannels, kernelSize]);
-    this.bias = opts.bias === false ? null : this.param('bias', [outChannels]);
-  }
-
-  /** The filter [k, Cin, Cout] (and a copy of the bias) replace the torch-layout tensors. */
-  override derivation(): WeightDerivation {
-    return {
-      mode: 'replace',
-      sources: this.bias ? [this.weight, this.bias] : [this.weight],
-      derive: () => {
-        if (!this.weight.loaded) return; // already derived by an earlier load
-        this.onDispose();
-        const w = this.weight.value;
-        this.folded = {
-          filter: tf.tidy(() => w.transpose([2, 1, 0]) as tf.Tensor3D),
-          b: this.bias ? tf.keep(this.bias.value.clone() as tf.Tensor1D) : null,
-        };
-        this.weight.dispose();
-        this.bias?.dispose();
-      },
-      exportDerived: (): DerivedTensors => {
-        const f = this.folded;
-        if (!f) throw new Error(`${this.path || 'ChannelLastConv1d'}: weights not loaded`);
-        return { tensors: f.b ? { filter: f.filter, b: f.b } : { filter: f.filter } };
-      },
-      importDerived: (t) => {
-        this.onDispose();
-        this.folded = { filter: tf.keep(t.filter as tf.Tensor3D), b: t.b ? tf.keep(t.b as tf.Tensor1D) : null };
-      },
-    };
-  }
-
-  protected override onDispose(): void {
-    if (this.folded) tf.dispose([this.folded.filter, ...(this.folded.b ? [this.folded.b] : [])]);
-    this.folded = null;
-  }
-
-  forward(x: tf.Tensor): tf.Tensor {
-    const f = this.folded;
-    if (!f) throw new Error(`${this.path || 'ChannelLastConv1d'}: weights not loaded`);
-    if (x.rank !== 3 || x.shape[2] !== this.inChannels) {
-      throw new Error(`${this.path || 'ChannelLastConv1d'}: expected [B, L, ${this.inChannels}], got [${x.shape}]`);
-    }
-    return tf.tidy(() => {
-      const p = this.padding;
-      const y = tf.conv1d(x as tf.Tensor3D, f.filter, 1, p ? [[0, 0], [0, 0], [p, p], [0, 0]] : 'valid');
-      return f.b ? y.add(f.b) : y;
-    });
-  }
 }
 
 /** hidden = multiple_of · ceil(int(2·hidden/3) / multiple_of) (LLaMA-style SwiGLU sizing). */

@@ -9,7 +9,7 @@ import { Module } from '../../src/nn/module.ts';
 import { viewOf, type WeightDerivation } from '../../src/nn/residency.ts';
 import { residentWeightBytes } from '../../src/models/memory.ts';
 import { SelfAttention } from '../../src/models/mmdit-blocks.ts';
-import { TransposedLinear } from '../../src/models/transformer.ts';
+import { TransposedLinear } from '../../src/nn/relaid-layers.ts';
 
 class Holder extends Module {
   readonly a = this.module('a', new TransposedLinear(5, 6, { chunks: 3 }));

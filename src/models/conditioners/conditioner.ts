@@ -4,7 +4,7 @@
 import type { Module } from '../../nn/module.ts';
 import type { NoiseSource } from '../../nn/noise.ts';
 import type { ConditionerOutput } from '../conditioning.ts';
-import type { Synchformer } from '../synchformer/synchformer.ts';
+import type { TextTokenizer } from '../tokenizer.ts';
 
 /** The conditioning window of the released models: 10 s (50 CLIP frames at 5 fps, 240 sync tokens). */
 export const CONDITIONING_SECONDS = 10;
@@ -36,14 +36,27 @@ export interface ConditionerMedia {
 /** A field of ConditionerMedia, as a conditioner's `reads` names it. */
 export type MediaField = keyof ConditionerMedia;
 
+/**
+ * A model outside the checkpoint that a conditioner runs, by kind: loadModel loads each kind a conditioner
+ * declares (`externalModels`) once — the Synchformer from the model directory, a text encoder from the cache —
+ * and either attaches it to the conditioner (`attachExternal`) or keeps it on the host (`externalModel`).
+ */
+export type ExternalModelKind = 'synchformer' | 'text-encoder';
+
+/** A loaded external model as it is attached: the module, and the tokenizer of a text encoder. */
+export interface ExternalModel {
+  readonly module: Module;
+  readonly tokenizer?: TextTokenizer | null;
+}
+
 /** The parts of the loaded model outside the conditioner tree that preparing an input may use. */
 export interface ConditionerHost {
   /** The model's output sample rate (Hz); audio prompts are brought to it. */
   readonly sampleRate: number;
   /** Frames per second video is sampled at for conditioning. */
   readonly videoFps: number;
-  /** The Synchformer of the sync video conditioner (null: none loaded; its features are then zeros). */
-  readonly synchformer: Synchformer | null;
+  /** The loaded external model of `kind` (null: none loaded, e.g. the Synchformer weights are absent). */
+  externalModel(kind: ExternalModelKind): Module | null;
 }
 
 /** How media are brought to the conditioning window. */
@@ -89,6 +102,13 @@ export interface Conditioner<I = unknown> extends Module {
   prepareInput(media: ConditionerMedia, opts: PrepareOptions): Promise<I>;
   /** Runs on a prepared input; the output tensors are new and owned by the caller. */
   condition(input: I, ctx: ConditionContext): ConditionerOutput;
+  /** The external models it runs (none when absent); see ExternalModelKind. */
+  readonly externalModels?: readonly ExternalModelKind[];
+  /**
+   * Takes a declared external model that it holds itself (it takes ownership of the module); kinds it
+   * reads from the host instead are never attached.
+   */
+  attachExternal?(kind: ExternalModelKind, model: ExternalModel): void;
   /** Frees the tensors of an input from `prepareInput`. */
   disposeInput(input: I): void;
   /**

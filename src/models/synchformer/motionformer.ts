@@ -149,15 +149,15 @@ export class DividedAttention extends Module {
       const [g, s] = axis === 'time' ? [positions, frames] : [frames, positions];
       const group = (t: tf.Tensor) => {
         const p = t.slice([0, 0, 1, 0], [n, h, fp, hd]).reshape([n, h, frames, positions, hd]);
-        return (axis === 'time' ? p.transpose([0, 1, 3, 2, 4]) : p).reshape([n * h * g, s, hd]);
+        return (axis === 'time' ? p.transpose([0, 1, 3, 2, 4]) : p).reshape([n * h, g, s, hd]) as tf.Tensor4D;
       };
-      // Each group's keys / values get the CLS key / value prepended: [N·H·G, 1 + S, hd].
+      // Each group's keys / values get the CLS key / value prepended: [N·H, G, 1 + S, hd].
       const withCls = (t: tf.Tensor) => {
         const cls = tf.broadcastTo(t.slice([0, 0, 0, 0], [n, h, 1, hd]).reshape([n * h, 1, 1, hd]), [n * h, g, 1, hd]);
-        return tf.concat([cls.reshape([n * h * g, 1, hd]), group(t)], 1);
+        return tf.concat([cls, group(t)], 2) as tf.Tensor4D;
       };
-      const scores = tf.matMul(group(q), withCls(k), false, true);
-      let out = tf.matMul(tf.softmax(scores, -1), withCls(v)).reshape([n, h, g, s, hd]);
+      // The groups as the heads axis of the shared core (q is already scaled).
+      let out = F.attention(group(q), withCls(k), withCls(v), { scale: 1 }).reshape([n, h, g, s, hd]);
       if (axis === 'time') out = out.transpose([0, 1, 3, 2, 4]); // back to [N, H, F, P, hd]
       const all = tf.concat([clsOut, out.reshape([n, h, fp, hd])], 2); // [N, H, L, hd]
       return this.proj.forward(F.mergeHeads(all)) as tf.Tensor3D;

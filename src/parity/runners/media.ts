@@ -2,7 +2,8 @@
 // frames_sync at 25 fps + sync_transform) and its still-image branch (still_image), through the same
 // functions the ffmpeg reader and the pipeline use (src/io/frames.ts), in the reference's mode.
 import * as tf from '@tensorflow/tfjs';
-import { branchFrameOptions, frameWindow, normalizeSyncFrames, stillImageFrames, type DecodedVideo } from '../../io/frames.ts';
+import { branchFrameOptions, frameWindow, stillImageFrames, type DecodedVideo } from '../../io/frames.ts';
+import { prepareSyncFrames } from '../../models/synchformer/features.ts';
 import type { Fixture, Runner, RunnerResult } from '../types.ts';
 
 function num(fx: Fixture, k: string): number {
@@ -58,8 +59,10 @@ async function run(fx: Fixture): Promise<RunnerResult> {
   checkFrameIds(fx, win.indices);
   const frames = Int32Array.from(win.frames);
   if (fx.case === 'frames_clip') return { outputs: { video_tensors: tf.tensor(frames, [1, win.T, 3, 224, 224], 'int32') } };
-  const first = normalizeSyncFrames(win.frames.subarray(0, 3 * 224 * 224));
-  return { outputs: { sync_frames: tf.tensor(frames, [win.T, 3, 224, 224], 'int32'), sync_video_first: tf.tensor(first, [3, 224, 224]) } };
+  const syncFrames = tf.tensor(frames, [win.T, 3, 224, 224], 'int32');
+  // The first frame as the Synchformer receives it (the production normalisation).
+  const first = tf.tidy(() => prepareSyncFrames(syncFrames.slice([0, 0, 0, 0], [1, 3, 224, 224])).reshape([3, 224, 224]));
+  return { outputs: { sync_frames: syncFrames, sync_video_first: first } };
 }
 
 export const runner: Runner = { component: 'media', run };

@@ -8,7 +8,7 @@ import { Linear } from '../../../nn/layers.ts';
 import { SafetensorsFile } from '../../../io/safetensors.ts';
 import { T5EncoderModel, type T5Config } from '../../t5.ts';
 import { TextTokenizer } from '../../tokenizer.ts';
-import type { Conditioner, ConditionerMedia, MediaField, PrepareOptions } from '../conditioner.ts';
+import type { Conditioner, ConditionerMedia, ExternalModel, ExternalModelKind, MediaField, PrepareOptions } from '../conditioner.ts';
 
 /** The reference's T5_MODEL_DIMS (width of each supported encoder). */
 export const T5_MODEL_DIMS: Record<string, number> = {
@@ -45,6 +45,7 @@ const TEXT_READS: readonly MediaField[] = ['prompt'];
 export class T5Conditioner extends Module implements Conditioner<string[]> {
   readonly modality = 'text';
   readonly reads = TEXT_READS;
+  readonly externalModels: readonly ExternalModelKind[] = ['text-encoder'];
   readonly dim: number;
   readonly outputDim: number;
   readonly maxLength: number;
@@ -79,6 +80,14 @@ export class T5Conditioner extends Module implements Conditioner<string[]> {
     this.encoder = encoder;
     this.tokenizer = tokenizer;
     return this;
+  }
+
+  /** loadModel's way in: the text encoder this conditioner's `t5_model_name` names, with its tokenizer. */
+  attachExternal(kind: ExternalModelKind, model: ExternalModel): void {
+    if (kind !== 'text-encoder' || !(model.module instanceof T5EncoderModel)) {
+      throw new Error(`T5Conditioner: cannot attach a ${kind} (${model.module.constructor.name}); it runs a T5 encoder`);
+    }
+    this.attach(model.module, model.tokenizer ?? null);
   }
 
   /** The prompt, once per batch item. */

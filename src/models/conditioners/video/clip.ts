@@ -11,7 +11,7 @@ import { Linear } from '../../../nn/layers.ts';
 import { CLIP_VIT_B32, CLIPVisionModelWithProjection, clipPixelValues, type CLIPVisionConfig } from '../../clip.ts';
 import { SA_Transformer } from '../../temporal-transformer.ts';
 import type { ConditionerOutput } from '../../conditioning.ts';
-import type { Conditioner, ConditionerMedia, MediaField, MediaOptions, PrepareOptions } from '../conditioner.ts';
+import type { Conditioner, ConditionerMedia, ExternalModelKind, MediaField, MediaOptions, PrepareOptions } from '../conditioner.ts';
 import { repeatBatch, syncFeatures, videoFrames, visualReuseKey } from './input.ts';
 
 /** The `config` object of a conditioner entry in the released model config (reference keyword names). */
@@ -252,6 +252,8 @@ export class CLIPConditioner extends VideoConditionerBase {
  */
 export class CLIPWithSyncWithEmptyFeatureConditioner extends VideoConditionerBase {
   readonly kind: VideoConditionerKind = 'clip-with-sync-w-empty-feat';
+  /** The Synchformer, read from the host when preparing the input (zeros when none is loaded). */
+  readonly externalModels: readonly ExternalModelKind[] = ['synchformer'];
   protected readonly takesSync = true;
   readonly proj_sync: Linear;
   readonly sync_weight: Parameter;

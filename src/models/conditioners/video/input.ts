@@ -7,6 +7,7 @@ import { branchFrameOptions, stillImageFrames, windowFrameCount, type StillImage
 import { isImagePath, readImage, readVideoFrames } from '../../../io/video.ts';
 import { withResident } from '../../../nn/streaming.ts';
 import { encodeVideoWithSync, prepareSyncFrames, SEGMENT_SIZE, SYNC_FPS, SYNC_SIZE, syncSegmentCount } from '../../synchformer/features.ts';
+import { Synchformer } from '../../synchformer/synchformer.ts';
 import { CONDITIONING_SECONDS, type ConditionerHost, type ConditionerMedia, type MediaOptions } from '../conditioner.ts';
 import type { VideoConditionerSizes } from './clip.ts';
 
@@ -75,8 +76,9 @@ export async function syncFeatures(
   const tokens = cond.sizes.sync_tokens;
   const dim = cond.sizes.temporal_dim;
   const file = source.video ?? source.image;
-  if (!file || !host.synchformer) return tf.zeros([1, tokens, dim]);
-  const sync = host.synchformer;
+  const sync = host.externalModel('synchformer');
+  if (!file || !sync) return tf.zeros([1, tokens, dim]);
+  if (!(sync instanceof Synchformer)) throw new Error(`the host's synchformer is a ${sync.constructor.name}, not a Synchformer`);
   const T = windowFrameCount(CONDITIONING_SECONDS, SYNC_FPS);
   const image = stillImagePath(source);
   let f: tf.Tensor;
