@@ -61,7 +61,7 @@ for label, key, tk in (('DiT forward, CFG', 'ditMs', 'dit'), ('VAE decode', 'vae
     t = g(torch[tk], 'ms')
     a, b = g(stock, key), g(ours, key)
     print(f'| {label} | {ms(a)} | {ms(b)} | {ratio(b, a)} | {ms(t)} | {ratio(a, t)} | {ratio(b, t)} |')
-gen = lambda r: steps * r['ditMs'] + r['vaeMs'] if r else None
+gen = lambda r: steps * r['ditMs'] + r['vaeMs'] if r and 'ditMs' in r else None
 tg = steps * torch['dit']['ms'] + torch['vae']['ms'] if torch['dit'] and torch['vae'] else None
 print(f'| generation ≈ {steps} × DiT + VAE | {ms(gen(stock))} | {ms(gen(ours))} | {ratio(gen(ours), gen(stock))} | {ms(tg)} | {ratio(gen(stock), tg)} | {ratio(gen(ours), tg)} |')
 print()
