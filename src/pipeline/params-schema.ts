@@ -119,7 +119,7 @@ export const PARAMS = {
     default: false,
     label: 'full video',
     cli: '--full-video',
-    api: false,
+    api: true,
     help: 'long-form: a soundtrack for the whole video from seconds start (instead of seconds)',
   },
   windowOverlap: {
@@ -129,7 +129,7 @@ export const PARAMS = {
     default: 2,
     label: 'window overlap',
     cli: '--window-overlap <s>',
-    api: false,
+    api: true,
     help: 'long-form: seconds each window shares with the previous one (held to it, then cross-faded)',
   },
   steps: { kind: 'int', min: 1, max: 1000, default: 100, label: 'steps', cli: '--steps <n>', api: true, help: 'sampling steps' },

@@ -5,12 +5,18 @@
 import * as tf from '@tensorflow/tfjs';
 import type { AudioXModel } from '../models/load.ts';
 import { loadModel } from '../pipeline/load.ts';
-import { generate } from '../pipeline/generate.ts';
+import { readWav } from '../io/wav.ts';
+import { GenerateError, generate, resolveParams, type ModelLimits } from '../pipeline/generate.ts';
+import { generateLongform, isLongform, type LongformOptions } from '../pipeline/longform.ts';
+import { muxVideoWithAudio } from '../io/mux.ts';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { GenerateOptions, Progress } from '../pipeline/types.ts';
 import type { JobFiles, JobResult } from './jobs.ts';
 import type { JobParams } from './params.ts';
-import { outputSuffixes, saveResult } from './outputs.ts';
-import { encodePng, renderSpectrogram } from './render.ts';
+import { outputSuffixes, removeOutputs, saveResult } from './outputs.ts';
+import { encodePng, renderSpectrogram, renderWaveform } from './render.ts';
+import { reserveOutputs } from './files.ts';
 
 /** Maps a job's validated parameters and uploads onto generate()'s options. */
 export function toGenerateOptions(p: JobParams, files: JobFiles, signal?: AbortSignal): GenerateOptions {
@@ -48,6 +54,32 @@ export function toGenerateOptions(p: JobParams, files: JobFiles, signal?: AbortS
     batchSize: p.batchSize,
     signal,
   };
+}
+
+/** A job's long-form options (the window loop does its own inpainting: no init audio, one item). */
+export function toLongformOptions(p: JobParams, files: JobFiles, output: string, signal?: AbortSignal): LongformOptions {
+  const { secondsTotal, initAudio: _i, initNoiseLevel: _n, inpaint: _p, batchSize: _b, fullLength: _f, onProgress: _o, audio, ...rest } = toGenerateOptions(p, files, signal);
+  return {
+    ...rest,
+    audio: typeof audio === 'string' ? audio : undefined,
+    secondsTotal: p.fullVideo ? undefined : secondsTotal,
+    fullVideo: p.fullVideo,
+    windowOverlap: p.windowOverlap,
+    output,
+  };
+}
+
+/** What can be checked of a long-form request before it is queued (generateLongform checks the rest). */
+export function checkLongformRequest(limits: ModelLimits, p: JobParams, files: JobFiles): void {
+  const bad = (m: string): never => {
+    throw new GenerateError(m);
+  };
+  if (p.fullVideo && !files.video) bad('"fullVideo" needs a video upload');
+  if (files.initAudio || p.inpaintStart !== undefined) bad('long-form generation does its own inpainting: no init audio or inpainting with it');
+  if (p.batchSize !== 1) bad('long-form generation makes one output: use a batch size of 1');
+  if (p.windowOverlap > limits.maxSeconds / 2) bad(`window overlap must be at most half the model's window (${(limits.maxSeconds / 2).toFixed(2)} s), got ${p.windowOverlap}`);
+  if (limits.objective === 'rectified_flow') bad(`model "${limits.name}": long-form generation needs inpainting, which its rectified-flow sampler does not support`);
+  resolveParams(limits, { ...toGenerateOptions(p, files), secondsTotal: limits.maxSeconds, initAudio: undefined, inpaint: undefined, initNoiseLevel: undefined });
 }
 
 /** Replaces the private upload paths in `text` by "(uploaded <field>)". */
@@ -140,6 +172,7 @@ async function stages(slot: ModelSlot, job: JobSpec, signal: AbortSignal, hooks:
   hooks.progress({ stage: 'loading model' });
   const model = await slot.use(job.model);
   signal.throwIfAborted();
+  if (isLongform({ name: model.name, maxSeconds: model.maxSeconds }, job.params)) return longformStages(model, job, signal, hooks);
   hooks.progress({ stage: 'conditioning', step: 0, steps: job.params.steps });
   const every = job.params.previewEvery;
   const preview = async (p: Progress): Promise<void> => {
@@ -165,4 +198,44 @@ async function stages(slot: ModelSlot, job: JobSpec, signal: AbortSignal, hooks:
     names,
   });
   return { items, seed: res.seed, sampleRate: res.sampleRate, params: hideUploadPaths(res.params, job.files), timings: res.timings };
+}
+
+/** A long-form job: window by window into the reserved WAV, then its pictures and the video re-muxed whole. */
+async function longformStages(model: AudioXModel, job: JobSpec, signal: AbortSignal, hooks: JobHooks): Promise<JobResult> {
+  const video = job.files.video !== undefined;
+  const suffixes = outputSuffixes(1, video);
+  const names = hooks.reserve ? await hooks.reserve(suffixes) : reserveHere(job.outputDir, suffixes);
+  const [wav, spectrogram, waveform, mp4] = names;
+  const at = (n: string): string => path.join(job.outputDir, n);
+  try {
+    const res = await generateLongform(model, {
+      ...toLongformOptions(job.params, job.files, at(wav), signal),
+      onProgress: (p) => {
+        const done = p.step + 1;
+        const last = p.window === p.windows - 1 && p.steps !== null && done === p.steps;
+        hooks.progress({ stage: `${last ? 'decoding' : 'sampling'} window ${p.window + 1}/${p.windows}`, step: done, steps: p.steps, fraction: p.runFraction });
+      },
+    });
+    signal.throwIfAborted();
+    hooks.progress({ stage: 'writing' });
+    const channels = readWav(at(wav)).data;
+    fs.writeFileSync(at(spectrogram), encodePng(renderSpectrogram(channels, model.sampleRate)));
+    fs.writeFileSync(at(waveform), encodePng(renderWaveform(channels)));
+    signal.throwIfAborted();
+    const item: JobResult['items'][number] = { audio: wav, spectrogram, waveform };
+    if (video && mp4) {
+      await muxVideoWithAudio({ video: job.files.video!, audioWav: at(wav), out: at(mp4), start: job.params.secondsStart, duration: res.seconds, signal });
+      signal.throwIfAborted();
+      item.video = mp4;
+    }
+    const params = { ...job.params, seconds: res.seconds, windows: res.plan.windows.length, seeds: res.seeds };
+    return { items: [item], seed: res.seed, sampleRate: res.sampleRate, params: hideUploadPaths(params, job.files), timings: { totalMs: res.timings.totalMs } };
+  } catch (e) {
+    removeOutputs(job.outputDir, names);
+    throw e;
+  }
+}
+
+function reserveHere(dir: string, suffixes: string[]): string[] {
+  return reserveOutputs(dir, suffixes);
 }

@@ -47,6 +47,9 @@ export interface JobParams {
   inpaintPasteTo?: number;
   /** Keep the whole decoded window (the reference's output length) instead of trimming to secondsTotal. */
   fullLength: boolean;
+  /** Long-form (secondsTotal beyond the model's window, or the whole video): see src/pipeline/longform.ts. */
+  fullVideo: boolean;
+  windowOverlap: number;
 }
 
 /** The schema entries of the request fields (served to the page by GET /api/info). */

@@ -7,7 +7,8 @@ import { activeBackend } from '../backend/index.ts';
 import { inspectModel } from '../models/source.ts';
 import { GenerateError, configLimits, resolveParams, type ModelLimits } from '../pipeline/generate.ts';
 import type { DiffusionObjective } from '../sampling/registry.ts';
-import { toGenerateOptions } from './job-executor.ts';
+import { checkLongformRequest, toGenerateOptions } from './job-executor.ts';
+import { isLongform } from '../pipeline/longform.ts';
 import type { JobFiles, JobResult, RunJob } from './jobs.ts';
 import { reserveOutputs } from './files.ts';
 import { removeOutputs, resultFiles } from './outputs.ts';
@@ -114,7 +115,9 @@ export function createPipelineRunner(opts: PipelineRunnerOptions): PipelineRunne
     runJob,
     validate(model, params, files) {
       try {
-        resolveParams(limitsOf(model), toGenerateOptions(params, files));
+        const limits = limitsOf(model);
+        if (isLongform(limits, params)) checkLongformRequest(limits, params, files);
+        else resolveParams(limits, toGenerateOptions(params, files));
       } catch (e) {
         if (e instanceof GenerateError) throw new BadRequestError(e.message);
         throw new BadRequestError(`Model "${model}" is not usable: ${(e as Error).message}`);

@@ -67,12 +67,20 @@ describe('server on the demo model', () => {
 
   it('requests beyond the model\'s limits are refused with 400 before queueing', async () => {
     const r = await fetch(`${base}/api/generate`, {
-      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ secondsTotal: 11 }),
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ secondsTotal: 11, windowOverlap: 5 }),
     });
     expect(r.status).toBe(400);
-    expect((await r.json()).error).toMatch(/seconds must be in \(0, 10\.00\] for this model/);
+    expect((await r.json()).error).toMatch(/window overlap must be at most half the model's window \(4\.99 s\)/);
     expect(srv.queue.stats.waiting).toBe(0);
   });
+
+  it('long-form over the API: seconds beyond the window are made window by window into one WAV', async () => {
+    const j = await runJob({ prompt: 'rain', steps: 2, secondsTotal: 12, windowOverlap: 2, seed: 5 });
+    expect(j.status, j.error).toBe('done');
+    expect(readWavHeader(path.join(tmp, 'out', j.result.items[0].audio))).toMatchObject({ sampleRate: 44100, channels: 2, numFrames: 12 * 44100 });
+    expect(j.result.params).toMatchObject({ windows: 2, seconds: 12 });
+    expect(j.result.items[0].spectrogram).toMatch(/\.png$/);
+  }, 600_000);
 
   it('inpainting over the API: the sliders (percent) with an init audio upload; fullLength keeps the window', async () => {
     const tone = path.join(tmp, 'tone.wav');
