@@ -36,6 +36,11 @@ export { createModelFromConfig, ConditionedDiffusionModelWrapper } from './model
  */
 export { generate, resolveParams, GENERATE_DEFAULTS, SAMPLER_NAMES } from './pipeline/generate.ts';
 export type { GenerateOptions, GenerateResult, Progress, SamplerName, ConditionerOutput } from './pipeline/types.ts';
+/**
+ * `generateLongform(model, options)`: audio longer than the model's window, window by window (each continues the
+ * previous one through the inpainting mask, seams cross-faded) into a WAV written progressively.
+ */
+export { generateLongform, planWindows, type LongformOptions, type LongformResult, type LongformProgress, type WindowPlan } from './pipeline/longform.ts';
 
 // ---- conditioners ----
 /** Adding a conditioner type from outside the package: its factory builds a `Conditioner` (see docs/ARCHITECTURE.md). */

@@ -162,6 +162,21 @@ export interface ResolvedLongform {
   seed: number;
 }
 
+/** The longest overlap: half a window, in whole latent frames (seconds). */
+export function maxWindowOverlap(model: ModelLimits): number {
+  const frame = model.minSeconds ?? 2048 / 44100;
+  return Math.floor(Math.floor(model.maxSeconds / frame + 1e-9) / 2) * frame;
+}
+
+/** Why this overlap does not fit the model's window (null when it does). */
+export function overlapProblem(model: ModelLimits, overlap: number): string | null {
+  const frame = model.minSeconds ?? 2048 / 44100;
+  const max = maxWindowOverlap(model);
+  return Math.round(overlap / frame) * frame > max + 1e-9
+    ? `window overlap must be at most half the model's window (${max.toFixed(2)} s), got ${overlap}`
+    : null;
+}
+
 /** Does this request need windows? (more seconds than the model's window, or the whole video). */
 export function isLongform(model: ModelLimits, o: { secondsTotal?: number; fullVideo?: boolean }): boolean {
   return o.fullVideo === true || (o.secondsTotal !== undefined && o.secondsTotal > model.maxSeconds + 1e-9);
@@ -200,9 +215,8 @@ export async function resolveLongform(model: ModelLimits, config: AudioXConfig, 
   schemaCheck('secondsTotal', total);
   const overlap = o.windowOverlap ?? PARAMS.windowOverlap.default;
   schemaCheck('windowOverlap', overlap);
-  if (overlap > model.maxSeconds / 2) {
-    throw new GenerateError(`window overlap must be at most half the model's window (${(model.maxSeconds / 2).toFixed(2)} s), got ${overlap}`);
-  }
+  const tooLong = overlapProblem({ ...model, minSeconds: minSeconds(config) }, overlap);
+  if (tooLong) throw new GenerateError(tooLong);
   const frame = minSeconds(config);
   const crossfade = Math.min(o.crossfadeSeconds ?? DEFAULT_CROSSFADE_SECONDS, overlap);
   if (!(crossfade >= 0)) throw new GenerateError(`the cross-fade must be ≥ 0 seconds, got ${o.crossfadeSeconds}`);

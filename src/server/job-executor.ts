@@ -7,7 +7,7 @@ import type { AudioXModel } from '../models/load.ts';
 import { loadModel } from '../pipeline/load.ts';
 import { readWav } from '../io/wav.ts';
 import { GenerateError, generate, resolveParams, type ModelLimits } from '../pipeline/generate.ts';
-import { generateLongform, isLongform, type LongformOptions } from '../pipeline/longform.ts';
+import { generateLongform, isLongform, overlapProblem, type LongformOptions } from '../pipeline/longform.ts';
 import { muxVideoWithAudio } from '../io/mux.ts';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -77,7 +77,8 @@ export function checkLongformRequest(limits: ModelLimits, p: JobParams, files: J
   if (p.fullVideo && !files.video) bad('"fullVideo" needs a video upload');
   if (files.initAudio || p.inpaintStart !== undefined) bad('long-form generation does its own inpainting: no init audio or inpainting with it');
   if (p.batchSize !== 1) bad('long-form generation makes one output: use a batch size of 1');
-  if (p.windowOverlap > limits.maxSeconds / 2) bad(`window overlap must be at most half the model's window (${(limits.maxSeconds / 2).toFixed(2)} s), got ${p.windowOverlap}`);
+  const tooLong = overlapProblem(limits, p.windowOverlap);
+  if (tooLong) bad(tooLong);
   if (limits.objective === 'rectified_flow') bad(`model "${limits.name}": long-form generation needs inpainting, which its rectified-flow sampler does not support`);
   resolveParams(limits, { ...toGenerateOptions(p, files), secondsTotal: limits.maxSeconds, initAudio: undefined, inpaint: undefined, initNoiseLevel: undefined });
 }

@@ -70,7 +70,7 @@ describe('server on the demo model', () => {
       method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ secondsTotal: 11, windowOverlap: 5 }),
     });
     expect(r.status).toBe(400);
-    expect((await r.json()).error).toMatch(/window overlap must be at most half the model's window \(4\.99 s\)/);
+    expect((await r.json()).error).toMatch(/window overlap must be at most half the model's window \(4\.97 s\)/);
     expect(srv.queue.stats.waiting).toBe(0);
   });
 
