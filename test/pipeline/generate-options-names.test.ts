@@ -10,6 +10,7 @@ import { PARAM_NAMES, type ParamDefaults, type ParamName } from '../../src/pipel
 import type { LongformOptions } from '../../src/pipeline/longform.ts';
 import type { GenerateOptions } from '../../src/pipeline/types.ts';
 import { REPO } from '../helpers.ts';
+import { SOURCE_COMPILER_OPTIONS } from '../package/undocumented.ts';
 
 /** Parameters of the web page only (the server acts on them; generate() has no use for them). */
 const WEB_ONLY = ['previewEvery'] as const satisfies readonly ParamName[];
@@ -64,15 +65,7 @@ const compileTimeChecks: [IsNever<MissingFields>, IsNever<Unclassified>, IsNever
 
 // ---- run time ----
 function interfaceFields(file: string, name: string): string[] {
-  const program = ts.createProgram([path.join(REPO, file)], {
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    allowImportingTsExtensions: true,
-    noEmit: true,
-    strict: true,
-    noResolve: true,
-  });
+  const program = ts.createProgram([path.join(REPO, file)], { ...SOURCE_COMPILER_OPTIONS, noResolve: true });
   const sf = program.getSourceFile(path.join(REPO, file));
   const decl = sf?.statements.find((s): s is ts.InterfaceDeclaration => ts.isInterfaceDeclaration(s) && s.name.text === name);
   if (!decl) throw new Error(`interface ${name} not found in ${file}`);

@@ -1,6 +1,6 @@
 // The web UI end to end in headless Chromium (Debian's `chromium` + playwright-core), on the real demo model:
-// a text-to-audio and a video-to-audio job through the page (progress, preview, results that load), and a third
-// job cancelled mid-way. Screenshots go to test-artifacts/server-e2e/. Without /usr/bin/chromium the suite is
+// a text-to-audio and a video-to-audio job through the page (progress, preview, results that load), a long-form
+// soundtrack for a 30 s video (window by window), and a job cancelled mid-way. Screenshots go to test-artifacts/server-e2e/. Without /usr/bin/chromium the suite is
 // skipped, unless AUDIOX_E2E=1 (set by .ci/run) makes it mandatory.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,7 +9,9 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPipelineRunner, type PipelineRunner } from '../../src/server/pipeline-runner.ts';
 import { createServer, type AudioxServer } from '../../src/server/server.ts';
+import { probeMedia } from '../../src/io/ffmpeg.ts';
 import { REPO } from '../helpers.ts';
+import { makeVideo } from '../pipeline/media-helpers.ts';
 
 const CHROMIUM = process.env.AUDIOX_CHROMIUM ?? '/usr/bin/chromium';
 const REQUIRED = process.env.AUDIOX_E2E === '1';
@@ -145,6 +147,32 @@ describe.skipIf(!HAVE_CHROMIUM && !REQUIRED)('web UI in headless Chromium (demo 
     expect(params).not.toContain(srv.privateDir);
     await page.screenshot({ path: path.join(ARTIFACTS, 'v2a.png'), fullPage: true });
   }, 300_000);
+
+  it('long-form through the page: a 30 s video with "whole video", window by window, re-muxed whole', async () => {
+    const video = await makeVideo(path.join(tmp, 'long.mp4'), 30);
+    await page.setInputFiles('#video', video);
+    await page.waitForSelector('#video-preview:not([hidden])');
+    await page.check('[name="fullVideo"]');
+    await setFields({ prompt: 'rain', steps: '2', previewEvery: '0', windowOverlap: '2' });
+    await page.click('#generate');
+    await page.waitForFunction(() => /window \d+\/4/.test(document.querySelector('#progress-text')?.textContent ?? ''), null, { timeout: 600_000 });
+    await page.waitForSelector('body[data-state="done"], body[data-state="failed"], body[data-state="cancelled"]', { timeout: 1_200_000 });
+    expect(await page.getAttribute('body', 'data-state'), (await page.textContent('#error')) ?? '').toBe('done');
+    await expectMediaLoads('.result-audio');
+    const audioSeconds = await page.$eval('.result-audio', (a: HTMLAudioElement) => a.duration);
+    expect(audioSeconds).toBeCloseTo(30, 1);
+    const r = await page.request.get(await page.$eval('.result-video', (v: HTMLVideoElement) => v.src));
+    expect(r.status()).toBe(200);
+    const mp4 = path.join(tmp, 'long-result.mp4');
+    fs.writeFileSync(mp4, await r.body());
+    const probe = await probeMedia(mp4);
+    expect(probe.duration).toBeGreaterThan(29.9);
+    expect(probe.duration).toBeLessThan(30.1);
+    expect((await page.textContent('#result-params')) ?? '').toContain('"fullVideo": true');
+    await page.uncheck('[name="fullVideo"]');
+    await page.click('button[data-clear="video"]');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'longform.png'), fullPage: true });
+  }, 1_500_000);
 
   it('cancels a third job mid-way and frees the slot; no tensors leak across jobs', async () => {
     const before = (await runner.memory()).numTensors;

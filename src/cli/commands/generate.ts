@@ -10,6 +10,7 @@ import { probeMedia } from '../../io/ffmpeg.ts';
 import { muxVideoWithAudio } from '../../io/mux.ts';
 import { writeWav } from '../../io/wav.ts';
 import type { AudioXConfig } from '../../models/config.ts';
+import type { AudioXModel } from '../../models/load.ts';
 import { loadModel } from '../../pipeline/load.ts';
 import { addModelOptions, modelFromCli, type ModelCliOptions } from '../custom-model.ts';
 import { inspectModel } from '../../models/source.ts';
@@ -270,6 +271,22 @@ function progressReporter(enabled: boolean): { update: (p: Progress) => void; st
   };
 }
 
+/**
+ * Runs `body` with the list of files it writes; if it throws, those files go (no partial output: the atomic
+ * writers already removed their temp files). The model is disposed either way.
+ */
+async function producing(model: AudioXModel, body: (written: string[]) => Promise<string[]>): Promise<string[]> {
+  const written: string[] = [];
+  try {
+    return await body(written);
+  } catch (e) {
+    for (const f of written) fs.rmSync(f, { force: true });
+    throw e;
+  } finally {
+    model.dispose();
+  }
+}
+
 /** Runs one generation from CLI options and writes the outputs; returns the paths written. */
 export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): Promise<string[]> {
   const batch = Number.isInteger(o.batch) && o.batch > 0 ? o.batch : 1;
@@ -287,8 +304,7 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
   log(`loading model ${info.name}…`);
   const runtime = await createRuntime();
   const model = await loadModel(o.model, { runtime });
-  const written: string[] = [];
-  try {
+  return producing(model, async (written) => {
     log(`generating on the ${runtime.backend} backend…`);
     const progress = progressReporter(o.progress);
     const result = await generate(model, { ...generateOptions(o), signal, onProgress: (p) => progress.update(p) }).finally(
@@ -321,13 +337,7 @@ export async function runGenerate(o: GenerateCliOptions, signal?: AbortSignal): 
       ].join('\n'),
     );
     return written;
-  } catch (e) {
-    // No partial output: what this run wrote goes (the atomic writers already removed their temp files).
-    for (const f of written) fs.rmSync(f, { force: true });
-    throw e;
-  } finally {
-    model.dispose();
-  }
+  });
 }
 
 /** Long-form progress: "window 2/4 step 3/8 | run 40% | ETA 1m20s", at most about ten lines per window off a terminal. */
@@ -354,8 +364,7 @@ async function runLongform(o: GenerateCliOptions, info: ModelPreflight, wav: str
   log(`loading model ${info.name}…`);
   const runtime = await createRuntime();
   const model = await loadModel(o.model, { runtime });
-  const written: string[] = [];
-  try {
+  return producing(model, async (written) => {
     log(`generating long-form audio on the ${runtime.backend} backend…`);
     const result = await generateLongform(model, { ...longformOptions(o, wav), signal, onProgress: longformReporter(o.progress) });
     written.push(wav);
@@ -375,12 +384,7 @@ async function runLongform(o: GenerateCliOptions, info: ModelPreflight, wav: str
       ].join('\n'),
     );
     return written;
-  } catch (e) {
-    for (const f of written) fs.rmSync(f, { force: true });
-    throw e;
-  } finally {
-    model.dispose();
-  }
+  });
 }
 
 /** Runs `fn` with a signal that Ctrl-C aborts (exit code 130 after a clean stop). */
