@@ -11,11 +11,20 @@ import { viewOf, type DerivedTensors, type DerivedView, type WeightDerivation } 
  * each its own matmul, so q/k/v or value/gate come out without slicing.
  */
 export class TransposedLinear extends Module {
+  /** The state dict's `weight` [out, in]; released once derived (`loaded` is false afterwards). */
   readonly weight: Parameter;
+  /** The state dict's `bias` [out], or null without one; released once derived. */
   readonly bias: Parameter | null;
   private parts: { w: tf.Tensor2D; b: tf.Tensor1D | null }[] = [];
+  /**
+   * @param inFeatures input features (the last axis of x)
+   * @param outFeatures output features, all chunks together
+   * @param opts `bias` (default true); `chunks` (default 1) equal parts of the outputs; throws unless they divide outFeatures
+   */
   constructor(
+    /** Input features. */
     readonly inFeatures: number,
+    /** Output features of all chunks together. */
     readonly outFeatures: number,
     opts: { bias?: boolean; chunks?: number } = {},
   ) {
@@ -25,6 +34,7 @@ export class TransposedLinear extends Module {
     this.weight = this.param('weight', [outFeatures, inFeatures]);
     this.bias = opts.bias === false ? null : this.param('bias', [outFeatures]);
   }
+  /** Number of equal output parts, each its own product. */
   readonly chunks: number;
 
   /** Each chunk's rows of the torch weight, transposed to [in, n], replace it (and the bias's rows the bias). */
@@ -89,6 +99,7 @@ export class TransposedLinear extends Module {
       });
     });
   }
+  /** [..., in] → [..., out] (the chunks concatenated); throws when the weights are not loaded or the features differ. */
   forward(x: tf.Tensor): tf.Tensor {
     const ys = this.forwardChunks(x);
     if (ys.length === 1) return ys[0];
@@ -102,13 +113,26 @@ export class TransposedLinear extends Module {
  * [k, Cin, Cout] derived once at load time (the torch-layout copy is then released).
  */
 export class ChannelLastConv1d extends Module {
+  /** The state dict's `weight` [Cout, Cin, k]; released once derived. */
   readonly weight: Parameter;
+  /** The state dict's `bias` [Cout], or null without one; released once derived. */
   readonly bias: Parameter | null;
   private folded: { filter: tf.Tensor3D; b: tf.Tensor1D | null } | null = null;
+  /**
+   * @param inChannels Cin
+   * @param outChannels Cout
+   * @param kernelSize k (stride 1)
+   * @param padding zero samples added on each side of L
+   * @param opts `bias` (default true)
+   */
   constructor(
+    /** Input channels (Cin). */
     readonly inChannels: number,
+    /** Output channels (Cout). */
     readonly outChannels: number,
+    /** Kernel width k. */
     readonly kernelSize: number,
+    /** Zero padding on each side, in samples. */
     readonly padding: number,
     opts: { bias?: boolean } = {},
   ) {
@@ -150,6 +174,7 @@ export class ChannelLastConv1d extends Module {
     this.folded = null;
   }
 
+  /** [B, L, Cin] → [B, L + 2·padding − k + 1, Cout]; throws when the weights are not loaded or the shape differs. */
   forward(x: tf.Tensor): tf.Tensor {
     const f = this.folded;
     if (!f) throw new Error(`${this.path || 'ChannelLastConv1d'}: weights not loaded`);

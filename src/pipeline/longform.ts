@@ -43,13 +43,19 @@ export interface PlannedWindow {
   writeTo: number;
 }
 
+/** The windows of a long-form run and the numbers they were planned with (see {@link planWindows}). */
 export interface WindowPlan {
+  /** The windows in order. */
   windows: PlannedWindow[];
+  /** Samples per channel of the whole output. */
   totalSamples: number;
   /** Decoded samples of one window (windowFrames · ratio). */
   windowSamples: number;
+  /** Latent frames from one window's start to the next's (window − overlap). */
   strideFrames: number;
+  /** Latent frames each window shares with the previous one (held to it). */
   overlapFrames: number;
+  /** Samples of each seam's linear cross-fade. */
   crossfadeSamples: number;
 }
 
@@ -98,9 +104,11 @@ export function windowSeed(seed: number, k: number): number {
   return (h ^ (h >>> 16)) >>> 0;
 }
 
+/** What `generateLongform`'s `onProgress` receives after each sampling step of each window. */
 export interface LongformProgress extends Omit<Progress, 'denoised'> {
-  /** 0-based window index and the number of windows. */
+  /** 0-based index of the window being generated. */
   window: number;
+  /** Number of windows in the run. */
   windows: number;
   /** Fraction of the whole run, 0 … 1. */
   runFraction: number;
@@ -133,25 +141,37 @@ export interface LongformOptions
   fullVideo?: boolean;
   /** Seconds window k shares with window k−1 (default: the schema's). */
   windowOverlap?: number;
+  /** Length of each seam's linear cross-fade, seconds (within the overlap). */
   crossfadeSeconds?: number;
   /** Audio prompt of the first window (a path or stereo samples); later windows get the previous window's audio. */
   audio?: string | Float32Array[];
+  /** Sample format of the WAV written. */
   bitDepth?: WavBitDepth;
+  /** Called after each sampling step of each window. */
   onProgress?: (p: LongformProgress) => void;
+  /** Called with each window's result before its seam is cross-faded (tools, tests). */
   onWindow?: (w: WindowResult) => void;
 }
 
+/** What a long-form run wrote. */
 export interface LongformResult {
+  /** The WAV written. */
   output: string;
+  /** Its sample rate, Hz. */
   sampleRate: number;
   /** Samples per channel written. */
   samples: number;
+  /** Its length, seconds. */
   seconds: number;
+  /** The run's seed (window 0's). */
   seed: number;
+  /** Each window's seed, in order. */
   seeds: number[];
+  /** The windows it was made of. */
   plan: WindowPlan;
   /** Peak |x| before normalisation. */
   peak: number;
+  /** Milliseconds of the whole run and of each window. */
   timings: { totalMs: number; windowMs: number[] };
 }
 
