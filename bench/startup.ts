@@ -57,8 +57,8 @@ const cases: Record<string, { args: string[]; env?: Record<string, string> }> = 
   'node -e ""': { args: ['-e', ''] },
   'audiox --help': { args: [bin, '--help'] },
   'audiox doctor': { args: [bin, 'doctor'] },
-  // The same with the wasm backend single-threaded: what starting its thread pool costs.
-  'doctor, 1 thread': { args: [bin, 'doctor'], env: { AUDIOX_WASM_THREADS: '1' } },
+  // The backend started as a generation would (the threaded wasm pool, the WebGPU adapter probe).
+  'doctor --start': { args: [bin, 'doctor', '--start'] },
 };
 const baseline = arg('--baseline');
 if (baseline) {

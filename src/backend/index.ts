@@ -243,6 +243,22 @@ export function budgetOf(name: BackendName, bytes = memoryBudgetFor(name)): Memo
 }
 
 /**
+ * The backend initBackend would start first, without starting any: `requested` (or AUDIOX_BACKEND), else the
+ * first available in BACKEND_ORDER (webgpu only when asked for). Null when none is available.
+ * @throws Error for an unknown backend name.
+ */
+export function selectBackend(requested?: string): { name: BackendName | null; probes: BackendProbe[] } {
+  const want = requested ?? process.env.AUDIOX_BACKEND;
+  const probes = probeBackends();
+  if (want) {
+    const name = parseBackendName(want);
+    return { name: probes.find((p) => p.name === name)!.available ? name : null, probes };
+  }
+  const first = BACKEND_ORDER.filter((b) => b !== 'webgpu').find((b) => probes.find((p) => p.name === b)!.available);
+  return { name: first ?? null, probes };
+}
+
+/**
  * Selects and starts a backend. `requested` (or AUDIOX_BACKEND) forces one; otherwise the first
  * available in BACKEND_ORDER that starts wins (webgpu is opt-in only: it needs an adapter).
  */

@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest';
 import { REPO } from '../helpers.ts';
 import { tinyMMDiTConfig } from '../models/tiny-model-dir.ts';
 
-function doctor(env: Record<string, string> = {}) {
-  const r = spawnSync(process.execPath, [path.join(REPO, 'bin/audiox.mjs'), 'doctor'], {
+function doctor(env: Record<string, string> = {}, args: string[] = []) {
+  const r = spawnSync(process.execPath, [path.join(REPO, 'bin/audiox.mjs'), 'doctor', ...args], {
     cwd: REPO,
     encoding: 'utf8',
     env: { ...process.env, AUDIOX_BACKEND: '', ...env },
@@ -17,11 +17,12 @@ function doctor(env: Record<string, string> = {}) {
 }
 
 describe('audiox doctor', () => {
-  it('lists every backend with its state, the active one, threads, the memory ceiling and ffmpeg', () => {
+  it('lists every backend with its state, the one that would start, threads, the memory ceiling and ffmpeg (nothing started)', () => {
     const { code, out } = doctor();
     expect(code).toBe(0);
     for (const b of ['tensorflow-gpu', 'tensorflow', 'webgpu', 'wasm', 'cpu']) expect(out).toMatch(new RegExp(`^\\s+[-+*] ${b}\\s`, 'm'));
-    expect(out).toMatch(/active backend: \S+/);
+    expect(out).toMatch(/^backend: \S+ \(would start first; not started here/m);
+    expect(out).not.toMatch(/active backend/);
     expect(out).toMatch(/threads: \d+/);
     expect(out).toMatch(/memory ceiling: [\d.]+ (GiB|MiB)/);
     expect(out).toMatch(/ffmpeg: .+ \(from .+\)/);
@@ -31,14 +32,26 @@ describe('audiox doctor', () => {
     }
   });
 
-  it('says whether the native BLAS addon is built and loaded, and why not', () => {
-    const on = doctor({ AUDIOX_BACKEND: 'wasm' }).out;
-    expect(on).toMatch(/native BLAS (on: \S+|off: .*(npm run build:native|does not load|tfjs-backend-wasm is))/);
-    expect(doctor({ AUDIOX_BACKEND: 'wasm', AUDIOX_BLAS: '0' }).out).toMatch(/native BLAS off: disabled by AUDIOX_BLAS=0/);
+  it('says whether the native BLAS addon is built and loaded, and why not (with and without --start)', () => {
+    for (const args of [[], ['--start']]) {
+      const on = doctor({ AUDIOX_BACKEND: 'wasm' }, args).out;
+      expect(on).toMatch(/native BLAS (on: \S+|off: .*(npm run build:native|does not load|tfjs-backend-wasm is))/);
+      expect(doctor({ AUDIOX_BACKEND: 'wasm', AUDIOX_BLAS: '0' }, args).out).toMatch(/native BLAS off: disabled by AUDIOX_BLAS=0/);
+    }
+  });
+
+  it('--start starts the backend and reports what it got', () => {
+    const { code, out } = doctor({ AUDIOX_BACKEND: 'wasm' }, ['--start']);
+    expect(code).toBe(0);
+    expect(out).toMatch(/^\s+\* wasm\s+active, \d+ threads?/m);
+    expect(out).toMatch(/active backend: wasm \(tfjs "wasm"\)/);
+    expect(out).toMatch(/threads: \d+/);
+    expect(out).toMatch(/memory ceiling: 3\.50 GiB/);
   });
 
   it('honours a forced backend and rejects an unknown one', () => {
-    expect(doctor({ AUDIOX_BACKEND: 'cpu' }).out).toMatch(/active backend: cpu/);
+    expect(doctor({ AUDIOX_BACKEND: 'cpu' }).out).toMatch(/^backend: cpu /m);
+    expect(doctor({ AUDIOX_BACKEND: 'cpu' }, ['--start']).out).toMatch(/active backend: cpu/);
     const bad = doctor({ AUDIOX_BACKEND: 'tpu' });
     expect(bad.out).toMatch(/unknown backend "tpu"/);
   });

@@ -32,9 +32,10 @@ describe('CLI start-up imports', () => {
     expect(tfjsPackages(['--help'])).toEqual([]);
   });
 
-  it('`audiox doctor` loads tfjs-core and the started backend only', () => {
-    expect(tfjsPackages(['doctor'], { AUDIOX_BACKEND: 'wasm' })).toEqual(['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-core']);
-    expect(tfjsPackages(['doctor'], { AUDIOX_BACKEND: 'cpu' })).toEqual(['@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-core']);
+  it('`audiox doctor` starts no backend (tfjs-core only); `doctor --start` loads the started backend only', () => {
+    expect(tfjsPackages(['doctor'], { AUDIOX_BACKEND: 'wasm' })).toEqual(['@tensorflow/tfjs-core']);
+    expect(tfjsPackages(['doctor', '--start'], { AUDIOX_BACKEND: 'wasm' })).toEqual(['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-core']);
+    expect(tfjsPackages(['doctor', '--start'], { AUDIOX_BACKEND: 'cpu' })).toEqual(['@tensorflow/tfjs-backend-cpu', '@tensorflow/tfjs-core']);
   });
 
   it('the reporter sees the union package when it is loaded (the check can fail)', () => {

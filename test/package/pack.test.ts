@@ -98,7 +98,7 @@ describe('the packed package in a fresh project', () => {
     expect(fs.existsSync(path.join(project, 'node_modules', 'audiox-ts', 'src'))).toBe(false);
   }, 300_000);
 
-  it('starts the installed `audiox --help` without TensorFlow.js and `audiox doctor` with tfjs-core and its backend only', () => {
+  it('starts the installed `audiox --help` without TensorFlow.js, `audiox doctor` with tfjs-core only and `doctor --start` with its backend', () => {
     const bin = path.join(project, 'node_modules', 'audiox-ts', 'bin', 'audiox.mjs');
     const reporter = path.join(REPO, 'test', 'cli', 'fixtures', 'report-tfjs-packages.cjs');
     const home = fs.mkdtempSync(path.join(os.tmpdir(), 'audiox-consumer-home-'));
@@ -109,7 +109,8 @@ describe('the packed package in a fresh project', () => {
     };
     try {
       expect(loaded('--help')).toEqual([]);
-      expect(loaded('doctor')).toEqual(['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-core']);
+      expect(loaded('doctor')).toEqual(['@tensorflow/tfjs-core']);
+      expect(loaded('doctor', '--start')).toEqual(['@tensorflow/tfjs-backend-wasm', '@tensorflow/tfjs-core']);
     } finally {
       fs.rmSync(home, { recursive: true, force: true });
     }

@@ -1,7 +1,10 @@
 import type { Command } from 'commander';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
-import { formatBytes, initBackend, probeBackends } from '../../backend/index.ts';
+import { formatBytes, initBackend, memoryBudgetFor, probeBackends, selectBackend, type BackendProbe } from '../../backend/index.ts';
+import { loadBlas } from '../../backend/blas.ts';
+import { defaultWasmThreads } from '../../backend/wasm-threads.ts';
 import { audioxHome, MODEL_NAMES, modelDir } from '../../hub/models.ts';
 import { configReport } from '../../models/config-keys.ts';
 import { readConfig } from '../../models/config.ts';
@@ -50,28 +53,11 @@ function hasModelConfigs(dir: string): boolean {
 export function register(program: Command): void {
   program
     .command('doctor')
-    .description('show available backends, the active one, wasm threads, memory ceiling, precision, downloaded models and media tools')
-    .action(async () => {
-      const info = await initBackend().catch((e: Error) => {
-        console.log(`no backend could be started: ${e.message}`);
-        return null;
-      });
-      const probes = info?.probes ?? probeBackends();
-      console.log('backends (in preference order):');
-      for (const p of probes) {
-        const mark = info && p.name === info.name ? '*' : p.available ? '+' : '-';
-        console.log(`  ${mark} ${p.name.padEnd(15)} ${p.reason}`);
-      }
-      if (probes.find((p) => p.name === 'webgpu')?.available) {
-        const { probeWebgpuAdapter } = await import('../../backend/webgpu.ts');
-        const a = await probeWebgpuAdapter().catch(() => null);
-        console.log(a ? `webgpu adapter: ${a.description} (${a.backend}, ${a.featureLevel}; use AUDIOX_BACKEND=webgpu)` : 'webgpu adapter: none found');
-      }
-      if (info) {
-        console.log(`active backend: ${info.name} (tfjs "${info.tfBackend}")`);
-        console.log(`threads: ${info.threads}`);
-        console.log(`memory ceiling: ${formatBytes(info.memoryBudget)}`);
-      }
+    .description('show available backends, the one that would run, wasm threads, memory ceiling, precision, downloaded models and media tools')
+    .option('--start', 'also start the backend (and probe a WebGPU adapter) to check that it works; slower')
+    .action(async (opts: { start?: boolean }) => {
+      if (opts.start) await startedReport();
+      else quickReport();
       console.log('precision: float32 for every module (config model_half and the reference\'s float16 T5 are not applied)');
       const models = await localModelLines();
       console.log(models.length ? `downloaded models (${audioxHome()}):\n${models.join('\n')}` : `downloaded models: none in ${audioxHome()}`);
@@ -85,4 +71,58 @@ export function register(program: Command): void {
         console.log(`ffmpeg: not available (${(e as Error).message})`);
       }
     });
+}
+
+function printProbes(probes: BackendProbe[], chosen: string | null): void {
+  console.log('backends (in preference order):');
+  for (const p of probes) {
+    const mark = p.name === chosen ? '*' : p.available ? '+' : '-';
+    console.log(`  ${mark} ${p.name.padEnd(15)} ${p.reason}`);
+  }
+}
+
+/** Without starting anything (fast): what is installed, which backend would start, with what. */
+function quickReport(): void {
+  let chosen: ReturnType<typeof selectBackend>;
+  try {
+    chosen = selectBackend();
+  } catch (e) {
+    console.log(`no backend could be started: ${(e as Error).message}`);
+    printProbes(probeBackends(), null);
+    return;
+  }
+  printProbes(chosen.probes, chosen.name);
+  if (!chosen.name) {
+    console.log('no backend is available (see above)');
+    return;
+  }
+  console.log(`backend: ${chosen.name} (would start first; not started here: \`audiox doctor --start\` starts it and probes a WebGPU adapter)`);
+  if (chosen.name === 'wasm') {
+    console.log(`threads: ${defaultWasmThreads()} (threaded SIMD when it starts; AUDIOX_WASM_THREADS overrides)`);
+    const b = loadBlas();
+    console.log(b.available ? `native BLAS on: ${b.reason}, ${b.threads} threads` : `native BLAS off: ${b.reason}`);
+  } else {
+    console.log(`threads: ${chosen.name === 'tensorflow' || chosen.name === 'tensorflow-gpu' ? os.cpus().length : 1}`);
+  }
+  console.log(`memory ceiling: ${formatBytes(memoryBudgetFor(chosen.name))}`);
+}
+
+/** Starts the backend as a generation would, and reports what it got. */
+async function startedReport(): Promise<void> {
+  const info = await initBackend().catch((e: Error) => {
+    console.log(`no backend could be started: ${e.message}`);
+    return null;
+  });
+  const probes = info?.probes ?? probeBackends();
+  printProbes(probes, info?.name ?? null);
+  if (probes.find((p) => p.name === 'webgpu')?.available) {
+    const { probeWebgpuAdapter } = await import('../../backend/webgpu.ts');
+    const a = await probeWebgpuAdapter().catch(() => null);
+    console.log(a ? `webgpu adapter: ${a.description} (${a.backend}, ${a.featureLevel}; use AUDIOX_BACKEND=webgpu)` : 'webgpu adapter: none found');
+  }
+  if (info) {
+    console.log(`active backend: ${info.name} (tfjs "${info.tfBackend}")`);
+    console.log(`threads: ${info.threads}`);
+    console.log(`memory ceiling: ${formatBytes(info.memoryBudget)}`);
+  }
 }
