@@ -33,7 +33,7 @@ if (installed.available && !adapter && ci) describe('WebGPU backend under CI', (
 
 // Within the suite: the components whose fixtures a software adapter runs in the suite's time budget.
 // AUDIOX_WEBGPU_COMPONENTS=all (.ci/run's WebGPU pass) runs every fixture, conditioners and pipeline included
-// (~11–30 min on llvmpipe); a comma-separated list runs those components.
+// (176 s on llvmpipe on a quiet machine here, up to ~30 min under load); a comma-separated list runs those components.
 const chosen = process.env.AUDIOX_WEBGPU_COMPONENTS;
 const ALL = chosen === 'all';
 const COMPONENTS = ALL ? [] : chosen ? chosen.split(',') : ['t5', 'clip', 'vae', 'maf', 'dit'];
