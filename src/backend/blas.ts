@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../layout.ts';
 import { replaceKernel } from './kernel-swap.ts';
+import { matMulShape } from './matmul-shape.ts';
 import { SNAKE_BETA_NWC } from '../nn/kernels.ts';
 
 const require = createRequire(import.meta.url);
@@ -200,18 +201,9 @@ const size = (s: number[]) => s.reduce((a, b) => a * b, 1);
 
 /** Plans op(A)·op(B) with numpy-style batch broadcasting restricted to "equal or one side is 1". */
 function planMatMul(a: tf.TensorInfo, b: tf.TensorInfo, ta: boolean, tb: boolean) {
-  const ra = a.shape.length;
-  const rb = b.shape.length;
-  const m = ta ? a.shape[ra - 1] : a.shape[ra - 2];
-  const k = ta ? a.shape[ra - 2] : a.shape[ra - 1];
-  const n = tb ? b.shape[rb - 2] : b.shape[rb - 1];
-  const kb = tb ? b.shape[rb - 1] : b.shape[rb - 2];
-  const outer = tf.backend_util.assertAndGetBroadcastShape(a.shape.slice(0, -2), b.shape.slice(0, -2));
-  const batchA = size(a.shape.slice(0, -2));
-  const batchB = size(b.shape.slice(0, -2));
-  const batch = size(outer);
+  const { m, n, k, kb, outer, batch, batchA, batchB, flatBatch } = matMulShape(a, b, ta, tb);
   if (k !== kb) throw new Error(`matMul: inner dimensions ${k} and ${kb} differ (shapes ${a.shape} and ${b.shape})`);
-  if (!((batchA === batch || batchA === 1) && (batchB === batch || batchB === 1))) return null;
+  if (!flatBatch) return null;
   return { m, n, k, batch, strideA: batchA === 1 ? 0 : m * k, strideB: batchB === 1 ? 0 : k * n, outShape: [...outer, m, n] };
 }
 

@@ -4,6 +4,7 @@
 // broadcast other than one side being 1, a bias not of N values, prelu) go to the stock kernel.
 import * as tf from '@tensorflow/tfjs-core';
 import { replaceKernel } from './kernel-swap.ts';
+import { matMulShape } from './matmul-shape.ts';
 import { checkBindings, float, int, view, type WebgpuBackendLike, type WgslProgram } from './webgpu-program.ts';
 
 export type GemmActivation = 'linear' | 'relu' | 'relu6' | 'elu' | 'sigmoid' | 'leakyrelu';
@@ -164,21 +165,9 @@ export function gemm(args: MatMulArgs): tf.TensorInfo | null {
   const { transposeA, transposeB } = args.attrs;
   const activation = (args.attrs.activation ?? 'linear') as GemmActivation;
   if (a.dtype !== 'float32' || b.dtype !== 'float32' || preluActivationWeights || !(activation in ACTIVATIONS)) return null;
-  const ra = a.shape.length;
-  const rb = b.shape.length;
-  const m = transposeA ? a.shape[ra - 1] : a.shape[ra - 2];
-  const k = transposeA ? a.shape[ra - 2] : a.shape[ra - 1];
-  const kb = transposeB ? b.shape[rb - 1] : b.shape[rb - 2];
-  const n = transposeB ? b.shape[rb - 2] : b.shape[rb - 1];
+  const { m, n, k, kb, outer, batch, batchA, batchB, flatBatch } = matMulShape(a, b, transposeA, transposeB);
   if (k !== kb) return null; // the stock kernel reports the mismatch
-  const outerA = a.shape.slice(0, -2);
-  const outerB = b.shape.slice(0, -2);
-  const outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
-  const batch = size(outer);
-  const batchA = size(outerA);
-  const batchB = size(outerB);
-  // Flat batch indexing is right only when each side has all the batches or just one.
-  if ((batchA !== batch && batchA !== 1) || (batchB !== batch && batchB !== 1)) return null;
+  if (!flatBatch) return null;
   if (bias && (bias.dtype !== 'float32' || size(bias.shape) !== n || bias.shape.at(-1) !== n)) return null;
   if (!enabled || m === 0 || n === 0 || batch === 0) return null;
   const vecA = (transposeA ? m : k) % 4 === 0;
