@@ -142,22 +142,22 @@ async function activate(name: BackendName): Promise<{ tfBackend: string; threads
     case 'tensorflow-gpu':
       await import('@tensorflow/tfjs-node-gpu' as string);
       if (!(await tf.setBackend('tensorflow'))) throw new Error('tensorflow (GPU) backend failed to start');
-      return { tfBackend: 'tensorflow', threads: os.cpus().length };
+      return { tfBackend: 'tensorflow', threads: plannedThreads(name) };
     case 'tensorflow':
       await import('@tensorflow/tfjs-node' as string);
       if (!(await tf.setBackend('tensorflow'))) throw new Error('tensorflow backend failed to start');
-      return { tfBackend: 'tensorflow', threads: os.cpus().length };
+      return { tfBackend: 'tensorflow', threads: plannedThreads(name) };
     case 'webgpu': {
       const { initWebgpu } = await import('./webgpu.ts');
       await initWebgpu();
-      return { tfBackend: 'webgpu', threads: 1 };
+      return { tfBackend: 'webgpu', threads: plannedThreads(name) };
     }
     case 'wasm':
       return activateWasm();
     case 'cpu':
       await import('@tensorflow/tfjs-backend-cpu');
       if (!(await tf.setBackend('cpu'))) throw new Error('cpu backend failed to start');
-      return { tfBackend: 'cpu', threads: 1 };
+      return { tfBackend: 'cpu', threads: plannedThreads(name) };
   }
 }
 
@@ -248,14 +248,20 @@ export function budgetOf(name: BackendName, bytes = memoryBudgetFor(name)): Memo
  * @throws Error for an unknown backend name.
  */
 export function selectBackend(requested?: string): { name: BackendName | null; probes: BackendProbe[] } {
-  const want = requested ?? process.env.AUDIOX_BACKEND;
   const probes = probeBackends();
-  if (want) {
-    const name = parseBackendName(want);
-    return { name: probes.find((p) => p.name === name)!.available ? name : null, probes };
-  }
-  const first = BACKEND_ORDER.filter((b) => b !== 'webgpu').find((b) => probes.find((p) => p.name === b)!.available);
+  const first = candidates(requested ?? process.env.AUDIOX_BACKEND).find((b) => probes.find((p) => p.name === b)!.available);
   return { name: first ?? null, probes };
+}
+
+/** The backends to try, in order: the one asked for, else BACKEND_ORDER without the opt-in webgpu. */
+function candidates(want: string | undefined): BackendName[] {
+  return want ? [parseBackendName(want)] : BACKEND_ORDER.filter((b) => b !== 'webgpu');
+}
+
+/** Threads a backend computes with, before it starts (wasm: what the threaded module will be asked for). */
+export function plannedThreads(name: BackendName): number {
+  if (name === 'wasm') return defaultWasmThreads();
+  return name === 'tensorflow' || name === 'tensorflow-gpu' ? os.cpus().length : 1;
 }
 
 /**
@@ -266,11 +272,8 @@ export async function initBackend(requested?: string): Promise<BackendInfo> {
   const want = requested ?? process.env.AUDIOX_BACKEND;
   if (active && (!want || parseBackendName(want) === active.name)) return active;
   const probes = probeBackends();
-  const candidates: BackendName[] = want
-    ? [parseBackendName(want)]
-    : BACKEND_ORDER.filter((b) => b !== 'webgpu');
   const failures: string[] = [];
-  for (const name of candidates) {
+  for (const name of candidates(want)) {
     const probe = probes.find((p) => p.name === name)!;
     if (!probe.available) {
       failures.push(`${name}: ${probe.reason}`);

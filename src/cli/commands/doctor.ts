@@ -1,10 +1,8 @@
 import type { Command } from 'commander';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { formatBytes, initBackend, memoryBudgetFor, probeBackends, selectBackend, type BackendProbe } from '../../backend/index.ts';
+import { formatBytes, initBackend, memoryBudgetFor, plannedThreads, probeBackends, selectBackend, type BackendProbe } from '../../backend/index.ts';
 import { loadBlas } from '../../backend/blas.ts';
-import { defaultWasmThreads } from '../../backend/wasm-threads.ts';
 import { audioxHome, MODEL_NAMES, modelDir } from '../../hub/models.ts';
 import { configReport } from '../../models/config-keys.ts';
 import { readConfig } from '../../models/config.ts';
@@ -98,11 +96,11 @@ function quickReport(): void {
   }
   console.log(`backend: ${chosen.name} (would start first; not started here: \`audiox doctor --start\` starts it and probes a WebGPU adapter)`);
   if (chosen.name === 'wasm') {
-    console.log(`threads: ${defaultWasmThreads()} (threaded SIMD when it starts; AUDIOX_WASM_THREADS overrides)`);
+    console.log(`threads: ${plannedThreads(chosen.name)} (threaded SIMD when it starts; AUDIOX_WASM_THREADS overrides)`);
     const b = loadBlas();
     console.log(b.available ? `native BLAS on: ${b.reason}, ${b.threads} threads` : `native BLAS off: ${b.reason}`);
   } else {
-    console.log(`threads: ${chosen.name === 'tensorflow' || chosen.name === 'tensorflow-gpu' ? os.cpus().length : 1}`);
+    console.log(`threads: ${plannedThreads(chosen.name)}`);
   }
   console.log(`memory ceiling: ${formatBytes(memoryBudgetFor(chosen.name))}`);
 }
