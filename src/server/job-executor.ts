@@ -205,7 +205,7 @@ async function stages(slot: ModelSlot, job: JobSpec, signal: AbortSignal, hooks:
 async function longformStages(model: AudioXModel, job: JobSpec, signal: AbortSignal, hooks: JobHooks): Promise<JobResult> {
   const video = job.files.video !== undefined;
   const suffixes = outputSuffixes(1, video);
-  const names = hooks.reserve ? await hooks.reserve(suffixes) : reserveHere(job.outputDir, suffixes);
+  const names = hooks.reserve ? await hooks.reserve(suffixes) : reserveOutputs(job.outputDir, suffixes);
   const [wav, spectrogram, waveform, mp4] = names;
   const at = (n: string): string => path.join(job.outputDir, n);
   try {
@@ -237,6 +237,3 @@ async function longformStages(model: AudioXModel, job: JobSpec, signal: AbortSig
   }
 }
 
-function reserveHere(dir: string, suffixes: string[]): string[] {
-  return reserveOutputs(dir, suffixes);
-}
