@@ -17,6 +17,7 @@ import path from 'node:path';
 import { PACKAGE_ROOT } from '../layout.ts';
 import { replaceKernel } from './kernel-swap.ts';
 import { matMulShape } from './matmul-shape.ts';
+import { enableHostTensors, hostData, readsHostTensors, refuseHost } from './host-tensors.ts';
 import { SNAKE_BETA_NWC } from '../nn/kernels.ts';
 
 const require = createRequire(import.meta.url);
@@ -190,6 +191,8 @@ interface WasmBackendLike {
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: WasmBackendLike; attrs: Record<string, unknown> };
 
 function heapF32(backend: WasmBackendLike, t: tf.TensorInfo): Float32Array {
+  const host = hostData(backend, t); // a host-resident weight (host-tensors.ts), read in place
+  if (host) return host;
   // Take the buffer from the Memory object itself: after a heap growth HEAPU8 may still be stale.
   const mem = backend.wasm.wasmMemory ?? backend.wasm.asm?.memory;
   const buffer = mem ? mem.buffer : backend.wasm.HEAPU8.buffer;
@@ -308,13 +311,18 @@ function snakeKernel(args: KernelArgs): tf.TensorInfo {
 export function enableBlasKernels(): BlasStatus {
   const st = loadBlas();
   if (!st.available || kernelsOn) return st;
-  const swap = (name: string, make: (fallback: KernelFunc) => KernelFunc) => replaceKernel(name, 'wasm', make);
+  // These read host-resident weights in place; their stock fallbacks refuse them with a clear error.
+  const swap = (name: string, make: (fallback: KernelFunc) => KernelFunc) => {
+    readsHostTensors(name);
+    replaceKernel<KernelFunc>(name, 'wasm', (stock) => make(refuseHost(name, stock)));
+  };
   swap(tf.BatchMatMul, (f) => matMulKernel(false, f));
   swap(tf._FusedMatMul, (f) => matMulKernel(true, f));
   swap(tf.Conv2D, (f) => conv1dKernel(false, f));
   swap(tf.FusedConv2D, (f) => conv1dKernel(true, f));
   swap(tf.Sin, sinKernel);
   tf.registerKernel({ kernelName: SNAKE_BETA_NWC, backendName: 'wasm', kernelFunc: snakeKernel as unknown as tf.KernelFunc });
+  enableHostTensors();
   kernelsOn = true;
   return st;
 }

@@ -1,6 +1,6 @@
 // The Runtime: created once at the edge (CLI, server, library entry) and passed down to loadModel and the
 // models, which read the budget, kernel set and weight policy from it instead of asking the backend.
-import { kernelRegistered, SNAKE_BETA_NWC } from '../nn/kernels.ts';
+import { kernelRegistered, SNAKE_BETA_NWC, TO_HOST } from '../nn/kernels.ts';
 import type { RuntimeInfo, WeightStorePolicy } from '../nn/runtime.ts';
 import { nativeRelayout } from './half-upload.ts';
 import { budgetOf, initBackend, wasmBackendDetails, type BackendInfo, type BackendName } from './index.ts';
@@ -18,8 +18,8 @@ export interface RuntimeOptions {
   backend?: string;
   /** Bytes models may plan against instead of the backend's own budget. */
   memoryBudget?: number;
-  /** Default weight mode (default: AUDIOX_STREAM_WEIGHTS=1|0, else 'auto'). */
-  streamWeights?: boolean | 'auto';
+  /** Default weight mode (default: AUDIOX_STREAM_WEIGHTS=1|0|host, else 'auto'; see loadModel's `streamWeights`). */
+  streamWeights?: boolean | 'auto' | 'host';
   /** Default precision of streamed host copies (default: AUDIOX_STREAM_FP16=1 → 'float16', else 'keep'). */
   hostDType?: 'keep' | 'float16';
 }
@@ -28,12 +28,14 @@ function envWeightMode(): WeightStorePolicy['mode'] {
   const env = process.env.AUDIOX_STREAM_WEIGHTS;
   if (env === '1' || env === 'true') return 'streamed';
   if (env === '0' || env === 'false') return 'resident';
+  if (env === 'host') return 'host';
   return 'auto';
 }
 
-function weightMode(opt: boolean | 'auto' | undefined): WeightStorePolicy['mode'] {
+function weightMode(opt: boolean | 'auto' | 'host' | undefined): WeightStorePolicy['mode'] {
   if (opt === true) return 'streamed';
   if (opt === false) return 'resident';
+  if (opt === 'host') return 'host';
   return envWeightMode();
 }
 
@@ -42,6 +44,7 @@ function kernelSet(info: BackendInfo): string[] {
   const out: string[] = [];
   if (wasmBackendDetails()?.blas.available && info.name === 'wasm') out.push('native-blas');
   if (kernelRegistered(SNAKE_BETA_NWC)) out.push(SNAKE_BETA_NWC);
+  if (kernelRegistered(TO_HOST)) out.push(TO_HOST);
   return out;
 }
 

@@ -6,6 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
 import type { Module, Parameter } from '../nn/module.ts';
 import type { MemoryBudget, RuntimeInfo } from '../nn/runtime.ts';
+import { TO_HOST } from '../nn/kernels.ts';
 import { loadStateDictStreamed, offloadToHost, releaseStreamed, type HostDType } from '../nn/streaming.ts';
 import { modelDir, MODELS } from '../hub/models.ts';
 import type { AudioXConfig } from './config.ts';
@@ -142,19 +143,22 @@ export interface LoadModelOptions {
   backend?: string;
   /**
    * Keep the big modules' weights in host memory and upload them per forward (true), keep
-   * everything resident (false), or decide from the memory plan ('auto'); default: the runtime's weight
-   * policy (env AUDIOX_STREAM_WEIGHTS=1|0, read when the runtime is created, else 'auto').
+   * everything resident (false), keep the transformer blocks' weight operands in host memory where the
+   * backend's kernels read them in place with no upload ('host': wasm with the native addon), or decide
+   * from the memory plan ('auto': resident, else host where available, else streamed); default: the
+   * runtime's weight policy (env AUDIOX_STREAM_WEIGHTS=1|0|host, read when the runtime is created, else 'auto').
    */
-  streamWeights?: boolean | 'auto';
+  streamWeights?: boolean | 'auto' | 'host';
   /** Precision of the streamed host copies (default: the runtime's, from env AUDIOX_STREAM_FP16=1 → 'float16', else 'keep'). */
   hostDType?: HostDType;
   /** Backend bytes to plan against instead of the runtime's budget. */
   memoryBudget?: number;
 }
 
-function weightMode(opt: boolean | 'auto' | undefined, runtime: RuntimeInfo): WeightMode | 'auto' {
+function weightMode(opt: boolean | 'auto' | 'host' | undefined, runtime: RuntimeInfo): WeightMode | 'auto' {
   if (opt === true) return 'streamed';
   if (opt === false) return 'resident';
+  if (opt === 'host') return 'host';
   return runtime.weights.mode;
 }
 
@@ -255,10 +259,11 @@ export async function loadModel(nameOrDir: string | CustomModelRef, opts: LoadMo
       source: weights?.source ?? file ?? undefined,
       hostDType,
       mode: weightMode(opts.streamWeights, runtime),
+      hostTensors: runtime.kernels.includes(TO_HOST),
     });
     if (process.env.AUDIOX_VERBOSE) console.error(`memory plan for "${name}":\n${describePlan(plan)}`);
     // Tensor by tensor; aborts (disposing what was loaded) before the backend passes its budget.
-    const load = (source: TensorSource) => loadStateDictStreamed(wrapper, source, plan.units, { hostDType, maxBackendBytes: budget.bytes });
+    const load = (source: TensorSource) => loadStateDictStreamed(wrapper, source, plan.units, { hostDType, maxBackendBytes: budget.bytes, hostUnits: plan.hostUnits });
     if (demo) {
       if (plan.units.length) load(new DemoSource(wrapper));
       else initDemoWeights(wrapper);
@@ -285,7 +290,7 @@ export async function loadModel(nameOrDir: string | CustomModelRef, opts: LoadMo
           encoder.dispose();
           throw new Error(`text encoder ${dirOfT5}: ${(e as Error).message}`);
         }
-        if (plan.mode === 'streamed') offloadToHost([encoder.encoder], hostDType);
+        if (plan.mode !== 'resident') offloadToHost([encoder.encoder], hostDType);
       }
       if (syncFile) {
         // Like the reference UI: without the Synchformer weights the sync features are zeros.
@@ -297,7 +302,7 @@ export async function loadModel(nameOrDir: string | CustomModelRef, opts: LoadMo
           } finally {
             sf.close();
           }
-          if (plan.mode === 'streamed') offloadToHost([synchformer.vfeat_extractor], hostDType);
+          if (plan.mode !== 'resident') offloadToHost([synchformer.vfeat_extractor], hostDType);
         }
       }
     }

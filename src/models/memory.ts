@@ -12,7 +12,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { DTYPE_SIZE, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
 import { Module } from '../nn/module.ts';
-import { formatBytes, type MemoryBudget } from '../nn/runtime.ts';
+import { backendBytes, formatBytes, type MemoryBudget } from '../nn/runtime.ts';
 import type { HostDType } from '../nn/streaming.ts';
 import { CLIPVisionTransformer } from './clip.ts';
 import { latentLength } from './config.ts';
@@ -28,7 +28,13 @@ const MAX_CONTEXT_TOKENS = 1024;
 /** Windows of the chunked VAE decode (AutoencoderPretransform.decode's default chunk size). */
 const DECODE_CHUNK = 128;
 
-export type WeightMode = 'resident' | 'streamed';
+/**
+ * - `resident`: every weight on the backend;
+ * - `host`: the diffusion transformer's blocks keep their products' weight operands in host memory, read in
+ *   place by the backend's kernels (no per-step traffic; needs the TO_HOST kernel), the rest as `streamed`;
+ * - `streamed`: the big modules' weights in host memory, uploaded for each forward.
+ */
+export type WeightMode = 'resident' | 'host' | 'streamed';
 
 export interface MemoryPhase {
   name: 'conditioning' | 'sampling' | 'decoding';
@@ -52,8 +58,10 @@ export interface MemoryPlan {
   /** inUse + residentBytes + the largest phase. */
   peak: number;
   fits: boolean;
-  /** The modules whose weights are streamed (empty when resident). */
+  /** The modules whose weights are streamed (empty when resident), including the `hostUnits`. */
   units: Module[];
+  /** The units placed 'host' (the transformer blocks in `host` mode; see WeightMode). */
+  hostUnits: Module[];
 }
 
 export interface PlanOptions {
@@ -70,6 +78,8 @@ export interface PlanOptions {
   hostDType?: HostDType;
   /** Host memory available for streamed weights (default: see `defaultHostBudget`). */
   hostBudget?: number;
+  /** Whether the backend can hold weight operands in host memory (the `host` mode; default false). */
+  hostTensors?: boolean;
 }
 
 /** The model does not fit the backend's memory budget in any weight placement; refused before anything is allocated. */
@@ -99,6 +109,13 @@ export function residentWeightBytes(m: Module): number {
     const d = c.derivation();
     if (d?.mode === 'copy') for (const p of d.sources) n += numel(p.shape) * F32;
   }
+  return n;
+}
+
+/** Float32 bytes of the derived tensors of `m` declared hostable (moved to host memory in the `host` placement). */
+export function hostableBytes(m: Module): number {
+  let n = 0;
+  for (const [, c] of m.namedModules()) for (const h of c.derivation()?.hostable ?? []) n += h.elements * F32;
   return n;
 }
 
@@ -168,20 +185,32 @@ function clipActivations(m: CLIPVisionTransformer, frames: number): number {
 export function planMemory(w: ConditionedDiffusionModelWrapper, mode: WeightMode, opts: PlanOptions): MemoryPlan {
   const { perStep, perGeneration } = streamableUnits(w);
   const extra = opts.extra ?? [];
-  const units = mode === 'streamed' ? [...perStep, ...perGeneration] : [];
-  const extraUnits = mode === 'streamed' ? extra.flatMap((e) => e.streamable) : [];
-  const streamed = new Set([...units, ...extraUnits]);
-  const inUse = opts.inUse ?? tf.memory().numBytes;
+  const units = mode === 'resident' ? [] : [...perStep, ...perGeneration];
+  const hostUnits = mode === 'host' ? perStep : [];
+  const pinned = new Set(hostUnits);
+  const extraUnits = mode === 'resident' ? [] : extra.flatMap((e) => e.streamable);
+  const streamed = new Set([...units, ...extraUnits].filter((u) => !pinned.has(u)));
+  const inUse = opts.inUse ?? backendBytes();
   let hostBytes = 0;
   for (const u of units) {
+    if (pinned.has(u)) continue;
     for (const [k, p] of u.namedTensors()) hostBytes += hostTensorBytes(`${u.path}.${k}`, p.shape, p.dtype, opts.source, opts.hostDType ?? 'keep');
+  }
+  // Host-placed units: their weight operands in host memory as float32, the rest resident; loading one
+  // takes its torch-layout upload and derivation on the backend once.
+  let pinLoad = 0;
+  for (const u of hostUnits) {
+    hostBytes += hostableBytes(u);
+    pinLoad = Math.max(pinLoad, unitPeakBytes(u));
   }
   for (const u of extraUnits) {
     for (const [, p] of u.namedTensors()) hostBytes += hostTensorBytes('', p.shape, p.dtype, undefined, opts.hostDType ?? 'keep');
   }
   const modules = [w, ...extra.map((e) => e.module)];
   const residentBytes =
-    modules.reduce((n, m) => n + residentWeightBytes(m), 0) - [...streamed].reduce((n, u) => n + residentWeightBytes(u), 0);
+    modules.reduce((n, m) => n + residentWeightBytes(m), 0) -
+    [...streamed].reduce((n, u) => n + residentWeightBytes(u), 0) -
+    hostUnits.reduce((n, u) => n + hostableBytes(u), 0);
   const upload = (m: Module) => (streamed.has(m) ? unitPeakBytes(m) : 0);
 
   const samplesCfg = w.config.sample_size;
@@ -214,7 +243,7 @@ export function planMemory(w: ConditionedDiffusionModelWrapper, mode: WeightMode
     { name: 'sampling', ...sampling },
     { name: 'decoding', ...decoding },
   ];
-  const peak = inUse + residentBytes + Math.max(...phases.map((p) => p.bytes));
+  const peak = inUse + Math.max(residentBytes + Math.max(...phases.map((p) => p.bytes)), pinLoad);
   const hostBudget = opts.hostBudget ?? defaultHostBudget(opts.budget, peak);
   return {
     mode,
@@ -228,6 +257,7 @@ export function planMemory(w: ConditionedDiffusionModelWrapper, mode: WeightMode
     peak,
     fits: peak <= opts.budget.bytes && hostBytes <= hostBudget,
     units,
+    hostUnits,
   };
 }
 
@@ -237,6 +267,12 @@ export function describePlan(p: MemoryPlan): string {
       ` (${formatBytes(p.residentBytes)} resident weights${p.inUse ? `, ${formatBytes(p.inUse)} already in use` : ''})`,
     ...p.phases.map((ph) => `  ${ph.name}: + ${formatBytes(ph.bytes)} (${ph.detail})`),
   ];
+  if (p.mode === 'host') {
+    lines.push(
+      `  ${p.hostUnits.length} transformer blocks with their weight operands in host memory, ${p.units.length - p.hostUnits.length} streamed modules: ` +
+        `${formatBytes(p.hostBytes)} of ${formatBytes(p.hostBudget)} host memory`,
+    );
+  }
   if (p.mode === 'streamed') lines.push(`  host copies of ${p.units.length} streamed modules: ${formatBytes(p.hostBytes)} of ${formatBytes(p.hostBudget)} host memory`);
   return lines.join('\n');
 }
@@ -250,13 +286,17 @@ export function chooseMemoryPlan(
   what: string,
   opts: PlanOptions & { mode?: WeightMode | 'auto' },
 ): MemoryPlan {
-  const modes: WeightMode[] = !opts.mode || opts.mode === 'auto' ? ['resident', 'streamed'] : [opts.mode];
+  if (opts.mode === 'host' && !opts.hostTensors) {
+    throw new Error(`model "${what}": host-resident weights need the wasm backend with the native BLAS addon (\`audiox doctor\` tells why it is off); stream the weights instead`);
+  }
+  const modes: WeightMode[] =
+    !opts.mode || opts.mode === 'auto' ? (opts.hostTensors ? ['resident', 'host', 'streamed'] : ['resident', 'streamed']) : [opts.mode];
   const plans = modes.map((m) => planMemory(w, m, opts));
   const ok = plans.find((p) => p.fits);
   if (ok) return ok;
   const hints = [
     modes.length === 1 && modes[0] === 'resident' ? 'weight streaming (AUDIOX_STREAM_WEIGHTS=1 or loadModel({ streamWeights: true }))' : '',
-    plans.some((p) => p.mode === 'streamed' && p.peak <= p.budget && p.hostBytes > p.hostBudget)
+    plans.some((p) => p.mode !== 'resident' && p.peak <= p.budget && p.hostBytes > p.hostBudget)
       ? 'half-precision host copies (AUDIOX_STREAM_FP16=1 / hostDType "float16"; lossy for float32 checkpoints) or more RAM'
       : '',
     'a backend with more memory (tensorflow: ¾ of host RAM; tensorflow-gpu: set AUDIOX_GPU_MEMORY_GB)',

@@ -9,6 +9,14 @@ import * as tf from '@tensorflow/tfjs-core';
  */
 export const SNAKE_BETA_NWC = 'AudioxSnakeBetaNWC';
 
+/**
+ * Moves a float32 weight out of the backend's tensor memory into host memory: input `x`, output a tensor
+ * with the same values that only the backend's matrix-product (weight operand) and 1-D convolution
+ * (filter) kernels read, in place; other ops refuse it. Its bytes are reported as `tf.memory().hostBytes`
+ * and do not count against the backend's budget (see `backendBytes` in runtime.ts).
+ */
+export const TO_HOST = 'AudioxToHost';
+
 /** Whether some backend layer registered `kernelName` for the backend now running tfjs ops. */
 export function kernelRegistered(kernelName: string): boolean {
   return tf.getKernel(kernelName, tf.engine().backendName) !== undefined;

@@ -49,6 +49,7 @@ export class TransposedLinear extends Module {
       mode: 'replace',
       sources: this.bias ? [this.weight, this.bias] : [this.weight],
       views,
+      hostable: views.filter((v) => v.transpose).map((v) => ({ name: v.name, source: this.weight, elements: n * this.inFeatures })),
       derive: () => {
         if (!this.weight.loaded) return; // already derived by an earlier load
         const tensors: Record<string, tf.Tensor> = {};
@@ -146,6 +147,7 @@ export class ChannelLastConv1d extends Module {
     return {
       mode: 'replace',
       sources: this.bias ? [this.weight, this.bias] : [this.weight],
+      hostable: [{ name: 'filter', source: this.weight, elements: this.outChannels * this.inChannels * this.kernelSize }],
       derive: () => {
         if (!this.weight.loaded) return; // already derived by an earlier load
         this.onDispose();

@@ -34,6 +34,20 @@ export interface DerivedView extends LayoutView {
   source: Parameter;
 }
 
+/**
+ * A derived tensor that the module's forward reads only as the weight operand of a matrix product
+ * (`tf.matMul(x, w)`) or as the filter of a 1-D convolution: such a tensor may live in host memory
+ * (nn/kernels.ts TO_HOST) where the backend's kernels read it in place.
+ */
+export interface HostableTensor {
+  /** Its key in `exportDerived` / `importDerived`. */
+  name: string;
+  /** The parameter it is derived from (for the memory plan: its elements, or a share of them). */
+  source: Parameter;
+  /** Its elements. */
+  elements: number;
+}
+
 /** How a module derives the tensors its forward reads from its parameters (`Module.derivation()`). */
 export interface WeightDerivation {
   /** Whether the derived tensors replace, copy or rewrite their sources, or are computed (see DerivationMode). */
@@ -56,10 +70,15 @@ export interface WeightDerivation {
    * them with `importDerived`.
    */
   readonly views?: readonly DerivedView[];
+  /** The derived tensors read only as a product's weight operand (see HostableTensor). */
+  readonly hostable?: readonly HostableTensor[];
 }
 
-/** Where a module's weights live between its forwards. */
-export type Placement = 'resident' | 'streamed' | 'native';
+/**
+ * Where a module's weights live between its forwards: on the backend, in host memory uploaded per forward,
+ * or with the weight operands of its products in host memory read in place by the backend's kernels.
+ */
+export type Placement = 'resident' | 'streamed' | 'host';
 
 /** The holder of a module's weights when they do not simply stay on the backend. */
 export interface WeightResidency {

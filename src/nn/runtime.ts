@@ -23,8 +23,11 @@ export interface MemoryBudget {
 
 /** How a model's weights are held unless loadModel's options say otherwise (README "Memory"). */
 export interface WeightStorePolicy {
-  /** Resident, streamed from host memory per forward, or chosen by the memory plan. */
-  readonly mode: 'auto' | 'resident' | 'streamed';
+  /**
+   * Resident; the transformer blocks' weight operands in host memory read in place ('host', wasm with the
+   * native addon); streamed from host memory per forward; or chosen by the memory plan ('auto').
+   */
+  readonly mode: 'auto' | 'resident' | 'host' | 'streamed';
   /** Precision of the streamed host copies. */
   readonly hostDType: 'keep' | 'float16';
   /** Whether float16 weights are widened (and re-laid out) by native code rather than in JavaScript. */
@@ -54,15 +57,24 @@ export function formatBytes(n: number): string {
   return `${n} B`;
 }
 
-/** Bytes the budget still allows on top of what tfjs holds now. */
+/**
+ * Bytes tfjs holds in the backend's own memory now: `tf.memory().numBytes` less the host-resident weights
+ * (kernels.ts TO_HOST), which tfjs counts as tensors but which live outside that memory.
+ */
+export function backendBytes(): number {
+  const m = tf.memory() as tf.MemoryInfo & { hostBytes?: number };
+  return m.numBytes - (m.hostBytes ?? 0);
+}
+
+/** Bytes the budget still allows on top of what the backend holds now. */
 export function budgetLeft(budget: MemoryBudget): number {
-  return budget.bytes - tf.memory().numBytes;
+  return budget.bytes - backendBytes();
 }
 
 /** Throws before an allocation plan of `bytes` that would take the backend past `budget`. */
 export function checkBudget(budget: MemoryBudget, bytes: number, what: string): void {
   if (!Number.isFinite(budget.bytes)) return;
-  const inUse = tf.memory().numBytes;
+  const inUse = backendBytes();
   if (inUse + bytes <= budget.bytes) return;
   throw new Error(
     `${what} needs ${formatBytes(bytes)} on top of ${formatBytes(inUse)} already allocated, which exceeds the ` +

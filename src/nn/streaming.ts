@@ -8,8 +8,10 @@
 // install them without deriving again (no transposes, no folds). A unit's state is its `residency`.
 import * as tf from '@tensorflow/tfjs';
 import { bf16ToF32, decodeBytes, f16ToF32, f32ToBf16, f32ToF16, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
+import { kernelRegistered, TO_HOST } from './kernels.ts';
 import { Module, ViewLoad, type LoadOptions, type LoadReport, type Parameter } from './module.ts';
-import type { WeightDerivation, WeightResidency } from './residency.ts';
+import type { Placement, WeightDerivation, WeightResidency } from './residency.ts';
+import { backendBytes } from './runtime.ts';
 
 /** How host copies are kept: 'keep' = the checkpoint's precision (f16/bf16 stay 2 bytes, lossless); 'float16' = rounded to f16 (lossy, half of f32). */
 export type HostDType = 'keep' | 'float16';
@@ -35,7 +37,7 @@ export const streamStats = {
   uploadMs: 0,
   /** Uploads of derived tensors that skipped `derive` (a subset of `uploads`). */
   derivedUploads: 0,
-  /** Highest `tf.memory().numBytes` seen while a unit was resident (sampled after upload and after its forward). */
+  /** Highest backend bytes (`backendBytes()`) seen while a unit was resident (sampled after upload and after its forward). */
   peakBytes: 0,
   reset(): void {
     this.uploads = this.uploadedBytes = this.uploadMs = this.derivedUploads = this.peakBytes = 0;
@@ -45,6 +47,7 @@ export const streamStats = {
 export function isStreamed(m: Module): boolean {
   return m.placement === 'streamed';
 }
+
 
 /** Bytes the streamed units of `root` hold on the host. */
 export function hostBytes(root: Module): number {
@@ -90,7 +93,7 @@ function toHost(t: tf.Tensor): HostTensor {
 }
 
 function sample(): void {
-  streamStats.peakBytes = Math.max(streamStats.peakBytes, tf.memory().numBytes);
+  streamStats.peakBytes = Math.max(streamStats.peakBytes, backendBytes());
 }
 
 function upload(h: HostTensor): tf.Tensor {
@@ -112,7 +115,9 @@ function upload(h: HostTensor): tf.Tensor {
  * the host copies are the derived tensors in their final layout and later uploads skip `derive`.
  */
 class StreamedWeights implements WeightResidency {
-  readonly placement = 'streamed';
+  placement: Placement = 'streamed';
+  /** Bytes moved to host memory by `pin` (the 'host' placement). */
+  pinnedBytes = 0;
   /** Torch-layout tensors; emptied once `derived` is captured. */
   readonly tensors = new Map<Parameter, HostTensor>();
   private derived: Derived | null = null;
@@ -125,7 +130,7 @@ class StreamedWeights implements WeightResidency {
   }
 
   hostBytes(): number {
-    let n = 0;
+    let n = this.pinnedBytes;
     for (const h of this.tensors.values()) n += h.data.byteLength;
     for (const h of this.derived?.params.values() ?? []) n += h.data.byteLength;
     for (const rec of this.derived?.modules ?? []) for (const h of Object.values(rec)) n += h.data.byteLength;
@@ -133,7 +138,7 @@ class StreamedWeights implements WeightResidency {
   }
 
   run<T>(fn: () => T): T {
-    if (this.depth > 0) return fn();
+    if (this.depth > 0 || this.placement === 'host') return fn();
     const t0 = performance.now();
     try {
       this.install();
@@ -155,7 +160,41 @@ class StreamedWeights implements WeightResidency {
     }
   }
 
-  private install(): void {
+  /**
+   * The 'host' placement: uploads and derives the unit once, moves every derived tensor its derivations
+   * declare `hostable` into host memory (TO_HOST: the backend's product kernels read them in place) and
+   * keeps the rest resident; forwards then run with no upload. The host copies are dropped.
+   */
+  pin(): void {
+    if (!kernelRegistered(TO_HOST)) {
+      throw new Error(`${this.unit.path}: host-resident weights need the ${TO_HOST} kernel (wasm with the native BLAS addon); stream the weights instead`);
+    }
+    this.install(false);
+    let moved = 0;
+    try {
+      for (const d of derivations(this.unit)) {
+        if (!d.hostable?.length) continue;
+        if (!d.exportDerived || !d.importDerived) throw new Error(`${this.unit.path}: a derivation declares hostable tensors but cannot export them`);
+        const hostable = new Set(d.hostable.map((h) => h.name));
+        const next: Record<string, tf.Tensor> = {};
+        for (const [k, t] of Object.entries(d.exportDerived().tensors)) {
+          next[k] = hostable.has(k) ? (tf.engine().runKernel(TO_HOST, { x: t }) as tf.Tensor) : t.clone();
+          if (hostable.has(k)) moved += t.size * 4;
+        }
+        d.importDerived(next); // releases the exported tensors
+      }
+    } catch (e) {
+      this.unit.dispose();
+      throw e;
+    }
+    this.tensors.clear();
+    this.derived = null;
+    this.pinnedBytes = moved;
+    this.placement = 'host';
+    sample();
+  }
+
+  private install(capture = true): void {
     if (this.derived) {
       installDerived(this.derived, derivations(this.unit));
       streamStats.derivedUploads++;
@@ -168,7 +207,7 @@ class StreamedWeights implements WeightResidency {
       streamStats.uploadedBytes += h.data.byteLength;
     }
     this.unit.finishLoad();
-    if (this.cacheable) {
+    if (this.cacheable && capture) {
       this.derived = this.capture(uploaded);
       this.tensors.clear();
     }
@@ -260,9 +299,14 @@ export interface StreamedLoadOptions extends LoadOptions {
   hostDType?: HostDType;
   /**
    * Abort (dispose what was loaded, throw) as soon as the backend holds more than this many bytes
-   * (`tf.memory().numBytes`): a last line of defence behind the memory plan.
+   * (`backendBytes()`): a last line of defence behind the memory plan.
    */
   maxBackendBytes?: number;
+  /**
+   * Units (among the streamed ones) placed 'host' instead: derived once at the end of the load, their
+   * products' weight operands in host memory read in place, the rest resident (`pin`).
+   */
+  hostUnits?: readonly Module[];
 }
 
 /**
@@ -276,7 +320,12 @@ export function loadStateDictStreamed(
   streamedUnits: readonly Module[],
   opts: StreamedLoadOptions = {},
 ): LoadReport {
-  const { prefix = '', hostDType = 'keep', maxBackendBytes = Infinity } = opts;
+  const { prefix = '', hostDType = 'keep', maxBackendBytes = Infinity, hostUnits = [] } = opts;
+  const pinned = new Set(hostUnits);
+  for (const m of pinned) if (!streamedUnits.includes(m)) throw new Error(`host unit "${m.path}" is not among the streamed units`);
+  if (pinned.size && !kernelRegistered(TO_HOST)) {
+    throw new Error(`host-resident weights need the ${TO_HOST} kernel (wasm with the native BLAS addon); stream the weights instead`);
+  }
   const owner = new Map<Parameter, StreamedWeights>();
   const fresh: StreamedWeights[] = [];
   const inside = new Set([...root.namedModules()].map(([, m]) => m));
@@ -292,7 +341,7 @@ export function loadStateDictStreamed(
   }
   const report = root.checkStateDict(source, opts);
   const check = (what: string) => {
-    const used = tf.memory().numBytes;
+    const used = backendBytes();
     if (used > maxBackendBytes) {
       throw new Error(`loading ${what} brought the backend to ${used} bytes, over the planned maximum of ${maxBackendBytes}`);
     }
@@ -310,6 +359,11 @@ export function loadStateDictStreamed(
       check(`"${key}"`);
     }
     root.finishLoad(skip, views.install);
+    for (const u of fresh) {
+      if (!pinned.has(u.unit)) continue;
+      u.pin();
+      check(`"${u.unit.path}" (host placement)`);
+    }
   } catch (e) {
     root.dispose();
     throw e;
@@ -345,5 +399,6 @@ export function offloadToHost(streamedUnits: readonly Module[], hostDType: HostD
 
 /** Drops the host copies of the streamed units under `root` (after `root.dispose()`). */
 export function releaseStreamed(root: Module): void {
+  // (host-placed units' weights are backend tensors of the module: its dispose() frees them)
   for (const [, m] of root.namedModules()) if (m.residency instanceof StreamedWeights) m.residency = null;
 }
