@@ -213,6 +213,28 @@ const video = opt('video') ?? (CONFIGS[NAME].sync ? await testVideo() : undefine
 // Every released config has an audio-prompt conditioner (VAE encoder or mel): give it 12 s of sound.
 const audioPrompt = opt('audio') ?? (argv.includes('--no-audio') ? undefined : await testTone());
 log(`video ${video ?? '(none)'}, audio prompt ${audioPrompt ?? '(silence)'}`);
+// The diffusion model's forward, timed during sampling; the last call's arguments are kept (cloned) so
+// that the same forward can be rerun bare afterwards: step time / bare forward = the per-step overhead.
+const dm = model.wrapper.model as unknown as { forward: (...a: unknown[]) => tf.Tensor };
+const forwardOf = dm.forward;
+let forwardMs = 0;
+let lastArgs: unknown[] = [];
+const cloneArg = (a: unknown): unknown =>
+  a instanceof tf.Tensor ? tf.keep(a.clone()) : a && typeof a === 'object' && !Array.isArray(a)
+    ? Object.fromEntries(Object.entries(a).map(([k, v]) => [k, cloneArg(v)])) : a;
+const disposeArg = (a: unknown): void => {
+  if (a instanceof tf.Tensor) a.dispose();
+  else if (a && typeof a === 'object') Object.values(a).forEach(disposeArg);
+};
+dm.forward = function (...args: unknown[]) {
+  lastArgs.forEach(disposeArg);
+  lastArgs = args.map(cloneArg);
+  const t0 = performance.now();
+  const y = forwardOf.apply(this, args);
+  y.dataSync(); // the step waits for it anyway
+  forwardMs += performance.now() - t0;
+  return y;
+};
 streamStats.reset();
 const res = await generate(model, {
   prompt: 'a dog barking in the rain',
@@ -228,6 +250,17 @@ const res = await generate(model, {
 });
 sample();
 peaks.tfBytes = Math.max(peaks.tfBytes, streamStats.peakBytes);
+dm.forward = forwardOf;
+const uploadsInSampling = streamStats.uploads;
+let bareMs = Infinity;
+for (let r = 0; r < 2; r++) {
+  const t0 = performance.now();
+  const y = forwardOf.apply(dm, lastArgs);
+  y.dataSync();
+  y.dispose();
+  bareMs = Math.min(bareMs, performance.now() - t0);
+}
+lastArgs.forEach(disposeArg);
 
 const audio = res.audio[0];
 const expected = Math.round(SECONDS * res.sampleRate);
@@ -242,13 +275,15 @@ const rows = [
   ['load', `${(loadMs / 1000).toFixed(1)} s`],
   ['conditioning', `${(t.conditioningMs / 1000).toFixed(1)} s`],
   ['sampling', `${(t.samplingMs / 1000).toFixed(1)} s for ${STEPS} step(s) = ${(perStep / 1000).toFixed(1)} s/step`],
+  ['forward share of sampling', `${(forwardMs / 1000).toFixed(1)} s of ${(t.samplingMs / 1000).toFixed(1)} s inside the model's forward`],
+  ['bare forward (same args)', `${(bareMs / 1000).toFixed(1)} s: step / bare forward = ${(perStep / bareMs).toFixed(2)}×`],
   ['decoding', `${(t.decodeMs / 1000).toFixed(1)} s`],
   ['total', `${(t.totalMs / 1000).toFixed(1)} s`],
   ['250 steps (extrapolated)', `${((t.conditioningMs + t.decodeMs + 250 * perStep) / 60000).toFixed(0)} min`],
   ['peak tf bytes (sampled)', formatBytes(peaks.tfBytes)],
   ['peak wasm heap', `${formatBytes(peaks.heap)}${peaks.heap > 3.5 * GiB ? '  OVER 3.5 GiB' : ''}`],
   ['peak RSS', formatBytes(rss())],
-  ['streamed uploads', `${streamStats.uploads} (${formatBytes(streamStats.uploadedBytes)}, ${(streamStats.uploadMs / 1000).toFixed(1)} s)`],
+  ['streamed uploads', `${uploadsInSampling} during conditioning + sampling; ${streamStats.uploads} (${formatBytes(streamStats.uploadedBytes)}, ${(streamStats.uploadMs / 1000).toFixed(1)} s)`],
   ['output', `${audio.length} ch × ${audio[0].length} samples (expected ${expected}) @ ${res.sampleRate} Hz, finite ${finite}, peak ${peakAbs.toFixed(3)}`],
 ];
 console.log(`\n${rows.map(([k, v]) => `${k.padEnd(26)} ${v}`).join('\n')}`);
