@@ -13,7 +13,8 @@ import { hostBytes, isStreamed, loadStateDictStreamed, offloadToHost, streamStat
 import { DEMO_DIR, demoWeight } from '../../src/models/demo.ts';
 import { DiTWrapper } from '../../src/models/dit.ts';
 import { loadModel } from '../../src/pipeline/load.ts';
-import { MemoryPlanError, residentWeightBytes } from '../../src/models/memory.ts';
+import { hostableBytes, MemoryPlanError, residentWeightBytes } from '../../src/models/memory.ts';
+import { backendBytes } from '../../src/nn/runtime.ts';
 import { MMDiTWrapper } from '../../src/models/mmdit.ts';
 import { ChannelLastConv1d, TransposedLinear } from '../../src/nn/relaid-layers.ts';
 import { OobleckDecoder } from '../../src/models/vae/oobleck.ts';
@@ -172,6 +173,58 @@ describe.each(CASES)('streamed $name, derived tensors kept after the first call'
 class DecoderHolder extends Module {
   readonly decoder = this.module('decoder', new OobleckDecoder({ channels: 4, latent_dim: 3, c_mults: [1, 2], strides: [2, 4], use_snake: true }));
 }
+
+describe.each(CASES)('host-placed $name (weight operands in host memory, wasm + native BLAS)', ({ build, cond }) => {
+  it.skipIf(!kernelRegistered(TO_HOST))('gives exactly the resident output on every call with no upload, leaking nothing', async () => {
+    const x = tf.randomNormal([1, 4, T], 0, 1, 'float32', 3);
+    const t = tf.tensor1d([0.4]);
+    const c = cond();
+    const weights = randomWeights(build(), 10);
+    const src = new MapSource(weights);
+    const run = async (m: Module) => {
+      const y = (m as unknown as DiffusionModel).forward(x, t, { crossAttnCond: c, cfgScale: 3 });
+      const out = Array.from(await y.data());
+      y.dispose();
+      return out;
+    };
+    const n0 = tf.memory().numTensors;
+    const resident = build();
+    resident.loadStateDict(src);
+    const want = await run(resident);
+    const residentBytes = backendBytes();
+    resident.dispose();
+
+    const m = build();
+    const blocks = blocksOf(m);
+    const host0 = (tf.memory() as tf.MemoryInfo & { hostBytes?: number }).hostBytes ?? 0;
+    loadStateDictStreamed(m, src, blocks, { hostUnits: blocks });
+    expect(blocks.every((b) => b.placement === 'host')).toBe(true);
+    // Every block's products read their weights from host memory; what the plan counts is what moved.
+    const moved = ((tf.memory() as tf.MemoryInfo & { hostBytes?: number }).hostBytes ?? 0) - host0;
+    expect(moved).toBe(blocks.reduce((n, b) => n + hostableBytes(b), 0));
+    expect(moved).toBeGreaterThan(0);
+    expect(hostBytes(m)).toBe(moved);
+    expect(backendBytes()).toBeLessThan(residentBytes - moved / 2);
+    streamStats.reset();
+    for (let i = 0; i < 2; i++) expect(await run(m)).toEqual(want);
+    expect(streamStats.uploads).toBe(0);
+    m.dispose();
+    expect(tf.memory().numTensors).toBe(n0);
+    expect((tf.memory() as tf.MemoryInfo & { hostBytes?: number }).hostBytes ?? 0).toBe(host0);
+    tf.dispose([...Object.values(weights), x, t, c]);
+  });
+
+  it('refuses host units that are not streamed units', () => {
+    const m = build();
+    const blocks = blocksOf(m);
+    const weights = randomWeights(m, 10);
+    expect(() => loadStateDictStreamed(m, new MapSource(weights), blocks.slice(1), { hostUnits: blocks.slice(0, 1) })).toThrow(
+      /is not among the streamed units/,
+    );
+    m.dispose();
+    tf.dispose(Object.values(weights));
+  });
+});
 
 describe('streamed Oobleck decoder (weight-norm folds, polyphase transposed convs, SnakeBeta folds)', () => {
   it('gives the resident output on every call, only the first one deriving', async () => {
@@ -346,5 +399,18 @@ describe('loadModel memory plan', () => {
     expect(await forward(streamed)).toEqual(want);
     streamed.dispose();
     expect(tf.memory().numTensors).toBe(before);
+    if (kernelRegistered(TO_HOST)) {
+      const host = await loadModel('demo', { streamWeights: 'host' });
+      expect(host.memoryPlan?.mode).toBe('host');
+      expect(host.memoryPlan!.hostUnits.length).toBe(blocksOf(host.wrapper.model).length);
+      expect(host.memoryPlan!.hostBytes).toBeGreaterThanOrEqual(hostBytes(host.wrapper));
+      streamStats.reset();
+      expect(await forward(host)).toEqual(want);
+      expect(streamStats.uploads).toBe(0);
+      host.dispose();
+      expect(tf.memory().numTensors).toBe(before);
+    } else {
+      await expect(loadModel('demo', { streamWeights: 'host' })).rejects.toThrow(/host-resident weights need the wasm backend with the native BLAS addon/);
+    }
   });
 });
