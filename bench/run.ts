@@ -245,6 +245,7 @@ async function runE2e(): Promise<void> {
     console.log(`ours: ${ours.backend}${streamed}, peak RSS ${formatBytes(ours.rssBytes ?? 0)}`);
   }
   if (typeof torch !== 'string') console.log(`torch: peak RSS ${formatBytes(torch.peak_bytes ?? 0)}, ${torch.paramsFilled}/${torch.params} parameters filled from the files`);
+  console.log('(ours: conditioning includes decoding the video with ffmpeg; torch: its conditioning is the cond workload, no media decoding)');
   console.log(`\n${table(['phase', 'ours', 'torch', 'ratio'], e2eRows(ours, torch), o.markdown)}`);
   if (typeof ours === 'string' || typeof torch === 'string') process.exitCode = 1;
 }
