@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/backend/index.ts';
 import type { Module } from '../src/nn/module.ts';
+import { SHAPES } from './flops.ts';
 import { benchMatmul } from './matmul.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -18,19 +19,7 @@ const arg = (name: string, dflt: number) => {
   return i >= 0 ? Number(process.argv[i + 1]) : dflt;
 };
 
-/** Shapes shared with bench/torch_baseline.py (see the README's benchmark section). */
-export const SHAPES = {
-  batch: 2,
-  frames: 236,
-  context: 384,
-  vaeLatents: 216,
-  t5Tokens: 128,
-  clipFrames: 50,
-  /** 10 s at 25 fps: 30 overlapping 16-frame segments through the Synchformer (`--sync-frames` scales it). */
-  syncFrames: 250,
-  /** The audio prompt of the `cond` workload: 10 s of silence at 44.1 kHz (a V2A generation has none). */
-  audioSamples: 441000,
-};
+export { SHAPES } from './flops.ts';
 
 function randomInit(m: Module): void {
   let seed = 1;
