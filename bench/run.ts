@@ -150,7 +150,7 @@ async function runE2e(): Promise<void> {
     stdio: ['ignore', 'pipe', 'inherit'],
     maxBuffer: 64 << 20,
   });
-  let ours: (OursE2e & { backend?: string; rssBytes?: number; streamedUploads?: number; streamedMs?: number }) | string;
+  let ours: (OursE2e & { backend?: string; plan?: string | null; rssBytes?: number; streamedUploads?: number; streamedMs?: number }) | string;
   try {
     if (r.status !== 0) throw new Error(`exit ${r.status}`);
     ours = lastJson(r.stdout) as unknown as OursE2e;
@@ -172,7 +172,7 @@ async function runE2e(): Promise<void> {
   }
   if (typeof ours !== 'string') {
     const streamed = ours.streamedUploads ? `, ${ours.streamedUploads} streamed weight uploads (${fmtMs(ours.streamedMs ?? NaN)})` : '';
-    console.log(`ours: ${ours.backend}${streamed}, peak RSS ${formatBytes(ours.rssBytes ?? 0)}`);
+    console.log(`ours: ${ours.backend}, plan ${ours.plan ?? 'none'}${streamed}, peak RSS ${formatBytes(ours.rssBytes ?? 0)}`);
   }
   if (typeof torch !== 'string') console.log(`torch: peak RSS ${formatBytes(torch.peak_bytes ?? 0)}, ${torch.paramsFilled}/${torch.params} parameters filled from the files`);
   console.log('(ours: conditioning includes decoding the video with ffmpeg; torch: its conditioning is the cond workload, no media decoding)');
