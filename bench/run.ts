@@ -1,26 +1,30 @@
-// `npm run bench`: the five full-size workloads side by side with a PyTorch CPU baseline on the same
+// `npm run bench`: the full-size workloads side by side with a PyTorch CPU baseline on the same
 // machine (bench/torch_baseline.py; skipped with a message when PyTorch is absent).
 //
-//   npm run bench [-- --only dit,vae] [--layers 4] [--runs 2] [--backend wasm|tensorflow|cpu|webgpu] [--levers] [--markdown]
+//   npm run bench [-- --only dit,vae] [--layers 4] [--runs 2] [--sync-frames 250] [--backend wasm|tensorflow|cpu|webgpu] [--levers] [--markdown]
+//   npm run bench -- --e2e [--steps 25] [--seconds 10] [--dtype f16|f32] [--home DIR] [--backend b] [--markdown]
 //
 // Each workload runs in its own process on both sides (clean peak memory). The DiT and MMDiT are built
 // with `--layers` of their 24 layers (the full stack does not fit the wasm heap: 4.2 GB / 8.9 GB of f32
 // weights) and BOTH sides are extrapolated linearly to 24 layers (time, FLOPs and weight memory);
-// everything else runs at full size. --levers also measures GEMM throughput for each CPU lever
-// (stock 1-thread wasm, 2-thread wasm, + native BLAS) against torch.
+// everything else runs at full size (`--sync-frames` < 250 scales the Synchformer of sync/cond for a quick
+// check; the table says so). --levers also measures GEMM throughput for each CPU lever (stock 1-thread wasm,
+// 2-thread wasm, + native BLAS) against torch. --e2e: one full-size AudioX-MAF video-to-audio generation
+// through our pipeline next to PyTorch doing the same phases (runE2e below).
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatBytes, WASM_BUDGET } from '../src/backend/index.ts';
-import { SHAPES } from './workloads.ts';
+import { e2eRows, e2eShapes, parseE2eArgs, type E2eConfig, type OursE2e, type PhaseTimes } from './e2e-plan.ts';
+import { fmtMs, fmtRate, fmtRatio, table } from './table.ts';
+import { DEPTH, SHAPES, gflop as gflopAt, type Workload } from './flops.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '..');
 const MANIFESTS = process.env.AUDIOX_MANIFESTS ?? path.join(ROOT, 'test/fixtures/manifests');
-const ALL = ['dit', 'mmdit', 'vae', 't5', 'clip'] as const;
-type Workload = (typeof ALL)[number];
+const ALL: readonly Workload[] = ['dit', 'mmdit', 'vae', 't5', 'clip', 'sync', 'cond'];
 
 const argv = process.argv.slice(2);
 const opt = (name: string): string | undefined => {
@@ -31,43 +35,12 @@ const flag = (name: string) => argv.includes(`--${name}`);
 const LAYERS = Number(opt('layers') ?? 4);
 const RUNS = Number(opt('runs') ?? 2);
 const ONLY = (opt('only')?.split(',') ?? [...ALL]) as Workload[];
-const DEPTH = 24;
-
-// ---- analytic FLOPs (multiply-adds × 2) of one forward at the bench shapes ----
-function gflop(w: Workload): number {
-  const B = SHAPES.batch;
-  const L = SHAPES.frames + 1; // + the prepended token
-  const S = SHAPES.context;
-  const D = 1536;
-  const C = 768;
-  switch (w) {
-    case 'dit':
-      return (DEPTH * (2 * B * L * D * D * 18 + 4 * B * S * C * C + 4 * B * L * L * D + 4 * B * L * S * D) + 4 * B * S * C * C) / 1e9;
-    case 'mmdit': {
-      const Hf = 4096;
-      const layer = 2 * B * L * D * D * 13 + 2 * B * L * 3 * D * Hf * 3 + 4 * B * L * L * D;
-      return (DEPTH * layer + 2 * B * S * C * D + 2 * B * D * S * L) / 1e9;
-    }
-    case 'vae': {
-      let len = SHAPES.vaeLatents;
-      let f = 2 * len * 2048 * 64 * 7;
-      for (const [cin, cout, s] of [[2048, 1024, 8], [1024, 512, 8], [512, 256, 4], [256, 128, 4], [128, 128, 2]]) {
-        f += 2 * len * cin * cout * 2 * s;
-        len *= s;
-        f += 3 * (2 * len * cout * cout * 7 + 2 * len * cout * cout);
-      }
-      return (f + 2 * len * 128 * 2 * 7) / 1e9;
-    }
-    case 't5': {
-      const n = SHAPES.t5Tokens;
-      return (12 * (2 * n * C * C * 4 + 2 * n * C * 3072 * 2 + 4 * n * n * C)) / 1e9;
-    }
-    case 'clip': {
-      const n = SHAPES.clipFrames;
-      return (n * (12 * (2 * 50 * C * C * 4 + 2 * 50 * C * 3072 * 2 + 4 * 50 * 50 * C) + 2 * 49 * C * 3072)) / 1e9;
-    }
-  }
+for (const w of ONLY) if (!(ALL as readonly string[]).includes(w)) throw new Error(`--only: unknown workload "${w}" (${ALL.join(', ')})`);
+const SYNC_FRAMES = Number(opt('sync-frames') ?? SHAPES.syncFrames);
+if (!(Number.isInteger(SYNC_FRAMES) && SYNC_FRAMES >= 16 && SYNC_FRAMES <= SHAPES.syncFrames)) {
+  throw new Error(`--sync-frames must be an integer in [16, ${SHAPES.syncFrames}], got ${opt('sync-frames')}`);
 }
+const gflop = (w: Workload) => gflopAt(w, SYNC_FRAMES);
 
 /** f32 bytes of one transformer layer, from the released manifest (for the 24-layer memory estimate). */
 function layerBytes(w: Workload): number {
@@ -103,7 +76,8 @@ const BACKEND = opt('backend');
 
 function runOurs(w: string, env: Record<string, string> = {}): Result {
   const tsx = path.join(ROOT, 'node_modules', '.bin', 'tsx');
-  const r = spawnSync(tsx, [path.join(HERE, 'workloads.ts'), w, '--layers', String(LAYERS), '--runs', String(RUNS)], {
+  const args = [path.join(HERE, 'workloads.ts'), w, '--layers', String(LAYERS), '--runs', String(RUNS), '--sync-frames', String(SYNC_FRAMES)];
+  const r = spawnSync(tsx, args, {
     cwd: ROOT,
     env: { ...process.env, ...(BACKEND ? { AUDIOX_BACKEND: BACKEND } : {}), ...env },
     encoding: 'utf8',
@@ -126,7 +100,8 @@ function findTorch(): string | null {
 }
 
 function runTorch(py: string, w: string): Result | string {
-  const r = spawnSync(py, [path.join(HERE, 'torch_baseline.py'), w, '--layers', String(LAYERS), '--runs', String(RUNS)], {
+  const args = [path.join(HERE, 'torch_baseline.py'), w, '--layers', String(LAYERS), '--runs', String(RUNS), '--sync-frames', String(SYNC_FRAMES)];
+  const r = spawnSync(py, args, {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });
@@ -134,18 +109,6 @@ function runTorch(py: string, w: string): Result | string {
   return lastJson(r.stdout);
 }
 
-// ---- table ----
-const fmtMs = (ms: number) => (ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(0)} ms`);
-const fmtRate = (g: number, ms: number) => `${(g / (ms / 1000)).toFixed(1)}`;
-
-function table(header: string[], rows: string[][], markdown: boolean): string {
-  if (markdown) {
-    return [`| ${header.join(' | ')} |`, `|${header.map(() => ' --- ').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
-  }
-  const width = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(width[i])).join('  ');
-  return [line(header), width.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
-}
 
 function machine(): string {
   const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
@@ -155,12 +118,74 @@ function machine(): string {
     .join('/')} at start`;
 }
 
+function printBaseline(py: string | null): void {
+  if (!py) console.log('PyTorch baseline skipped: no python3 with torch (Debian: apt-get install python3-torch; or set AUDIOX_TORCH_PYTHON)');
+  else console.log(`baseline: ${execFileSync(py, ['-c', 'import torch; print("torch", torch.__version__, "CPU fp32,", torch.get_num_threads(), "threads by default")'], { encoding: 'utf8' }).trim()} (run with --threads = cores)`);
+}
+
+/**
+ * --e2e: our generation (bench/e2e.ts, which also lays out the random model directory), then PyTorch doing
+ * the same phases on the same files (torch_baseline.py e2e), one after the other (one full-size process at a time).
+ */
+async function runE2e(): Promise<void> {
+  const o = parseE2eArgs(argv, path.join(os.tmpdir(), 'audiox-fullsize'));
+  const py = findTorch();
+  console.log(`machine: ${machine()}`);
+  printBaseline(py);
+  const config = JSON.parse(fs.readFileSync(path.join(ROOT, 'configs/AudioX-MAF.assumed.json'), 'utf8')) as E2eConfig & { model: { pretransform: never } };
+  const { AutoencoderPretransform } = await import('../src/models/vae/pretransform.ts');
+  const vae = AutoencoderPretransform.fromConfig(config.model.pretransform, { sampleRate: config.sample_rate });
+  const shapes = e2eShapes(config, o.seconds, vae.downsamplingRatio, vae.decodeRadius);
+  console.log(
+    `AudioX-MAF video-to-audio, ${o.seconds} s, ${o.steps} steps (CFG batch 2), random ${o.dtype} weights under ${o.home}: ` +
+      `${shapes.latents} latents + 1 token, ${shapes.context} context tokens, ${shapes.decodeLatents} latents decoded\n`,
+  );
+
+  const tsx = path.join(ROOT, 'node_modules', '.bin', 'tsx');
+  const args = [path.join(HERE, 'e2e.ts'), '--steps', String(o.steps), '--seconds', String(o.seconds), '--dtype', o.dtype.toLowerCase(), '--home', o.home];
+  const r = spawnSync(tsx, args, {
+    cwd: ROOT,
+    env: { ...process.env, ...(o.backend ? { AUDIOX_BACKEND: o.backend } : {}) },
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 64 << 20,
+  });
+  let ours: (OursE2e & { backend?: string; plan?: string | null; rssBytes?: number; streamedUploads?: number; streamedMs?: number }) | string;
+  try {
+    if (r.status !== 0) throw new Error(`exit ${r.status}`);
+    ours = lastJson(r.stdout) as unknown as OursE2e;
+  } catch (e) {
+    ours = `FAILED (${(e as Error).message})`;
+  }
+
+  const files = ['AudioX-MAF/model.safetensors', 'AudioX-MAF/synchformer.safetensors', 't5-base/model.safetensors'].map((f) => path.join(o.home, 'models', f));
+  let torch: (PhaseTimes & { peak_bytes?: number; paramsFilled?: number; params?: number }) | string = 'skipped (no PyTorch)';
+  if (py && files.some((f) => !fs.existsSync(f))) torch = 'skipped (no model files: our side failed before writing them)';
+  else if (py) {
+    const tr = spawnSync(
+      py,
+      [path.join(HERE, 'torch_baseline.py'), 'e2e', '--weights', files.join(','), '--steps', String(o.steps), '--latents', String(shapes.latents),
+        '--context', String(shapes.context), '--decode-latents', String(shapes.decodeLatents)],
+      { encoding: 'utf8', maxBuffer: 64 << 20 },
+    );
+    torch = tr.status === 0 ? (lastJson(tr.stdout) as unknown as PhaseTimes) : `FAILED: ${(tr.stderr || '').trim().split('\n').pop()}`;
+  }
+  if (typeof ours !== 'string') {
+    const streamed = ours.streamedUploads ? `, ${ours.streamedUploads} streamed weight uploads (${fmtMs(ours.streamedMs ?? NaN)})` : '';
+    console.log(`ours: ${ours.backend}, plan ${ours.plan ?? 'none'}${streamed}, peak RSS ${formatBytes(ours.rssBytes ?? 0)}`);
+  }
+  if (typeof torch !== 'string') console.log(`torch: peak RSS ${formatBytes(torch.peak_bytes ?? 0)}, ${torch.paramsFilled}/${torch.params} parameters filled from the files`);
+  console.log('(ours: conditioning includes decoding the video with ffmpeg; torch: its conditioning is the cond workload, no media decoding)');
+  console.log(`\n${table(['phase', 'ours', 'torch', 'ratio'], e2eRows(ours, torch), o.markdown)}`);
+  if (typeof ours === 'string' || typeof torch === 'string') process.exitCode = 1;
+}
+
 async function main(): Promise<void> {
+  if (flag('e2e')) return runE2e();
   const md = flag('markdown');
   const py = findTorch();
   console.log(`machine: ${machine()}`);
-  if (!py) console.log('PyTorch baseline skipped: no python3 with torch (Debian: apt-get install python3-torch; or set AUDIOX_TORCH_PYTHON)');
-  else console.log(`baseline: ${execFileSync(py, ['-c', 'import torch; print("torch", torch.__version__, "CPU fp32,", torch.get_num_threads(), "threads by default")'], { encoding: 'utf8' }).trim()} (run with --threads = cores)`);
+  printBaseline(py);
   console.log(`DiT/MMDiT: ${LAYERS} of ${DEPTH} layers measured, both sides extrapolated ×${DEPTH / LAYERS}; best of ${RUNS} runs after a warm-up\n`);
 
   if (flag('levers')) {
@@ -203,12 +228,15 @@ async function main(): Promise<void> {
       w === 'dit' ? 'DiT forward (B 2, 237 frames, 384 ctx)' :
       w === 'mmdit' ? 'MMDiT forward (B 2, 237 frames, 384 ctx)' :
       w === 'vae' ? `VAE decode 10 s (${SHAPES.vaeLatents} latents)` :
-      w === 't5' ? 'T5-base encode 128 tokens' : 'CLIP ViT-B/32, 50 frames';
+      w === 't5' ? 'T5-base encode 128 tokens' :
+      w === 'clip' ? 'CLIP ViT-B/32, 50 frames' :
+      w === 'sync' ? `Synchformer, ${SYNC_FRAMES} frames${SYNC_FRAMES < SHAPES.syncFrames ? ' (SCALED)' : ''}` :
+      `AudioX-MAF conditioning (sync ${SYNC_FRAMES} frames${SYNC_FRAMES < SHAPES.syncFrames ? ', SCALED' : ''} + CLIP + T5 + mel + MAF)`;
     rows.push([
       label,
       ours ? fmtMs(oursMs) : `FAILED: ${err}`,
       typeof torch === 'string' ? torch : fmtMs(torchMs),
-      ours && typeof torch !== 'string' ? `${(oursMs / torchMs).toFixed(2)}×` : '–',
+      fmtRatio(oursMs, torchMs),
       g.toFixed(0),
       ours ? fmtRate(g, oursMs) : '–',
       typeof torch !== 'string' ? fmtRate(g, torchMs) : '–',
