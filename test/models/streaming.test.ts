@@ -31,6 +31,14 @@ function randomWeights(m: Module, seed: number): Record<string, tf.Tensor> {
   return out;
 }
 
+/** One CFG forward of a diffusion model (cfgScale 3) → its values. */
+async function forwardOnce(m: Module, x: tf.Tensor, t: tf.Tensor, c: tf.Tensor): Promise<number[]> {
+  const y = (m as unknown as DiffusionModel).forward(x, t, { crossAttnCond: c, cfgScale: 3 });
+  const out = Array.from(await y.data());
+  y.dispose();
+  return out;
+}
+
 const blocksOf = (w: Module) => [...w.getSubmodule('model.transformer.layers').children.values()];
 
 const T = 6;
@@ -105,12 +113,7 @@ describe.each(CASES)('streamed $name, derived tensors kept after the first call'
     const steps = [0.9, 0.5, 0.1].map((tv, i) => ({ x: tf.randomNormal([1, 4, T], 0, 1, 'float32', 20 + i), t: tf.tensor1d([tv]) }));
     const weights = randomWeights(build(), 30);
     const src = new MapSource(weights);
-    const forward = async (m: Module, x: tf.Tensor, t: tf.Tensor) => {
-      const y = (m as unknown as DiffusionModel).forward(x, t, { crossAttnCond: c, cfgScale: 3 });
-      const out = Array.from(await y.data());
-      y.dispose();
-      return out;
-    };
+    const forward = (m: Module, x: tf.Tensor, t: tf.Tensor) => forwardOnce(m, x, t, c);
     const n0 = tf.memory().numTensors;
     const resident = build();
     resident.loadStateDict(src);
@@ -181,12 +184,7 @@ describe.each(CASES)('host-placed $name (weight operands in host memory, wasm + 
     const c = cond();
     const weights = randomWeights(build(), 10);
     const src = new MapSource(weights);
-    const run = async (m: Module) => {
-      const y = (m as unknown as DiffusionModel).forward(x, t, { crossAttnCond: c, cfgScale: 3 });
-      const out = Array.from(await y.data());
-      y.dispose();
-      return out;
-    };
+    const run = (m: Module) => forwardOnce(m, x, t, c);
     const n0 = tf.memory().numTensors;
     const resident = build();
     resident.loadStateDict(src);
