@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/backend/index.ts';
 import type { DiffusionModel } from '../src/models/diffusion-types.ts';
 import type { Module } from '../src/nn/module.ts';
+import { diffusionConfig, randomInit } from './workloads.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -26,14 +27,11 @@ const info = await initBackend();
 const raw = JSON.parse(fs.readFileSync(path.join(ROOT, 'test/fixtures/manifests', FILES[MODEL]), 'utf8'));
 const d = raw.model.diffusion;
 const mmdit = d.type === 'mmdit';
-const cfg = { ...d.config, depth: LAYERS };
+const cfg = diffusionConfig(FILES[MODEL], LAYERS);
 const wrapper = (mmdit
-  ? (await import('../src/models/mmdit.ts')).MMDiTWrapper.fromConfig(cfg)
-  : (await import('../src/models/dit.ts')).DiTWrapper.fromConfig(cfg)) as unknown as DiffusionModel & Module;
-let seed = 1;
-wrapper.initWeights((key, p) =>
-  p.dtype === 'int32' ? tf.zeros(p.shape, 'int32') : tf.randomNormal(p.shape, 0, 0.5 / Math.sqrt(p.shape.at(-1) ?? 1), 'float32', seed++),
-);
+  ? (await import('../src/models/mmdit.ts')).MMDiTWrapper.fromConfig(cfg as never)
+  : (await import('../src/models/dit.ts')).DiTWrapper.fromConfig(cfg as never)) as unknown as DiffusionModel & Module;
+randomInit(wrapper);
 const T = mmdit ? (d.config._latent_seq_len ?? 237) - 1 : 236;
 const S = mmdit ? 384 : 128 + 128 + 215;
 const x = tf.randomNormal([1, d.config.io_channels, T], 0, 1, 'float32', 100);

@@ -21,7 +21,8 @@ const arg = (name: string, dflt: number) => {
 
 export { SHAPES } from './flops.ts';
 
-function randomInit(m: Module): void {
+/** Seeded random weights for every tensor of `m` (betas, inv_freq, position ids zero), as each workload uses. */
+export function randomInit(m: Module): void {
   let seed = 1;
   m.initWeights((key, p) =>
     key.endsWith('.beta') || key.endsWith('inv_freq') || key.endsWith('position_ids')
@@ -32,7 +33,8 @@ function randomInit(m: Module): void {
   );
 }
 
-function diffusionConfig(file: string, layers: number): Record<string, unknown> {
+/** The diffusion section of a manifest config with `layers` blocks. */
+export function diffusionConfig(file: string, layers: number): Record<string, unknown> {
   const raw = JSON.parse(fs.readFileSync(path.join(MANIFESTS, file), 'utf8'));
   return { ...raw.model.diffusion.config, depth: layers };
 }

@@ -39,11 +39,6 @@ export function hostData(backend: { dataIdMap: { get(id: unknown): unknown } }, 
   return (backend.dataIdMap.get(t.dataId) as Entry | undefined)?.host;
 }
 
-/** Bytes held by host-resident tensors now. */
-export function hostResidentBytes(): number {
-  return hostBytes;
-}
-
 /** Declares that `kernelName` on wasm reads host-resident inputs itself (the guard lets them through). */
 export function readsHostTensors(kernelName: string): void {
   READERS.add(kernelName);

@@ -9,7 +9,6 @@
 // Activation estimates are upper bounds calibrated on the wasm backend (`tf.profile` peak of a
 // full-size block: DiT ≈ 40, MMDiT ≈ 71 [B, L, D] activations alive at once besides its weights).
 import os from 'node:os';
-import * as tf from '@tensorflow/tfjs';
 import { DTYPE_SIZE, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
 import { Module } from '../nn/module.ts';
 import { backendBytes, formatBytes, type MemoryBudget } from '../nn/runtime.ts';
@@ -198,11 +197,9 @@ export function planMemory(w: ConditionedDiffusionModelWrapper, mode: WeightMode
   }
   // Host-placed units: their weight operands in host memory as float32, the rest resident; loading one
   // takes its torch-layout upload and derivation on the backend once.
-  let pinLoad = 0;
-  for (const u of hostUnits) {
-    hostBytes += hostableBytes(u);
-    pinLoad = Math.max(pinLoad, unitPeakBytes(u));
-  }
+  const hostPlaced = hostUnits.reduce((n, u) => n + hostableBytes(u), 0);
+  hostBytes += hostPlaced;
+  const pinLoad = Math.max(0, ...hostUnits.map(unitPeakBytes));
   for (const u of extraUnits) {
     for (const [, p] of u.namedTensors()) hostBytes += hostTensorBytes('', p.shape, p.dtype, undefined, opts.hostDType ?? 'keep');
   }
@@ -210,7 +207,7 @@ export function planMemory(w: ConditionedDiffusionModelWrapper, mode: WeightMode
   const residentBytes =
     modules.reduce((n, m) => n + residentWeightBytes(m), 0) -
     [...streamed].reduce((n, u) => n + residentWeightBytes(u), 0) -
-    hostUnits.reduce((n, u) => n + hostableBytes(u), 0);
+    hostPlaced;
   const upload = (m: Module) => (streamed.has(m) ? unitPeakBytes(m) : 0);
 
   const samplesCfg = w.config.sample_size;

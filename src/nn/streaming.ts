@@ -48,7 +48,6 @@ export function isStreamed(m: Module): boolean {
   return m.placement === 'streamed';
 }
 
-
 /** Bytes the streamed units of `root` hold on the host. */
 export function hostBytes(root: Module): number {
   let n = 0;
@@ -166,9 +165,6 @@ class StreamedWeights implements WeightResidency {
    * keeps the rest resident; forwards then run with no upload. The host copies are dropped.
    */
   pin(): void {
-    if (!kernelRegistered(TO_HOST)) {
-      throw new Error(`${this.unit.path}: host-resident weights need the ${TO_HOST} kernel (wasm with the native BLAS addon); stream the weights instead`);
-    }
     this.install(false);
     let moved = 0;
     try {
@@ -178,8 +174,12 @@ class StreamedWeights implements WeightResidency {
         const hostable = new Set(d.hostable.map((h) => h.name));
         const next: Record<string, tf.Tensor> = {};
         for (const [k, t] of Object.entries(d.exportDerived().tensors)) {
-          next[k] = hostable.has(k) ? (tf.engine().runKernel(TO_HOST, { x: t }) as tf.Tensor) : t.clone();
-          if (hostable.has(k)) moved += t.size * 4;
+          if (!hostable.has(k)) {
+            next[k] = t.clone();
+            continue;
+          }
+          next[k] = tf.engine().runKernel(TO_HOST, { x: t }) as tf.Tensor;
+          moved += t.size * 4;
         }
         d.importDerived(next); // releases the exported tensors
       }
