@@ -10,11 +10,12 @@ export interface E2eOptions {
   dtype: 'F16' | 'F32';
   /** AUDIOX_HOME of the random full-size model directories (reused between runs). */
   home: string;
-  backend?: string;
+  /** `--backend a,b`: our side runs once per backend (in its own process), PyTorch once; empty: the default selection. */
+  backends: string[];
   markdown: boolean;
 }
 
-/** `--e2e [--steps 25] [--seconds 10] [--dtype f16|f32] [--home DIR] [--backend b] [--markdown]`; throws on bad values. */
+/** `--e2e [--steps 25] [--seconds 10] [--dtype f16|f32] [--home DIR] [--backend b[,b…]] [--markdown]`; throws on bad values. */
 export function parseE2eArgs(argv: readonly string[], defaultHome: string): E2eOptions {
   const opt = (name: string): string | undefined => {
     const i = argv.indexOf(`--${name}`);
@@ -31,7 +32,9 @@ export function parseE2eArgs(argv: readonly string[], defaultHome: string): E2eO
   if (dtype !== 'f16' && dtype !== 'f32') throw new Error(`--dtype must be f16 or f32, got ${dtype}`);
   const model = opt('model') ?? 'AudioX-MAF';
   if (model !== 'AudioX-MAF') throw new Error(`--e2e measures AudioX-MAF video-to-audio only, got --model ${model}`);
-  return { model, steps, seconds, dtype: dtype === 'f16' ? 'F16' : 'F32', home: opt('home') ?? defaultHome, backend: opt('backend'), markdown: argv.includes('--markdown') };
+  const backends = (opt('backend') ?? '').split(',').map((b) => b.trim()).filter(Boolean);
+  if (new Set(backends).size !== backends.length) throw new Error(`--backend lists a backend twice: ${opt('backend')}`);
+  return { model, steps, seconds, dtype: dtype === 'f16' ? 'F16' : 'F32', home: opt('home') ?? defaultHome, backends, markdown: argv.includes('--markdown') };
 }
 
 /** What the shapes are computed from: the model config's keys that set them. */
@@ -128,20 +131,36 @@ function stepCell(steps: readonly number[]): string {
 
 /** The phase table: [phase, ours, torch, ratio] rows; a missing side shows its reason. */
 export function e2eRows(ours: OursE2e | string, torch: PhaseTimes | string): string[][] {
-  const o = typeof ours === 'string' ? null : ours;
+  return e2eColumns([ours], torch);
+}
+
+/**
+ * The phase table for our side on several backends (one run each) against one PyTorch run:
+ * [phase, ours₁ … oursₙ, torch, ratio₁ … ratioₙ] rows (ratio = ours / torch); a missing side shows its reason.
+ */
+export function e2eColumns(ours: readonly (OursE2e | string)[], torch: PhaseTimes | string): string[][] {
+  const os = ours.map((o) => (typeof o === 'string' ? null : o));
   const t = typeof torch === 'string' ? null : torch;
-  const steps = o?.stepMs.length ?? t?.stepMs.length ?? 0;
+  const steps = os.find((o) => o)?.stepMs.length ?? t?.stepMs.length ?? 0;
   const mean = (p: PhaseTimes | null) => (p && p.stepMs.length ? sum(p.stepMs) / p.stepMs.length : NaN);
-  const phases: [string, number, number, string?, string?][] = [
-    ['load', o?.loadMs ?? NaN, t?.loadMs ?? NaN],
-    ['conditioning', o?.conditioningMs ?? NaN, t?.conditioningMs ?? NaN],
-    [`sampling (${steps} steps)`, o ? o.samplingMs : NaN, t ? sum(t.stepMs) : NaN],
-    ['  per step', mean(o), mean(t), o ? stepCell(o.stepMs) : undefined, t ? stepCell(t.stepMs) : undefined],
-    ['decode', o?.decodeMs ?? NaN, t?.decodeMs ?? NaN],
-    ['total', o ? totalMs(o) : NaN, t ? totalMs(t) : NaN],
+  type Phase = [name: string, of: (p: OursE2e | null) => number, torch: number, cell?: (p: PhaseTimes | null) => string | undefined];
+  const steppedCell = (p: PhaseTimes | null) => (p ? stepCell(p.stepMs) : undefined);
+  const phases: Phase[] = [
+    ['load', (o) => o?.loadMs ?? NaN, t?.loadMs ?? NaN],
+    ['conditioning', (o) => o?.conditioningMs ?? NaN, t?.conditioningMs ?? NaN],
+    [`sampling (${steps} steps)`, (o) => (o ? o.samplingMs : NaN), t ? sum(t.stepMs) : NaN],
+    ['  per step', mean, mean(t), steppedCell],
+    ['decode', (o) => o?.decodeMs ?? NaN, t?.decodeMs ?? NaN],
+    ['total', (o) => (o ? totalMs(o) : NaN), t ? totalMs(t) : NaN],
   ];
-  const rows = phases.map(([name, a, b, ac, bc]) => [name, ac ?? fmtMs(a), bc ?? fmtMs(b), fmtRatio(a, b)]);
-  if (!o) rows[0][1] = ours as string;
-  if (!t) rows[0][2] = torch as string;
+  const rows = phases.map(([name, of, b, cell]) => {
+    const values = os.map(of);
+    const oursCells = values.map((a, i) => (cell ? cell(os[i]) : undefined) ?? fmtMs(a));
+    return [name, ...oursCells, (cell ? cell(t) : undefined) ?? fmtMs(b), ...values.map((a) => fmtRatio(a, b))];
+  });
+  ours.forEach((o, i) => {
+    if (typeof o === 'string') rows[0][1 + i] = o;
+  });
+  if (!t) rows[0][1 + ours.length] = torch as string;
   return rows;
 }

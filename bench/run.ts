@@ -2,7 +2,7 @@
 // machine (bench/torch_baseline.py; skipped with a message when PyTorch is absent).
 //
 //   npm run bench [-- --only dit,vae] [--layers 4] [--runs 2] [--sync-frames 250] [--backend wasm|tensorflow|cpu|webgpu] [--levers] [--markdown]
-//   npm run bench -- --e2e [--steps 25] [--seconds 10] [--dtype f16|f32] [--home DIR] [--backend b] [--markdown]
+//   npm run bench -- --e2e [--steps 25] [--seconds 10] [--dtype f16|f32] [--home DIR] [--backend b[,b…]] [--markdown]
 //
 // Each workload runs in its own process on both sides (clean peak memory). The DiT and MMDiT are built
 // with `--layers` of their 24 layers (the full stack does not fit the wasm heap: 4.2 GB / 8.9 GB of f32
@@ -17,7 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatBytes, WASM_BUDGET } from '../src/backend/index.ts';
-import { e2eRows, e2eShapes, parseE2eArgs, type E2eConfig, type OursE2e, type PhaseTimes } from './e2e-plan.ts';
+import { e2eColumns, e2eShapes, parseE2eArgs, type E2eConfig, type OursE2e, type PhaseTimes } from './e2e-plan.ts';
 import { fmtMs, fmtRate, fmtRatio, table } from './table.ts';
 import { DEPTH, SHAPES, gflop as gflopAt, type Workload } from './flops.ts';
 
@@ -143,20 +143,23 @@ async function runE2e(): Promise<void> {
 
   const tsx = path.join(ROOT, 'node_modules', '.bin', 'tsx');
   const args = [path.join(HERE, 'e2e.ts'), '--steps', String(o.steps), '--seconds', String(o.seconds), '--dtype', o.dtype.toLowerCase(), '--home', o.home];
-  const r = spawnSync(tsx, args, {
-    cwd: ROOT,
-    env: { ...process.env, ...(o.backend ? { AUDIOX_BACKEND: o.backend } : {}) },
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    maxBuffer: 64 << 20,
+  type Ours = OursE2e & { backend?: string; plan?: string | null; rssBytes?: number; streamedUploads?: number; streamedMs?: number };
+  const backends: (string | undefined)[] = o.backends.length ? o.backends : [undefined];
+  const ours: (Ours | string)[] = backends.map((b) => {
+    const r = spawnSync(tsx, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...(b ? { AUDIOX_BACKEND: b } : {}) },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 64 << 20,
+    });
+    try {
+      if (r.status !== 0) throw new Error(`exit ${r.status}`);
+      return lastJson(r.stdout) as unknown as Ours;
+    } catch (e) {
+      return `FAILED (${(e as Error).message})`;
+    }
   });
-  let ours: (OursE2e & { backend?: string; plan?: string | null; rssBytes?: number; streamedUploads?: number; streamedMs?: number }) | string;
-  try {
-    if (r.status !== 0) throw new Error(`exit ${r.status}`);
-    ours = lastJson(r.stdout) as unknown as OursE2e;
-  } catch (e) {
-    ours = `FAILED (${(e as Error).message})`;
-  }
 
   const files = ['AudioX-MAF/model.safetensors', 'AudioX-MAF/synchformer.safetensors', 't5-base/model.safetensors'].map((f) => path.join(o.home, 'models', f));
   let torch: (PhaseTimes & { peak_bytes?: number; paramsFilled?: number; params?: number }) | string = 'skipped (no PyTorch)';
@@ -170,14 +173,20 @@ async function runE2e(): Promise<void> {
     );
     torch = tr.status === 0 ? (lastJson(tr.stdout) as unknown as PhaseTimes) : `FAILED: ${(tr.stderr || '').trim().split('\n').pop()}`;
   }
-  if (typeof ours !== 'string') {
-    const streamed = ours.streamedUploads ? `, ${ours.streamedUploads} streamed weight uploads (${fmtMs(ours.streamedMs ?? NaN)})` : '';
-    console.log(`ours: ${ours.backend}, plan ${ours.plan ?? 'none'}${streamed}, peak RSS ${formatBytes(ours.rssBytes ?? 0)}`);
+  for (const [i, r] of ours.entries()) {
+    if (typeof r === 'string') {
+      console.log(`ours (${backends[i] ?? 'default backend'}): ${r}`);
+      continue;
+    }
+    const streamed = r.streamedUploads ? `, ${r.streamedUploads} streamed weight uploads (${fmtMs(r.streamedMs ?? NaN)})` : '';
+    console.log(`ours: ${r.backend}, plan ${r.plan ?? 'none'}${streamed}, peak RSS ${formatBytes(r.rssBytes ?? 0)}`);
   }
   if (typeof torch !== 'string') console.log(`torch: peak RSS ${formatBytes(torch.peak_bytes ?? 0)}, ${torch.paramsFilled}/${torch.params} parameters filled from the files`);
   console.log('(ours: conditioning includes decoding the video with ffmpeg; torch: its conditioning is the cond workload, no media decoding)');
-  console.log(`\n${table(['phase', 'ours', 'torch', 'ratio'], e2eRows(ours, torch), o.markdown)}`);
-  if (typeof ours === 'string' || typeof torch === 'string') process.exitCode = 1;
+  const label = (i: number) => (backends.length > 1 || backends[0] ? ` (${backends[i]})` : '');
+  const header = ['phase', ...ours.map((_, i) => `ours${label(i)}`), 'torch', ...ours.map((_, i) => `ratio${label(i)}`)];
+  console.log(`\n${table(header, e2eColumns(ours, torch), o.markdown)}`);
+  if (ours.some((r) => typeof r === 'string') || typeof torch === 'string') process.exitCode = 1;
 }
 
 async function main(): Promise<void> {

@@ -1,7 +1,7 @@
 // The pure parts of `npm run bench -- --e2e` and the bench tables (no model is built or run here).
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { conditionerTokens, e2eRows, e2eShapes, parseE2eArgs, stepTimes, totalMs, type E2eConfig, type OursE2e, type PhaseTimes } from '../../bench/e2e-plan.ts';
+import { conditionerTokens, e2eColumns, e2eRows, e2eShapes, parseE2eArgs, stepTimes, totalMs, type E2eConfig, type OursE2e, type PhaseTimes } from '../../bench/e2e-plan.ts';
 import { fmtMs, fmtRate, fmtRatio, table } from '../../bench/table.ts';
 
 describe('parseE2eArgs', () => {
@@ -12,14 +12,15 @@ describe('parseE2eArgs', () => {
       seconds: 10,
       dtype: 'F16',
       home: '/tmp/h',
-      backend: undefined,
+      backends: [],
       markdown: false,
     });
   });
 
   it('reads every option', () => {
     const o = parseE2eArgs(['--e2e', '--steps', '3', '--seconds', '4.5', '--dtype', 'F32', '--home', '/x', '--backend', 'tensorflow', '--markdown'], '/tmp/h');
-    expect(o).toMatchObject({ steps: 3, seconds: 4.5, dtype: 'F32', home: '/x', backend: 'tensorflow', markdown: true });
+    expect(o).toMatchObject({ steps: 3, seconds: 4.5, dtype: 'F32', home: '/x', backends: ['tensorflow'], markdown: true });
+    expect(parseE2eArgs(['--e2e', '--backend', 'wasm, tensorflow'], '/tmp/h').backends).toEqual(['wasm', 'tensorflow']);
   });
 
   it.each([
@@ -31,6 +32,7 @@ describe('parseE2eArgs', () => {
     [['--model', 'AudioX'], /AudioX-MAF video-to-audio only/],
     [['--steps'], /--steps needs a value/],
     [['--home', '--markdown'], /--home needs a value/],
+    [['--backend', 'wasm,wasm'], /--backend lists a backend twice/],
   ])('rejects %j with a clear error', (args, msg) => {
     expect(() => parseE2eArgs(['--e2e', ...args], '/tmp/h')).toThrow(msg);
   });
@@ -94,6 +96,14 @@ describe('phase assembly', () => {
     const failed = e2eRows('FAILED (exit 1)', torch);
     expect(failed[0][1]).toBe('FAILED (exit 1)');
     expect(failed[2]).toEqual(['sampling (2 steps)', '–', '40.0 s', '–']);
+  });
+
+  it('puts several backends side by side against one torch run, a ratio each', () => {
+    const fast = { ...ours, loadMs: 3500, stepMs: [10_000, 10_000] };
+    const rows = e2eColumns([ours, fast, 'FAILED (exit 1)'], torch);
+    expect(rows[0]).toEqual(['load', '14.0 s', '3500 ms', 'FAILED (exit 1)', '7000 ms', '2.00×', '0.50×', '–']);
+    expect(rows[3]).toEqual(['  per step', '40.0 s', '10.0 s', '–', '20.0 s', '2.00×', '0.50×', '–']);
+    expect(e2eColumns([ours], torch)).toEqual(e2eRows(ours, torch));
   });
 });
 
