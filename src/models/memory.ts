@@ -9,12 +9,16 @@
 // Activation estimates are upper bounds calibrated on the wasm backend (`tf.profile` peak of a
 // full-size block: DiT ≈ 40, MMDiT ≈ 71 [B, L, D] activations alive at once besides its weights).
 import os from 'node:os';
+import { windowFrameCount } from '../io/frames.ts';
 import { DTYPE_SIZE, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
 import { Module } from '../nn/module.ts';
 import { backendBytes, formatBytes, type MemoryBudget } from '../nn/runtime.ts';
 import type { HostDType } from '../nn/streaming.ts';
 import { CLIPVisionTransformer } from './clip.ts';
 import { latentLength } from './config.ts';
+import { CONDITIONING_SECONDS } from './conditioners/conditioner.ts';
+import { SYNC_FPS, syncFeatureBytes } from './synchformer/features.ts';
+import { Synchformer } from './synchformer/synchformer.ts';
 import { OobleckDecoder, OobleckEncoder } from './vae/oobleck.ts';
 import { decodeMemoryEstimate, encodeMemoryEstimate } from './vae/pretransform.ts';
 import type { ConditionedDiffusionModelWrapper } from './wrapper.ts';
@@ -213,8 +217,14 @@ export function planMemory(w: ConditionedDiffusionModelWrapper, mode: WeightMode
   const samplesCfg = w.config.sample_size;
   const frames = Math.ceil(((w.config.video_fps ?? 5) * samplesCfg) / w.config.sample_rate);
   const cond: { bytes: number; detail: string }[] = [{ bytes: 0, detail: 'nothing to encode' }];
-  // Activations of T5 (≤ 128 tokens) are negligible; the Synchformer's are not estimated.
-  for (const u of extraUnits) cond.push({ bytes: unitPeakBytes(u), detail: `streamed ${u.constructor.name}` });
+  // Activations of T5 (≤ 128 tokens) are negligible; the Synchformer's (frames + one segment) are not.
+  for (const e of extra) {
+    if (e.module instanceof Synchformer) {
+      const syncFrames = windowFrameCount(CONDITIONING_SECONDS, SYNC_FPS);
+      const m = e.module.vfeat_extractor;
+      cond.push({ bytes: upload(m) + syncFeatureBytes(m.config, syncFrames), detail: `Synchformer over ${syncFrames} frames` });
+    } else for (const u of e.streamable) if (streamed.has(u)) cond.push({ bytes: unitPeakBytes(u), detail: `streamed ${u.constructor.name}` });
+  }
   for (const m of perGeneration) {
     if (m instanceof CLIPVisionTransformer) cond.push({ bytes: upload(m) + clipActivations(m, frames), detail: `CLIP over ${frames} frames` });
     if (m instanceof OobleckEncoder) cond.push({ bytes: upload(m) + encodeMemoryEstimate(m, samplesCfg), detail: `VAE encode of ${samplesCfg} samples` });

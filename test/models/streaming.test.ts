@@ -13,7 +13,10 @@ import { hostBytes, isStreamed, loadStateDictStreamed, offloadToHost, streamStat
 import { DEMO_DIR, demoWeight } from '../../src/models/demo.ts';
 import { DiTWrapper } from '../../src/models/dit.ts';
 import { loadModel } from '../../src/pipeline/load.ts';
-import { hostableBytes, MemoryPlanError, residentWeightBytes } from '../../src/models/memory.ts';
+import { hostableBytes, MemoryPlanError, planMemory, residentWeightBytes } from '../../src/models/memory.ts';
+import { Synchformer } from '../../src/models/synchformer/synchformer.ts';
+import { syncFeatureBytes } from '../../src/models/synchformer/features.ts';
+import { budgetOf } from '../../src/backend/index.ts';
 import { backendBytes } from '../../src/nn/runtime.ts';
 import { MMDiTWrapper } from '../../src/models/mmdit.ts';
 import { ChannelLastConv1d, TransposedLinear } from '../../src/nn/relaid-layers.ts';
@@ -343,6 +346,24 @@ describe('loadModel memory plan', () => {
     tf.dispose([x, t, c, y]);
     return out;
   };
+
+  it("counts the Synchformer's frames and segment working set in the conditioning phase", () => {
+    const { audiox_ts: _, ...config } = JSON.parse(fs.readFileSync(path.join(DEMO_DIR, 'config.json'), 'utf8'));
+    const w = createModelFromConfig(config); // built, never loaded: planning allocates nothing
+    const s = new Synchformer();
+    const n0 = tf.memory().numTensors;
+    const extra = [{ module: s, streamable: [s.vfeat_extractor] }];
+    const activations = syncFeatureBytes(s.vfeat_extractor.config, 250);
+    const resident = planMemory(w, 'resident', { budget: budgetOf('wasm'), extra, inUse: 0 });
+    expect(resident.phases[0]).toEqual({ name: 'conditioning', bytes: activations, detail: 'Synchformer over 250 frames' });
+    expect(activations).toBeGreaterThan(450 * 2 ** 20); // 250 frames at 224² are 150 MB per float copy
+    // Streamed, the extractor's upload comes on top of its activations.
+    const streamed = planMemory(w, 'streamed', { budget: budgetOf('wasm'), extra, inUse: 0 });
+    const sync = streamed.phases[0];
+    expect(sync.detail).toBe('Synchformer over 250 frames');
+    expect(sync.bytes).toBeGreaterThan(activations + s.vfeat_extractor.parameterBytes());
+    expect(tf.memory().numTensors).toBe(n0);
+  });
 
   it('keeps a model that fits resident, streams it under a small budget, with the same output', async () => {
     const b0 = tf.memory().numBytes;

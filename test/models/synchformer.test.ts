@@ -3,7 +3,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Fixture } from '../../src/parity/types.ts';
 import { Synchformer, type SynchformerVitOverrides } from '../../src/models/synchformer/synchformer.ts';
-import { encodeVideoWithSync, prepareSyncFrames, segmentWorkingBytes, syncSegmentCount } from '../../src/models/synchformer/features.ts';
+import { encodeVideoWithSync, prepareSyncFrames, segmentWorkingBytes, syncFeatureBytes, syncSegmentCount } from '../../src/models/synchformer/features.ts';
 import { MOTIONFORMER_DIVIDED_224_16X4 } from '../../src/models/synchformer/motionformer.ts';
 import { WASM_BUDGET, budgetOf } from '../../src/backend/index.ts';
 import { expectClose, expectNoLeak, fixture, fixtureJson } from '../helpers.ts';
@@ -104,6 +104,40 @@ describe('Synchformer full size', () => {
     expect(syncSegmentCount(250) * MOTIONFORMER_DIVIDED_224_16X4.temporal_resolution).toBe(240);
     expect(syncSegmentCount(32)).toBe(3);
     expect(syncSegmentCount(15)).toBe(0);
+  });
+
+  // The planner's estimate against the peak tf.memory() sees, at the fixture's width and at full size (random
+  // weights, one segment: ≈ 10 s on wasm).
+  it.each([
+    ['the fixture config, 24 frames', 24, false],
+    ['full size, 16 frames', 16, true],
+  ])("the sync branch's measured peak stays within the planner's estimate: %s", { timeout: 120_000 }, async (_, frames, full) => {
+    let model: Synchformer;
+    if (full) {
+      model = new Synchformer();
+      model.initWeights((_, p) => (p.dtype === 'int32' ? tf.zeros(p.shape, 'int32') : tf.randomNormal(p.shape, 0, 0.02, 'float32', 3)));
+    } else {
+      const fx = fixture('synchformer/encode_video_with_sync.safetensors');
+      model = Synchformer.fromVitOverrides(fx.config.VIT_overrides as SynchformerVitOverrides);
+      model.load(fx.params);
+      fx.file.close();
+    }
+    // As the video conditioner feeds it: int32 frames → normalised → encoded, one segment per call.
+    const raw = tf.zeros([1, frames, 3, 224, 224], 'int32');
+    const base = tf.memory().numBytes;
+    const info = await tf.profile(() => {
+      const x = prepareSyncFrames(raw);
+      const f = encodeVideoWithSync(model, x);
+      x.dispose();
+      return f;
+    });
+    const peak = info.peakBytes - base;
+    const estimate = syncFeatureBytes(model.vfeat_extractor.config, frames);
+    console.log(`sync branch over ${frames} frames: peak ${(peak / 2 ** 20).toFixed(1)} MiB, estimate ${(estimate / 2 ** 20).toFixed(1)} MiB`);
+    expect(peak).toBeLessThanOrEqual(estimate);
+    expect(peak).toBeGreaterThan(0.8 * estimate); // a tight bound, not a loose one
+    tf.dispose([info.result as tf.Tensor, raw]);
+    model.dispose();
   });
 
   it('needs over 100 MiB of working memory per segment', () => {

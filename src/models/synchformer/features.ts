@@ -23,10 +23,19 @@ export function prepareSyncFrames(frames: tf.Tensor): tf.Tensor5D {
     if (x.rank !== 5 || x.shape[2] !== 3 || x.shape[3] !== SYNC_SIZE || x.shape[4] !== SYNC_SIZE) {
       throw new Error(`Synchformer input: expected frames [B?, T, 3, ${SYNC_SIZE}, ${SYNC_SIZE}], got [${frames.shape}]`);
     }
-    return tf.tidy(() => {
-      const unit = x.dtype === 'int32' ? x.toFloat().div(255) : x.toFloat();
-      return unit.sub(0.5).div(0.5) as tf.Tensor5D;
-    });
+    // Op by op, each intermediate released at once: a 10 s input is 150 MB per copy.
+    const steps: ((t: tf.Tensor) => tf.Tensor)[] = [
+      ...(x.dtype === 'int32' ? [(t: tf.Tensor) => t.toFloat(), (t: tf.Tensor) => t.div(255)] : [(t: tf.Tensor) => t.toFloat()]),
+      (t) => t.sub(0.5),
+      (t) => t.div(0.5),
+    ];
+    let cur: tf.Tensor = x;
+    for (const step of steps) {
+      const next = tf.tidy(() => step(cur));
+      if (cur !== x) cur.dispose();
+      cur = next;
+    }
+    return cur as tf.Tensor5D;
   } finally {
     if (x !== frames) x.dispose();
   }
@@ -37,16 +46,32 @@ export function syncSegmentCount(frames: number, segmentSize = SEGMENT_SIZE, ste
   return frames < segmentSize ? 0 : Math.floor((frames - segmentSize) / stepSize) + 1;
 }
 
-/** Rough peak bytes of one segment through MotionFormer (activations of one block, attention scores, input). */
+/**
+ * Peak backend bytes (as tf.memory() counts them) of one segment through MotionFormer, the way the forward runs:
+ * the segment's input copies (slice, batch; the patch embedding's re-layout), every block's output (held by the
+ * forward's tidy), and the larger of the patch embedding's working set and one block's (attention with its
+ * scores, the MLP with GELU at mlp_ratio · D), with 5 % headroom. test/models/synchformer.test.ts checks it
+ * against measured peaks.
+ */
 export function segmentWorkingBytes(c: MotionFormerConfig, segmentFrames = SEGMENT_SIZE): number {
   const p = (c.img_size / c.patch_size) ** 2;
   const f = c.temporal_resolution;
-  const l = 1 + f * p;
-  const d = c.embed_dim;
-  const acts = l * d * 12 + l * d * c.mlp_ratio * 2;
+  const ld = (1 + f * p) * c.embed_dim;
+  const input = segmentFrames * c.channels * c.img_size * c.img_size;
   const scores = 2 * c.num_heads * f * p * (p + 1) + 2 * c.num_heads * p * f * (f + 1);
-  const input = segmentFrames * c.channels * c.img_size * c.img_size * 2;
-  return 4 * (acts + scores + input);
+  const block = 10 * ld + 6 * ld * c.mlp_ratio + scores;
+  return Math.ceil(1.05 * 4 * (4 * input + (c.depth + 4) * ld + Math.max(5 * input, block)));
+}
+
+/**
+ * Peak backend bytes of the sync branch over `frames` frames with `batch` segments per call (what the memory
+ * planner counts for the conditioning phase): first the int32 frames and two float copies while normalising
+ * (prepareSyncFrames), then the normalised frames, one call's segment working set and the features so far.
+ */
+export function syncFeatureBytes(c: MotionFormerConfig, frames: number, batch = 1): number {
+  const video = frames * c.channels * SYNC_SIZE * SYNC_SIZE * 4;
+  const features = syncSegmentCount(frames) * c.temporal_resolution * c.embed_dim * 4;
+  return Math.max(3 * video, video + batch * segmentWorkingBytes(c) + 2 * features);
 }
 
 export interface EncodeVideoWithSyncOptions {
