@@ -9,13 +9,12 @@ import { readWav } from '../io/wav.ts';
 import { GenerateError, generate, resolveParams, type ModelLimits } from '../pipeline/generate.ts';
 import { generateLongform, isLongform, overlapProblem, type LongformOptions } from '../pipeline/longform.ts';
 import { muxVideoWithAudio } from '../io/mux.ts';
-import fs from 'node:fs';
 import path from 'node:path';
 import type { GenerateOptions, Progress } from '../pipeline/types.ts';
 import type { JobFiles, JobResult } from './jobs.ts';
 import type { JobParams } from './params.ts';
-import { outputSuffixes, removeOutputs, saveResult } from './outputs.ts';
-import { encodePng, renderSpectrogram, renderWaveform } from './render.ts';
+import { outputSuffixes, removeOutputs, saveResult, writePictures } from './outputs.ts';
+import { encodePng, renderSpectrogram } from './render.ts';
 import { reserveOutputs } from './files.ts';
 
 /** Maps a job's validated parameters and uploads onto generate()'s options. */
@@ -220,9 +219,7 @@ async function longformStages(model: AudioXModel, job: JobSpec, signal: AbortSig
     signal.throwIfAborted();
     hooks.progress({ stage: 'writing' });
     const channels = readWav(at(wav)).data;
-    fs.writeFileSync(at(spectrogram), encodePng(renderSpectrogram(channels, model.sampleRate)));
-    fs.writeFileSync(at(waveform), encodePng(renderWaveform(channels)));
-    signal.throwIfAborted();
+    await writePictures(at(spectrogram), at(waveform), channels, model.sampleRate, () => signal.throwIfAborted());
     const item: JobResult['items'][number] = { audio: wav, spectrogram, waveform };
     if (video && mp4) {
       await muxVideoWithAudio({ video: job.files.video!, audioWav: at(wav), out: at(mp4), start: job.params.secondsStart, duration: res.seconds, signal });

@@ -3,6 +3,7 @@
 // reserved timestamp stem, so results never overwrite earlier ones. A cancelled or failed write leaves nothing.
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeAtomically } from '../io/ffmpeg.ts';
 import { muxVideoWithAudio } from '../io/mux.ts';
 import { writeWav } from '../io/wav.ts';
 import { isSafeName, reserveOutputs } from './files.ts';
@@ -53,10 +54,7 @@ export async function saveResult(
       const channels = audio[i];
       await writeWav(at(wav), channels, sampleRate);
       check();
-      fs.writeFileSync(at(spectrogram), encodePng(renderSpectrogram(channels, sampleRate)));
-      check();
-      fs.writeFileSync(at(waveform), encodePng(renderWaveform(channels)));
-      check();
+      await writePictures(at(spectrogram), at(waveform), channels, sampleRate, check);
       const item: JobResultItem = { audio: wav, spectrogram, waveform };
       if (opts.video && video) {
         await muxVideoWithAudio({
@@ -77,6 +75,23 @@ export async function saveResult(
     removeOutputs(outputDir, names);
     throw e;
   }
+}
+
+/**
+ * The spectrogram and waveform PNGs of one item, each written to a temporary next to it and renamed into place
+ * (a writer stopped mid-write leaves no partial picture under the final name); `check` runs after each.
+ */
+export async function writePictures(
+  spectrogramFile: string,
+  waveformFile: string,
+  channels: readonly Float32Array[],
+  sampleRate: number,
+  check: () => void = () => {},
+): Promise<void> {
+  await writeAtomically(spectrogramFile, (tmp) => fs.promises.writeFile(tmp, encodePng(renderSpectrogram(channels, sampleRate))));
+  check();
+  await writeAtomically(waveformFile, (tmp) => fs.promises.writeFile(tmp, encodePng(renderWaveform(channels))));
+  check();
 }
 
 /**
