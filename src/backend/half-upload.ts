@@ -7,6 +7,7 @@
 // the caller widens in JavaScript.
 import * as tf from '@tensorflow/tfjs-core';
 import { loadBlasAddon, type BlasAddon } from './blas.ts';
+import { adoptHostArrays, hostTensorsAvailable } from './host-tensors.ts';
 
 const TF_HALF = 19; // TF_DataType in tensorflow/c/tf_datatype.h (not exported by the binding)
 
@@ -115,6 +116,35 @@ export function relayoutTensors(data: Uint16Array | Float32Array, shape: readonl
   const be = nodeBackend();
   if (!be || !data.length || !nativeRelayout(data instanceof Uint16Array ? 'F16' : 'F32')) return null;
   return relaidTensors(be, data, shape, views, data instanceof Uint16Array ? halfTable : null);
+}
+
+/**
+ * Host-resident float32 tensors (host-tensors.ts) of the given layouts of a row-major tensor (half bits or
+ * float32 values), each converted and re-laid by the addon in one native pass straight into the host array
+ * that becomes its storage: nothing on the wasm heap, no JavaScript widening, no wasm transpose. Null where
+ * that path is not available (not wasm with host tensors, no addon, no table for half bits).
+ */
+export function relayoutHostTensors(data: Uint16Array | Float32Array, shape: readonly number[], views: readonly RelayoutView[]): tf.Tensor[] | null {
+  const half = data instanceof Uint16Array;
+  const addon = loadBlasAddon();
+  if (!addon || !data.length || (half && !halfTable) || !hostTensorsAvailable()) return null;
+  if (data.length % (shape[0] ?? 1) !== 0) throw new Error(`${data.length} values do not fill a tensor of shape [${shape}]`);
+  const rows = shape[0] ?? 1;
+  const cols = shape.length ? data.length / rows : 1;
+  const arrays = views.map((v) => {
+    checkView(shape, v);
+    const [start, count] = v.rows ?? [0, rows];
+    const viewShape = v.transpose ? [shape[1], count] : shape.length ? [count, ...shape.slice(1)] : [];
+    const dst = new Float32Array(count * cols);
+    addon.relayout(data, dst, cols, start, count, v.transpose ?? false, half ? halfTable : null);
+    return { data: dst, shape: viewShape };
+  });
+  return adoptHostArrays(arrays);
+}
+
+/** Whether `relayoutHostTensors` re-lays natively now (then it only reads its input during the call). */
+export function nativeHostRelayout(): boolean {
+  return hostTensorsAvailable() && loadBlasAddon() !== null;
 }
 
 /**
