@@ -88,9 +88,16 @@ function derivedBits(m: Module): Map<string, { shape: number[]; bits: Uint32Arra
   return out;
 }
 
-/** The old path's result: every torch-layout tensor set from the file, then derived with tf ops (what `pin` uploaded and derived). */
+/**
+ * The old path's result: every torch-layout tensor widened in JavaScript (as `pin` uploaded it), set, then
+ * derived with tf ops.
+ */
 function deriveOldWay(m: Module, file: SafetensorsFile): void {
-  for (const [k, p] of m.namedTensors()) if (file.has(k)) p.set(file.read(k));
+  for (const [k, p] of m.namedTensors()) {
+    if (!file.has(k)) continue;
+    const h = file.readHost(k);
+    p.set(tf.tensor(h.data, h.shape, h.dtype));
+  }
   m.finishLoad();
 }
 
