@@ -226,6 +226,17 @@ export function f16ToF32(src: Uint16Array): Float32Array {
   return out;
 }
 
+/**
+ * A float32 tensor of IEEE half `bits` (e.g. a streamed weight's host copy), widened by the native addon
+ * straight into the backend's memory where it can (wasm, tensorflow), else in JavaScript; the same bits
+ * either way (NaN payloads aside).
+ */
+export function halfBitsTensor(bits: Uint16Array, shape: readonly number[]): tf.Tensor {
+  halfTable();
+  const native = bits.length && nativeRelayout('F16') ? relayoutTensors(bits, shape, [{}]) : null;
+  return native ? native[0] : tf.tensor(f16ToF32(bits), [...shape], 'float32');
+}
+
 /** Converts float32 to IEEE half (round to nearest even), as uint16. */
 export function f32ToF16(src: Float32Array): Uint16Array {
   const out = new Uint16Array(src.length);

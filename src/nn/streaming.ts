@@ -7,7 +7,7 @@
 // keeps the tensors its forward reads in their final layout instead: later calls upload those and
 // install them without deriving again (no transposes, no folds). A unit's state is its `residency`.
 import * as tf from '@tensorflow/tfjs';
-import { bf16ToF32, decodeBytes, f16ToF32, f32ToBf16, f32ToF16, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
+import { bf16ToF32, decodeBytes, f16ToF32, f32ToBf16, f32ToF16, halfBitsTensor, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
 import { kernelRegistered, TO_HOST } from './kernels.ts';
 import { Module, ViewLoad, type LoadOptions, type LoadReport, type Parameter } from './module.ts';
 import type { Placement, WeightDerivation, WeightResidency } from './residency.ts';
@@ -100,7 +100,7 @@ function upload(h: HostTensor): tf.Tensor {
     case 'f32':
       return tf.tensor(h.data as Float32Array, h.shape, 'float32');
     case 'f16':
-      return tf.tensor(f16ToF32(h.data as Uint16Array), h.shape, 'float32');
+      return halfBitsTensor(h.data as Uint16Array, h.shape);
     case 'bf16':
       return tf.tensor(bf16ToF32(h.data as Uint16Array), h.shape, 'float32');
     case 'i32':

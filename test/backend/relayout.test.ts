@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadBlasAddon } from '../../src/backend/blas.ts';
-import { f16ToF32, f32ToF16, relaid, SafetensorsFile, writeSafetensors, type LayoutView } from '../../src/io/safetensors.ts';
+import { f16ToF32, f32ToF16, halfBitsTensor, relaid, SafetensorsFile, writeSafetensors, type LayoutView } from '../../src/io/safetensors.ts';
 
 const addon = loadBlasAddon();
 
@@ -126,6 +126,15 @@ describe.skipIf(!(tf.getBackend() === 'wasm' && addon))('native reads on wasm (i
         const full = f.read(key);
         expect(bitsEqual(full.dataSync() as Float32Array, js.data as Float32Array)).toBe(true);
         full.dispose();
+        if (key === 'h') {
+          // a streamed unit's f16 host copy, uploaded (halfBitsTensor), also scalars and 1-D
+          for (const [bits, shape] of [[h, [rows, cols]], [h.subarray(0, 1), []], [h.subarray(3, 10), [7]]] as [Uint16Array, number[]][]) {
+            const up = halfBitsTensor(bits, shape);
+            expect(up.shape).toEqual(shape);
+            expect(bitsEqual(up.dataSync() as Float32Array, f16ToF32(bits))).toBe(true);
+            up.dispose();
+          }
+        }
         const heap = f.readViews(key, views);
         const host = f.readHostViews(key, views);
         expect(host).not.toBeNull();
