@@ -183,14 +183,15 @@ export function setGemmPrecision(p: GemmPrecision): void {
 interface WasmData {
   memoryOffset: number;
 }
-interface WasmBackendLike {
+export interface WasmBackendLike {
   dataIdMap: { get(id: unknown): WasmData };
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   wasm: { HEAPU8: Uint8Array; wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } };
 }
 type KernelArgs = { inputs: tf.NamedTensorInfoMap; backend: WasmBackendLike; attrs: Record<string, unknown> };
 
-function heapF32(backend: WasmBackendLike, t: tf.TensorInfo): Float32Array {
+/** The float32 values of a wasm tensor where they are (a view of the heap, or a host-resident tensor's array). */
+export function heapF32(backend: WasmBackendLike, t: tf.TensorInfo): Float32Array {
   const host = hostData(backend, t); // a host-resident weight (host-tensors.ts), read in place
   if (host) return host;
   // Take the buffer from the Memory object itself: after a heap growth HEAPU8 may still be stale.

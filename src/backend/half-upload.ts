@@ -3,10 +3,13 @@
 // Released checkpoints are float16; widening 1.5 G values in JavaScript costs ~10 ns each here (about half of
 // a full-size load). On tfjs-node the bits go to TensorFlow untouched (zero-copy, as int32 pairs), where
 // Bitcast → Cast(half → float) runs natively and multi-threaded; the JavaScript copy of the weights is never
-// made. This reads tfjs-node's binding (4.22.0); any other backend, or an unexpected binding, gets null and
-// the caller widens in JavaScript.
+// made. This reads tfjs-node's binding (4.22.0). With the native addon, views (row slices, transposes) are
+// widened and re-laid in one native pass: into memory TensorFlow adopts (tensorflow), into a new tensor's
+// wasm heap memory (wasm), or into host arrays that become host-resident tensors (wasm, the 'host'
+// placement). Any other backend, or an unexpected binding, gets null and the caller widens in JavaScript.
 import * as tf from '@tensorflow/tfjs-core';
-import { loadBlasAddon, type BlasAddon } from './blas.ts';
+import { heapF32, loadBlasAddon, type BlasAddon, type WasmBackendLike } from './blas.ts';
+import { adoptHostArrays, hostTensorsAvailable } from './host-tensors.ts';
 
 const TF_HALF = 19; // TF_DataType in tensorflow/c/tf_datatype.h (not exported by the binding)
 
@@ -112,9 +115,70 @@ export function setHalfTable(table: Float32Array): void {
  * not available (another backend, no addon, no table for half bits): the caller re-lays with tf ops.
  */
 export function relayoutTensors(data: Uint16Array | Float32Array, shape: readonly number[], views: readonly RelayoutView[]): tf.Tensor[] | null {
+  if (!data.length || !nativeRelayout(data instanceof Uint16Array ? 'F16' : 'F32')) return null;
+  const table = data instanceof Uint16Array ? halfTable : null;
   const be = nodeBackend();
-  if (!be || !data.length || !nativeRelayout(data instanceof Uint16Array ? 'F16' : 'F32')) return null;
-  return relaidTensors(be, data, shape, views, data instanceof Uint16Array ? halfTable : null);
+  return be ? relaidTensors(be, data, shape, views, table) : relaidHeapTensors(data, shape, views, table);
+}
+
+/**
+ * On wasm: each view widened and re-laid by the addon straight into the heap memory of a new tensor (one
+ * native pass, as on tensorflow: no JavaScript widening, no staging copy, no wasm Slice or Transpose).
+ */
+function relaidHeapTensors(data: Uint16Array | Float32Array, shape: readonly number[], views: readonly RelayoutView[], table: Float32Array | null): tf.Tensor[] {
+  const addon = loadBlasAddon()!;
+  const be = tf.backend() as unknown as WasmBackendLike & { disposeData(id: object): boolean };
+  const rows = shape[0] ?? 1;
+  const cols = shape.length ? data.length / rows : 1;
+  for (const v of views) checkView(shape, v);
+  const out: tf.Tensor[] = [];
+  try {
+    for (const v of views) {
+      const [start, count] = v.rows ?? [0, rows];
+      const viewShape = v.transpose ? [shape[1], count] : shape.length ? [count, ...shape.slice(1)] : [];
+      const info = be.makeOutput(viewShape, 'float32');
+      try {
+        addon.relayout(data, heapF32(be, info), cols, start, count, v.transpose ?? false, table);
+      } catch (e) {
+        be.disposeData(info.dataId);
+        throw e;
+      }
+      out.push(tf.engine().makeTensorFromTensorInfo(info, tf.backend()));
+    }
+  } catch (e) {
+    tf.dispose(out);
+    throw e;
+  }
+  return out;
+}
+
+/**
+ * Host-resident float32 tensors (host-tensors.ts) of the given layouts of a row-major tensor (half bits or
+ * float32 values), each converted and re-laid by the addon in one native pass straight into the host array
+ * that becomes its storage: nothing on the wasm heap, no JavaScript widening, no wasm transpose. Null where
+ * that path is not available (not wasm with host tensors, no addon, no table for half bits).
+ */
+export function relayoutHostTensors(data: Uint16Array | Float32Array, shape: readonly number[], views: readonly RelayoutView[]): tf.Tensor[] | null {
+  const half = data instanceof Uint16Array;
+  const addon = loadBlasAddon();
+  if (!addon || !data.length || (half && !halfTable) || !hostTensorsAvailable()) return null;
+  if (data.length % (shape[0] ?? 1) !== 0) throw new Error(`${data.length} values do not fill a tensor of shape [${shape}]`);
+  const rows = shape[0] ?? 1;
+  const cols = shape.length ? data.length / rows : 1;
+  const arrays = views.map((v) => {
+    checkView(shape, v);
+    const [start, count] = v.rows ?? [0, rows];
+    const viewShape = v.transpose ? [shape[1], count] : shape.length ? [count, ...shape.slice(1)] : [];
+    const dst = new Float32Array(count * cols);
+    addon.relayout(data, dst, cols, start, count, v.transpose ?? false, half ? halfTable : null);
+    return { data: dst, shape: viewShape };
+  });
+  return adoptHostArrays(arrays);
+}
+
+/** Whether `relayoutHostTensors` re-lays natively now (then it only reads its input during the call). */
+export function nativeHostRelayout(): boolean {
+  return hostTensorsAvailable() && loadBlasAddon() !== null;
 }
 
 /**
@@ -122,7 +186,7 @@ export function relayoutTensors(data: Uint16Array | Float32Array, shape: readonl
  * input during the call (a reader may reuse its buffer).
  */
 export function nativeRelayout(dtype: 'F16' | 'F32'): boolean {
-  return nodeBackend() !== null && (dtype === 'F32' || halfTable !== null) && loadBlasAddon() !== null;
+  return (nodeBackend() !== null || tf.getBackend() === 'wasm') && (dtype === 'F32' || halfTable !== null) && loadBlasAddon() !== null;
 }
 
 function relaidTensors(

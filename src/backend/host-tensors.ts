@@ -116,6 +116,32 @@ function toHostKernel(args: { inputs: tf.NamedTensorInfoMap; backend: tf.KernelB
   return { dataId, shape: x.shape, dtype: 'float32' };
 }
 
+/** Whether host-resident tensors can be made now (the wasm backend runs, with TO_HOST registered). */
+export function hostTensorsAvailable(): boolean {
+  return tf.getBackend() === 'wasm' && tf.getKernel(TO_HOST, 'wasm') !== undefined;
+}
+
+/**
+ * Float32 arrays adopted as host-resident tensors of the given shapes (the arrays become the tensors' storage:
+ * the caller must not write them afterwards), without a copy and without touching the wasm heap; null unless
+ * the wasm backend with TO_HOST runs. The way a loader reads weights straight into host memory.
+ */
+export function adoptHostArrays(arrays: readonly { data: Float32Array; shape: readonly number[] }[]): tf.Tensor[] | null {
+  if (!hostTensorsAvailable()) return null;
+  const be = tf.backend() as unknown as WasmBackendInternals;
+  patchBackend(be);
+  for (const { data, shape } of arrays) {
+    const n = shape.reduce((a, b) => a * b, 1);
+    if (n !== data.length) throw new Error(`a host tensor of shape [${shape}] needs ${n} values, got ${data.length}`);
+  }
+  return arrays.map(({ data, shape }) => {
+    const dataId = {};
+    be.dataIdMap.set(dataId, { id: be.dataIdNextNumber++, memoryOffset: NO_HEAP, shape: [...shape], dtype: 'float32', refCount: 1, host: data });
+    hostBytes += data.byteLength;
+    return tf.engine().makeTensorFromTensorInfo({ dataId, shape: [...shape], dtype: 'float32' }, tf.backend());
+  });
+}
+
 /** Registers TO_HOST for wasm (after the kernels that read host data declared themselves). */
 export function enableHostTensors(): void {
   if (tf.getKernel(TO_HOST, 'wasm')) return;

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs';
 import fs from 'node:fs';
 import path from 'node:path';
-import { checkView, halfToFloatTensor, nativeRelayout, relayoutTensors, setHalfTable, type RelayoutView } from '../backend/half-upload.ts';
+import { checkView, halfToFloatTensor, nativeHostRelayout, nativeRelayout, relayoutHostTensors, relayoutTensors, setHalfTable, type RelayoutView } from '../backend/half-upload.ts';
 
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'BOOL' | 'F64' | 'I8' | 'U8' | 'I16';
 
@@ -51,6 +51,12 @@ export interface TensorSource {
    * are re-laid out at load; see nn/residency.ts). Absent: the loader reads the tensor and re-lays it with tf ops.
    */
   readViews?(key: string, views: readonly LayoutView[]): tf.Tensor[];
+  /**
+   * Like `readViews`, as host-resident float32 tensors (nn/kernels.ts TO_HOST) read straight into host
+   * memory, never on the backend; null where the source or the backend has no such path (the loader then
+   * reads the views and moves them with TO_HOST).
+   */
+  readHostViews?(key: string, views: readonly LayoutView[]): tf.Tensor[] | null;
 }
 
 /** Rows [start, start + count) of the first axis of a tensor, then (2-D only) transposed. */
@@ -218,6 +224,17 @@ export function f16ToF32(src: Uint16Array): Float32Array {
   const out = new Float32Array(src.length);
   for (let i = 0; i < src.length; i++) out[i] = t[src[i]];
   return out;
+}
+
+/**
+ * A float32 tensor of IEEE half `bits` (e.g. a streamed weight's host copy), widened by the native addon
+ * straight into the backend's memory where it can (wasm, tensorflow), else in JavaScript; the same bits
+ * either way (NaN payloads aside).
+ */
+export function halfBitsTensor(bits: Uint16Array, shape: readonly number[]): tf.Tensor {
+  halfTable();
+  const native = bits.length && nativeRelayout('F16') ? relayoutTensors(bits, shape, [{}]) : null;
+  return native ? native[0] : tf.tensor(f16ToF32(bits), [...shape], 'float32');
 }
 
 /** Converts float32 to IEEE half (round to nearest even), as uint16. */
@@ -480,6 +497,20 @@ export class SafetensorsFile implements TensorSource {
       return relayoutTensors(data, e.shape, views)!;
     }
     return readViewsWithOps(this, key, views);
+  }
+
+  /**
+   * `views` of `key` as host-resident tensors, widened (F16) and re-laid by the native addon from one read
+   * straight into the host arrays that hold them (wasm with the addon); null for other dtypes or backends.
+   */
+  readHostViews(key: string, views: readonly LayoutView[]): tf.Tensor[] | null {
+    const e = this.entry(key);
+    if ((e.dtype !== 'F16' && e.dtype !== 'F32') || e.offsets[1] <= e.offsets[0] || !nativeHostRelayout()) return null;
+    if (e.dtype === 'F16') halfTable();
+    for (const v of views) checkView(e.shape, v);
+    const bytes = this.readScratch(key);
+    const data = e.dtype === 'F16' ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2) : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+    return relayoutHostTensors(data, e.shape, views);
   }
 
   /** Closes the file; reads afterwards fail. Safe to call twice. */

@@ -2,7 +2,8 @@
 // keys, strict state-dict loading, parameter manifests without allocation, and output capture.
 import * as tf from '@tensorflow/tfjs';
 import { readViewsWithOps, type TensorSource } from '../io/safetensors.ts';
-import { type Placement, type WeightDerivation, type WeightResidency } from './residency.ts';
+import { TO_HOST } from './kernels.ts';
+import { type DerivedView, type Placement, type WeightDerivation, type WeightResidency } from './residency.ts';
 
 export type { DerivedTensors } from './residency.ts';
 
@@ -450,10 +451,16 @@ export class ModuleDict<M extends Module = Module> extends Module {
  * source, none rewritten by another derivation — are not read as parameters; `install` (a `finishLoad`
  * hook) reads their views (`TensorSource.readViews` where the source has it: one read per tensor, no
  * torch-layout tensor on the backend) and installs them instead of deriving.
+ *
+ * With `hostUnits` (the 'host' placement), only derivations inside those units are viewed, and the views a
+ * derivation declares `hostable` are read as host-resident tensors (nn/kernels.ts TO_HOST): straight into
+ * host memory where the source can (`TensorSource.readHostViews`), else read and then moved.
  */
 export class ViewLoad {
   /** The parameters that are read as views (not loaded as parameters). */
   readonly viewed = new Set<Parameter>();
+  /** The modules whose views `install` read and installed, in that order. */
+  readonly installed: Module[] = [];
   private readonly keyOf = new Map<Parameter, string>();
   private readonly bad: Set<string>;
 
@@ -472,6 +479,8 @@ export class ViewLoad {
     skip: ReadonlySet<Module>,
     /** Called after each module's views are installed (e.g. a memory check). */
     private readonly after: (m: Module) => void = () => {},
+    /** Host-placed units: only their derivations are viewed, their hostable views read into host memory. */
+    private readonly hostUnits: ReadonlySet<Module> | null = null,
   ) {
     for (const [k, p] of root.namedTensors()) this.keyOf.set(p, prefix + k);
     this.bad = new Set(report.mismatched.map((m) => m.key));
@@ -481,6 +490,7 @@ export class ViewLoad {
       if ([...skip].some((u) => u === m || isInside(m, u))) continue;
       const d = m.derivation();
       if (d?.mode === 'rewrite') for (const p of d.sources) rewritten.add(p);
+      if (hostUnits && ![...hostUnits].some((u) => isInside(m, u))) continue;
       if (d?.mode === 'replace' && d.views && d.importDerived && d.sources.length) candidates.push(d);
     }
     for (const d of candidates) {
@@ -508,8 +518,10 @@ export class ViewLoad {
       for (const p of d.sources) {
         const views = d.views!.filter((v) => v.source === p);
         const { source, key } = this.source.locate?.(this.keyOf.get(p)!) ?? { source: this.source, key: this.keyOf.get(p)! };
-        const read = source.readViews ? source.readViews(key, views) : readViewsWithOps(source, key, views);
-        views.forEach((v, i) => (tensors[v.name] = tf.keep(read[i])));
+        const read = this.hostUnits ? this.readHost(source, key, views, d) : null;
+        (read ?? (source.readViews ? source.readViews(key, views) : readViewsWithOps(source, key, views))).forEach(
+          (t, i) => (tensors[views[i].name] = tf.keep(t)),
+        );
       }
       d.importDerived!(tensors);
     } catch (e) {
@@ -517,9 +529,34 @@ export class ViewLoad {
       throw new Error(`${m.path || m.constructor.name}: reading its weights in the derived layout failed: ${(e as Error).message}`);
     }
     for (const p of d.sources) this.report.loaded.push(this.keyOf.get(p)!);
+    this.installed.push(m);
     this.after(m);
     return true;
   };
+
+  /**
+   * The views of one source with the hostable ones host-resident, or null when none is hostable (read as
+   * usual). Views all hostable are read straight into host memory where the source can.
+   */
+  private readHost(source: TensorSource, key: string, views: readonly DerivedView[], d: WeightDerivation): tf.Tensor[] | null {
+    const hostable = new Set((d.hostable ?? []).map((h) => h.name));
+    const toHost = views.map((v) => hostable.has(v.name));
+    if (!toHost.some(Boolean)) return null;
+    if (toHost.every(Boolean)) {
+      const direct = source.readHostViews?.(key, views);
+      if (direct) return direct;
+    }
+    const read = source.readViews ? source.readViews(key, views) : readViewsWithOps(source, key, views);
+    const out: tf.Tensor[] = [];
+    try {
+      read.forEach((t, i) => out.push(toHost[i] ? (tf.engine().runKernel(TO_HOST, { x: t }) as tf.Tensor) : t));
+    } catch (e) {
+      tf.dispose([...out, ...read]);
+      throw e;
+    }
+    tf.dispose(read.filter((_, i) => toHost[i]));
+    return out;
+  }
 }
 
 function isInside(m: Module, ancestor: Module): boolean {

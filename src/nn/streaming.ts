@@ -7,7 +7,7 @@
 // keeps the tensors its forward reads in their final layout instead: later calls upload those and
 // install them without deriving again (no transposes, no folds). A unit's state is its `residency`.
 import * as tf from '@tensorflow/tfjs';
-import { bf16ToF32, decodeBytes, f16ToF32, f32ToBf16, f32ToF16, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
+import { bf16ToF32, decodeBytes, f16ToF32, f32ToBf16, f32ToF16, halfBitsTensor, SafetensorsFile, type TensorSource } from '../io/safetensors.ts';
 import { kernelRegistered, TO_HOST } from './kernels.ts';
 import { Module, ViewLoad, type LoadOptions, type LoadReport, type Parameter } from './module.ts';
 import type { Placement, WeightDerivation, WeightResidency } from './residency.ts';
@@ -100,7 +100,7 @@ function upload(h: HostTensor): tf.Tensor {
     case 'f32':
       return tf.tensor(h.data as Float32Array, h.shape, 'float32');
     case 'f16':
-      return tf.tensor(f16ToF32(h.data as Uint16Array), h.shape, 'float32');
+      return halfBitsTensor(h.data as Uint16Array, h.shape);
     case 'bf16':
       return tf.tensor(bf16ToF32(h.data as Uint16Array), h.shape, 'float32');
     case 'i32':
@@ -162,14 +162,22 @@ class StreamedWeights implements WeightResidency {
   /**
    * The 'host' placement: uploads and derives the unit once, moves every derived tensor its derivations
    * declare `hostable` into host memory (TO_HOST: the backend's product kernels read them in place) and
-   * keeps the rest resident; forwards then run with no upload. The host copies are dropped.
+   * keeps the rest resident; forwards then run with no upload. The host copies are dropped. The modules
+   * `views` reads (pure re-layouts, see ViewLoad) are not uploaded nor derived: their views come from the
+   * source, the hostable ones straight into host memory.
    */
-  pin(): void {
-    this.install(false);
+  pin(views?: ViewLoad): void {
+    this.install(false, views?.install);
+    const direct = new Set(views?.installed);
     let moved = 0;
     try {
-      for (const d of derivations(this.unit)) {
-        if (!d.hostable?.length) continue;
+      for (const [, m] of this.unit.namedModules()) {
+        const d = m.derivation();
+        if (!d?.hostable?.length) continue;
+        if (direct.has(m)) {
+          for (const h of d.hostable) moved += h.elements * 4;
+          continue;
+        }
         if (!d.exportDerived || !d.importDerived) throw new Error(`${this.unit.path}: a derivation declares hostable tensors but cannot export them`);
         const hostable = new Set(d.hostable.map((h) => h.name));
         const next: Record<string, tf.Tensor> = {};
@@ -194,7 +202,7 @@ class StreamedWeights implements WeightResidency {
     sample();
   }
 
-  private install(capture = true): void {
+  private install(capture = true, hook?: (m: Module, d: WeightDerivation) => boolean): void {
     if (this.derived) {
       installDerived(this.derived, derivations(this.unit));
       streamStats.derivedUploads++;
@@ -206,7 +214,7 @@ class StreamedWeights implements WeightResidency {
       uploaded.set(p, p.value);
       streamStats.uploadedBytes += h.data.byteLength;
     }
-    this.unit.finishLoad();
+    this.unit.finishLoad(undefined, hook);
     if (this.cacheable && capture) {
       this.derived = this.capture(uploaded);
       this.tensors.clear();
@@ -349,9 +357,11 @@ export function loadStateDictStreamed(
   const skip = new Set(streamedUnits);
   try {
     const views = new ViewLoad(root, source, report, prefix, skip, (m) => check(`"${m.path}"`));
+    // inside the host units: pure re-layouts read from the source in their final layout, hostable views to host memory
+    const hostViews = pinned.size ? new ViewLoad(root, source, report, prefix, new Set(), (m) => check(`"${m.path}"`), pinned) : null;
     for (const [k, p] of root.namedTensors()) {
       const key = prefix + k;
-      if (!views.present(p) || views.viewed.has(p)) continue;
+      if (!views.present(p) || views.viewed.has(p) || hostViews?.viewed.has(p)) continue;
       const u = owner.get(p);
       if (u) u.tensors.set(p, readHost(source, key, hostDType));
       else p.set(source.read(key));
@@ -361,7 +371,7 @@ export function loadStateDictStreamed(
     root.finishLoad(skip, views.install);
     for (const u of fresh) {
       if (!pinned.has(u.unit)) continue;
-      u.pin();
+      u.pin(hostViews ?? undefined);
       check(`"${u.unit.path}" (host placement)`);
     }
   } catch (e) {

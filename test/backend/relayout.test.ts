@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadBlasAddon } from '../../src/backend/blas.ts';
-import { f16ToF32, f32ToF16, relaid, SafetensorsFile, writeSafetensors, type LayoutView } from '../../src/io/safetensors.ts';
+import { f16ToF32, f32ToF16, halfBitsTensor, relaid, SafetensorsFile, writeSafetensors, type LayoutView } from '../../src/io/safetensors.ts';
 
 const addon = loadBlasAddon();
 
@@ -96,5 +96,67 @@ describe('SafetensorsFile.readViews', () => {
       f.close();
     }
     expect(tf.memory().numTensors).toBe(n0);
+  });
+});
+
+describe.skipIf(!(tf.getBackend() === 'wasm' && addon))('native reads on wasm (into the heap, and into host memory)', () => {
+  it('read, readViews and readHostViews give the bits of JavaScript widening and re-laying, accounted and leak-free', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'audiox-views-'));
+    const file = path.join(dir, 'w.safetensors');
+    const [rows, cols] = [131, 67]; // edge tiles on both axes
+    const w = Float32Array.from({ length: rows * cols }, (_, i) => Math.sin(i * 0.61) * 40);
+    const h = f32ToF16(w);
+    await writeSafetensors(file, [
+      { name: 'h', dtype: 'F16', shape: [rows, cols], bytes: () => new Uint8Array(h.buffer) },
+      { name: 'f', dtype: 'F32', shape: [rows, cols], bytes: () => new Uint8Array(w.buffer) },
+    ]);
+    const views: LayoutView[] = [{ rows: [0, 44], transpose: true }, { rows: [44, 87], transpose: true }, { rows: [5, 9] }, { transpose: true }, {}];
+    const hostBytes = () => (tf.memory() as tf.MemoryInfo & { hostBytes?: number }).hostBytes ?? 0;
+    const n0 = tf.memory().numTensors;
+    const b0 = tf.memory().numBytes;
+    const h0 = hostBytes();
+    const f = SafetensorsFile.open(file);
+    try {
+      for (const key of ['h', 'f']) {
+        const js = f.readHost(key); // JavaScript widening (f16ToF32's table), no backend
+        const want = views.map((v) => {
+          const [r0, n] = v.rows ?? [0, rows];
+          return { shape: v.transpose ? [cols, n] : [n, cols], data: naive(js.data, cols, r0, n, v.transpose ?? false, (x) => x) };
+        });
+        const full = f.read(key);
+        expect(bitsEqual(full.dataSync() as Float32Array, js.data as Float32Array)).toBe(true);
+        full.dispose();
+        if (key === 'h') {
+          // a streamed unit's f16 host copy, uploaded (halfBitsTensor), also scalars and 1-D
+          for (const [bits, shape] of [[h, [rows, cols]], [h.subarray(0, 1), []], [h.subarray(3, 10), [7]]] as [Uint16Array, number[]][]) {
+            const up = halfBitsTensor(bits, shape);
+            expect(up.shape).toEqual(shape);
+            expect(bitsEqual(up.dataSync() as Float32Array, f16ToF32(bits))).toBe(true);
+            up.dispose();
+          }
+        }
+        const heap = f.readViews(key, views);
+        const host = f.readHostViews(key, views);
+        expect(host).not.toBeNull();
+        const elements = want.reduce((n, v) => n + v.data.length, 0);
+        expect(tf.memory().numBytes - b0).toBe(2 * elements * 4);
+        expect(hostBytes() - h0).toBe(elements * 4); // the host views only
+        for (const got of [heap, host!]) {
+          got.forEach((g, i) => {
+            expect(g.shape).toEqual(want[i].shape);
+            expect(bitsEqual(g.dataSync() as Float32Array, want[i].data)).toBe(true);
+          });
+        }
+        expect(() => tf.add(host![0], 1)).toThrow(/host-resident weight/); // host tensors stay off the heap
+        tf.dispose([...heap, ...host!]);
+      }
+      expect(() => f.readHostViews('h', [{ rows: [130, 2] }])).toThrow(/outside|rows/);
+    } finally {
+      f.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    expect(tf.memory().numTensors).toBe(n0);
+    expect(tf.memory().numBytes).toBe(b0);
+    expect(hostBytes()).toBe(h0);
   });
 });
