@@ -14,10 +14,9 @@ import { kernelRegistered, TO_HOST } from '../../src/nn/kernels.ts';
 import { Module } from '../../src/nn/module.ts';
 import { ChannelLastConv1d, TransposedLinear } from '../../src/nn/relaid-layers.ts';
 import { hostBytes, loadStateDictStreamed } from '../../src/nn/streaming.ts';
-import { DiTWrapper } from '../../src/models/dit.ts';
-import { MMDiTWrapper } from '../../src/models/mmdit.ts';
 import { hostableBytes } from '../../src/models/memory.ts';
 import type { DiffusionModel } from '../../src/models/diffusion-types.ts';
+import { TINY_FRAMES, tinyDiT, tinyDiTCond, tinyMMDiT, tinyMMDiTCond } from './tiny-diffusion.ts';
 
 const available = kernelRegistered(TO_HOST);
 const memHost = () => (tf.memory() as tf.MemoryInfo & { hostBytes?: number }).hostBytes ?? 0;
@@ -35,28 +34,20 @@ class Holder extends Module {
   readonly head = this.module('head', new TransposedLinear(9, 4));
 }
 
-const T = 6;
+const T = TINY_FRAMES;
 const CASES: { name: string; build: () => Module; units: (m: Module) => Module[]; cond?: () => tf.Tensor3D }[] = [
   { name: 'a unit of chunked products and a conv', build: () => new Holder(), units: (m) => (m as Holder).units },
   {
     name: 'DiT',
-    build: () =>
-      DiTWrapper.fromConfig({
-        io_channels: 4, embed_dim: 64, depth: 2, num_heads: 2, cond_token_dim: 8, project_cond_tokens: true,
-        transformer_type: 'continuous_transformer',
-      }),
+    build: () => tinyDiT(2),
     units: (m) => [...m.getSubmodule('model.transformer.layers').children.values()],
-    cond: () => tf.randomNormal([1, 5, 8], 0, 1, 'float32', 1) as tf.Tensor3D,
+    cond: tinyDiTCond,
   },
   {
     name: 'MMDiT',
-    build: () =>
-      MMDiTWrapper.fromConfig({
-        io_channels: 4, embed_dim: 16, depth: 2, num_heads: 4, cond_token_dim: 8, project_cond_tokens: false,
-        transformer_type: 'continuous_transformer', _latent_seq_len: T + 1,
-      }),
+    build: () => tinyMMDiT(2),
     units: (m) => [...m.getSubmodule('model.transformer.layers').children.values()],
-    cond: () => tf.randomNormal([1, 384, 768], 0, 1, 'float32', 2) as tf.Tensor3D,
+    cond: tinyMMDiTCond,
   },
 ];
 

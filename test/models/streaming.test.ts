@@ -24,6 +24,7 @@ import { OobleckDecoder } from '../../src/models/vae/oobleck.ts';
 import { T5EncoderModel, type T5Config } from '../../src/models/t5.ts';
 import { createModelFromConfig } from '../../src/models/wrapper.ts';
 import type { DiffusionModel } from '../../src/models/diffusion-types.ts';
+import { TINY_FRAMES, tinyDiT, tinyDiTCond, tinyMMDiT, tinyMMDiTCond } from './tiny-diffusion.ts';
 
 /** Random weights for every tensor of `m` (incl. optional buffers), owned by the caller. */
 function randomWeights(m: Module, seed: number): Record<string, tf.Tensor> {
@@ -44,25 +45,17 @@ async function forwardOnce(m: Module, x: tf.Tensor, t: tf.Tensor, c: tf.Tensor):
 
 const blocksOf = (w: Module) => [...w.getSubmodule('model.transformer.layers').children.values()];
 
-const T = 6;
+const T = TINY_FRAMES;
 const CASES: { name: string; build: () => DiTWrapper | MMDiTWrapper; cond: () => tf.Tensor3D }[] = [
   {
     name: 'DiT',
-    build: () =>
-      DiTWrapper.fromConfig({
-        io_channels: 4, embed_dim: 64, depth: 3, num_heads: 2, cond_token_dim: 8, project_cond_tokens: true,
-        transformer_type: 'continuous_transformer',
-      }),
-    cond: () => tf.randomNormal([1, 5, 8], 0, 1, 'float32', 1) as tf.Tensor3D,
+    build: () => tinyDiT(3),
+    cond: tinyDiTCond,
   },
   {
     name: 'MMDiT',
-    build: () =>
-      MMDiTWrapper.fromConfig({
-        io_channels: 4, embed_dim: 16, depth: 3, num_heads: 4, cond_token_dim: 8, project_cond_tokens: false,
-        transformer_type: 'continuous_transformer', _latent_seq_len: T + 1,
-      }),
-    cond: () => tf.randomNormal([1, 384, 768], 0, 1, 'float32', 2) as tf.Tensor3D,
+    build: () => tinyMMDiT(3),
+    cond: tinyMMDiTCond,
   },
 ];
 
