@@ -634,6 +634,12 @@ __attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x) {
   return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
 }
 
+__attribute__((target("avx2,fma"))) static float hsum8(__m256 v) {
+  float l[8];
+  _mm256_storeu_ps(l, v);
+  return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+}
+
 // row[0..n) = softmax(row) in place (max subtracted first, as tf.softmax).
 __attribute__((target("avx2,fma"))) static void softmax_row_avx2(float *row, int64_t n) {
   float mx = -INFINITY;
@@ -673,6 +679,58 @@ static void softmax_row(float *row, int64_t n) {
 // Groups smaller than this run as plain loops (one group per OpenMP iteration); larger ones through CBLAS.
 #define DIVIDED_BLAS_MIN 32
 
+// One small group of divided attention: S queries (rows q + i·rs), keys/values the CLS row (kc, vc) and the
+// group's rows (k + j·rs, v + j·rs); outputs at o + i·ro; s: S + 1 floats of scratch.
+static void small_group(const float *q, const float *k, const float *v, const float *kc, const float *vc, float *o,
+                        int64_t S, int64_t hd, int64_t rs, int64_t ro, float sc, float *s) {
+  for (int64_t i = 0; i < S; i++) {
+    const float *qi = q + i * rs;
+    for (int64_t j = -1; j < S; j++) {
+      const float *kj = j < 0 ? kc : k + j * rs;
+      float acc = 0;
+      for (int64_t c = 0; c < hd; c++) acc += qi[c] * kj[c];
+      s[1 + j] = acc * sc;
+    }
+    softmax_row(s, S + 1);
+    float *oi = o + i * ro;
+    for (int64_t c = 0; c < hd; c++) oi[c] = s[0] * vc[c];
+    for (int64_t j = 0; j < S; j++) {
+      const float *vj = v + j * rs;
+      const float p = s[1 + j];
+      for (int64_t c = 0; c < hd; c++) oi[c] += p * vj[c];
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) static void small_group_avx2(const float *q, const float *k, const float *v, const float *kc,
+                                                                 const float *vc, float *o, int64_t S, int64_t hd, int64_t rs,
+                                                                 int64_t ro, float sc, float *s) {
+  const int64_t h8 = hd / 8 * 8;
+  for (int64_t i = 0; i < S; i++) {
+    const float *qi = q + i * rs;
+    for (int64_t j = -1; j < S; j++) {
+      const float *kj = j < 0 ? kc : k + j * rs;
+      __m256 a8 = _mm256_setzero_ps();
+      for (int64_t c = 0; c < h8; c += 8) a8 = _mm256_fmadd_ps(_mm256_loadu_ps(qi + c), _mm256_loadu_ps(kj + c), a8);
+      float acc = hsum8(a8);
+      for (int64_t c = h8; c < hd; c++) acc += qi[c] * kj[c];
+      s[1 + j] = acc * sc;
+    }
+    softmax_row_avx2(s, S + 1);
+    float *oi = o + i * ro;
+    for (int64_t c = 0; c < h8; c += 8) {
+      __m256 a8 = _mm256_mul_ps(_mm256_set1_ps(s[0]), _mm256_loadu_ps(vc + c));
+      for (int64_t j = 0; j < S; j++) a8 = _mm256_fmadd_ps(_mm256_set1_ps(s[1 + j]), _mm256_loadu_ps(v + j * rs + c), a8);
+      _mm256_storeu_ps(oi + c, a8);
+    }
+    for (int64_t c = h8; c < hd; c++) {
+      float a = s[0] * vc[c];
+      for (int64_t j = 0; j < S; j++) a += s[1 + j] * v[j * rs + c];
+      oi[c] = a;
+    }
+  }
+}
+
 // dividedAttention(qkv, out, n, frames, positions, heads, headDim, time, scale): MotionFormer's divided
 // space-time attention read straight from the packed qkv projection and written with the heads merged.
 // qkv [n, L, 3·D] (L = 1 + frames·positions, D = heads·headDim; q, k, v blocks of D, head h at h·headDim),
@@ -707,6 +765,7 @@ static napi_value DividedAttention(napi_env env, napi_callback_info info) {
   const int blas_threads = openblas_get_num_threads ? openblas_get_num_threads() : 1;
   if (openblas_set_num_threads) openblas_set_num_threads(1);
   int failed = 0;
+  const int avx = has_avx2_fma();
 #pragma omp parallel
   {
     float *scratch = malloc(sizeof(float) * (size_t)(L > S * (S + 1) ? L : S * (S + 1)));
@@ -737,27 +796,11 @@ static napi_value DividedAttention(napi_env env, napi_callback_info info) {
         cblas_sger(CblasRowMajor, (int)S, (int)hd, 1.0f, scratch, ls, v, 1, o + r0 * D, lo_g);
         continue;
       }
-      float *s = scratch;
-      for (int64_t i = 0; i < S; i++) {
-        const float *qi = q + (r0 + i * step) * ld;
-        float acc = 0;
-        for (int64_t c = 0; c < hd; c++) acc += qi[c] * k[c];
-        s[0] = acc * sc;
-        for (int64_t j = 0; j < S; j++) {
-          const float *kj = k + (r0 + j * step) * ld;
-          acc = 0;
-          for (int64_t c = 0; c < hd; c++) acc += qi[c] * kj[c];
-          s[1 + j] = acc * sc;
-        }
-        softmax_row(s, S + 1);
-        float *oi = o + (r0 + i * step) * D;
-        for (int64_t c = 0; c < hd; c++) oi[c] = s[0] * v[c];
-        for (int64_t j = 0; j < S; j++) {
-          const float *vj = v + (r0 + j * step) * ld;
-          const float p = s[1 + j];
-          for (int64_t c = 0; c < hd; c++) oi[c] += p * vj[c];
-        }
-      }
+      const float *qg = q + r0 * ld, *kg = k + r0 * ld, *vg = v + r0 * ld;
+      if (avx)
+        small_group_avx2(qg, kg, vg, k, v, o + r0 * D, S, hd, step * ld, step * D, sc, scratch);
+      else
+        small_group(qg, kg, vg, k, v, o + r0 * D, S, hd, step * ld, step * D, sc, scratch);
     }
     free(scratch);
   }
@@ -784,11 +827,6 @@ static void layer_norm_row(const float *xr, float *yr, int64_t ch, const float *
   }
 }
 
-__attribute__((target("avx2,fma"))) static float hsum8(__m256 v) {
-  float l[8];
-  _mm256_storeu_ps(l, v);
-  return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
-}
 
 __attribute__((target("avx2,fma"))) static void layer_norm_row_avx2(const float *xr, float *yr, int64_t ch, const float *w,
                                                                     const float *bb, float eps) {
