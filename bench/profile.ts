@@ -52,6 +52,7 @@ tf.dispose(prof.result as tf.Tensor);
 interface Row { ms: number; calls: number; gflop: number }
 const byKernel = new Map<string, Row>();
 for (const k of prof.kernels) {
+  if (k.name.endsWith('__op')) continue; // an op's own record (custom-gradient ops such as fused.matMul), its kernels counted below
   const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
   let gflop = 0;
   if (k.name === 'BatchMatMul' || k.name === '_FusedMatMul') {

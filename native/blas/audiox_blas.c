@@ -604,6 +604,347 @@ static napi_value Info(napi_env env, napi_callback_info info) {
   return obj;
 }
 
+// ---- transformer passes outside the GEMMs (attention, layer norm, GELU) --------------------------
+// tfjs' wasm kernels run these as chains of generic element-wise, slice, tile and transpose kernels;
+// here each is one pass over the data (OpenMP across rows), with AVX2 exp/erf where the CPU has them.
+
+static int has_avx2_fma(void) {
+  static int known = -1;
+  if (known < 0) {
+    __builtin_cpu_init();
+    known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  }
+  return known;
+}
+
+// exp on 8 lanes (Cephes' expf: range reduction by ln 2 in two parts, degree-5 polynomial; ≈ 1 ulp).
+__attribute__((target("avx2,fma"))) static inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3365447504f)), _mm256_set1_ps(88.3762626647949f));
+  const __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+  x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+  y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+__attribute__((target("avx2,fma"))) static float hsum8(__m256 v) {
+  float l[8];
+  _mm256_storeu_ps(l, v);
+  return ((l[0] + l[4]) + (l[1] + l[5])) + ((l[2] + l[6]) + (l[3] + l[7]));
+}
+
+// row[0..n) = softmax(row) in place (max subtracted first, as tf.softmax).
+__attribute__((target("avx2,fma"))) static void softmax_row_avx2(float *row, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+  const __m256 m8 = _mm256_set1_ps(mx);
+  __m256 s8 = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), m8));
+    _mm256_storeu_ps(row + j, e);
+    s8 = _mm256_add_ps(s8, e);
+  }
+  float lanes[8];
+  _mm256_storeu_ps(lanes, s8);
+  float sum = 0;
+  for (int i = 0; i < 8; i++) sum += lanes[i];
+  for (; j < n; j++) {
+    row[j] = expf(row[j] - mx);
+    sum += row[j];
+  }
+  const float inv = 1.0f / sum;
+  for (j = 0; j < n; j++) row[j] *= inv;
+}
+
+static void softmax_row(float *row, int64_t n) {
+  if (has_avx2_fma()) {
+    softmax_row_avx2(row, n);
+    return;
+  }
+  float mx = -INFINITY, sum = 0;
+  for (int64_t j = 0; j < n; j++) mx = row[j] > mx ? row[j] : mx;
+  for (int64_t j = 0; j < n; j++) sum += (row[j] = expf(row[j] - mx));
+  const float inv = 1.0f / sum;
+  for (int64_t j = 0; j < n; j++) row[j] *= inv;
+}
+
+// Groups smaller than this run as plain loops (one group per OpenMP iteration); larger ones through CBLAS.
+#define DIVIDED_BLAS_MIN 32
+
+// One small group of divided attention: S queries (rows q + i·rs), keys/values the CLS row (kc, vc) and the
+// group's rows (k + j·rs, v + j·rs); outputs at o + i·ro; s: S + 1 floats of scratch.
+static void small_group(const float *q, const float *k, const float *v, const float *kc, const float *vc, float *o,
+                        int64_t S, int64_t hd, int64_t rs, int64_t ro, float sc, float *s) {
+  for (int64_t i = 0; i < S; i++) {
+    const float *qi = q + i * rs;
+    for (int64_t j = -1; j < S; j++) {
+      const float *kj = j < 0 ? kc : k + j * rs;
+      float acc = 0;
+      for (int64_t c = 0; c < hd; c++) acc += qi[c] * kj[c];
+      s[1 + j] = acc * sc;
+    }
+    softmax_row(s, S + 1);
+    float *oi = o + i * ro;
+    for (int64_t c = 0; c < hd; c++) oi[c] = s[0] * vc[c];
+    for (int64_t j = 0; j < S; j++) {
+      const float *vj = v + j * rs;
+      const float p = s[1 + j];
+      for (int64_t c = 0; c < hd; c++) oi[c] += p * vj[c];
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) static void small_group_avx2(const float *q, const float *k, const float *v, const float *kc,
+                                                                 const float *vc, float *o, int64_t S, int64_t hd, int64_t rs,
+                                                                 int64_t ro, float sc, float *s) {
+  const int64_t h8 = hd / 8 * 8;
+  for (int64_t i = 0; i < S; i++) {
+    const float *qi = q + i * rs;
+    for (int64_t j = -1; j < S; j++) {
+      const float *kj = j < 0 ? kc : k + j * rs;
+      __m256 a8 = _mm256_setzero_ps();
+      for (int64_t c = 0; c < h8; c += 8) a8 = _mm256_fmadd_ps(_mm256_loadu_ps(qi + c), _mm256_loadu_ps(kj + c), a8);
+      float acc = hsum8(a8);
+      for (int64_t c = h8; c < hd; c++) acc += qi[c] * kj[c];
+      s[1 + j] = acc * sc;
+    }
+    softmax_row_avx2(s, S + 1);
+    float *oi = o + i * ro;
+    for (int64_t c = 0; c < h8; c += 8) {
+      __m256 a8 = _mm256_mul_ps(_mm256_set1_ps(s[0]), _mm256_loadu_ps(vc + c));
+      for (int64_t j = 0; j < S; j++) a8 = _mm256_fmadd_ps(_mm256_set1_ps(s[1 + j]), _mm256_loadu_ps(v + j * rs + c), a8);
+      _mm256_storeu_ps(oi + c, a8);
+    }
+    for (int64_t c = h8; c < hd; c++) {
+      float a = s[0] * vc[c];
+      for (int64_t j = 0; j < S; j++) a += s[1 + j] * v[j * rs + c];
+      oi[c] = a;
+    }
+  }
+}
+
+// dividedAttention(qkv, out, n, frames, positions, heads, headDim, time, scale): MotionFormer's divided
+// space-time attention read straight from the packed qkv projection and written with the heads merged.
+// qkv [n, L, 3·D] (L = 1 + frames·positions, D = heads·headDim; q, k, v blocks of D, head h at h·headDim),
+// out [n, L, D]. Token 0 (CLS) attends to all L tokens; patch token (f, p) = 1 + f·positions + p attends to
+// the CLS token and the tokens of its group: the same p over all frames (time) or the same f over all
+// positions (space). Scores are q·k·scale.
+static napi_value DividedAttention(napi_env env, napi_callback_info info) {
+  GET_ARGS("audiox_blas.dividedAttention", 9, 9)
+  float *qkv, *out;
+  size_t lq, lo;
+  int64_t n, frames, positions, heads, hd;
+  bool time;
+  double scale;
+  const char *fn = "audiox_blas.dividedAttention";
+  if (!get_f32(env, argv[0], &qkv, &lq) || !get_f32(env, argv[1], &out, &lo)) return NULL;
+  if (!get_i64s(env, argv + 2, 5, (int64_t *const[]){&n, &frames, &positions, &heads, &hd}, fn) ||
+      !get_bool(env, argv[7], &time, fn) || napi_get_value_double(env, argv[8], &scale) != napi_ok) {
+    napi_throw_type_error(env, NULL, "audiox_blas.dividedAttention: bad scalar argument");
+    return NULL;
+  }
+  const int64_t L = 1 + frames * positions, D = heads * hd, ld = 3 * D;
+  if (n < 0 || frames < 1 || positions < 1 || heads < 1 || hd < 1 || (size_t)(n * L * ld) > lq || (size_t)(n * L * D) > lo) {
+    napi_throw_range_error(env, NULL, "audiox_blas.dividedAttention: sizes exceed the given arrays");
+    return NULL;
+  }
+  const float sc = (float)scale;
+  // Groups: G of S tokens; member i of group g is row r0(g) + i·step.
+  const int64_t G = time ? positions : frames, S = time ? frames : positions, step = time ? positions : 1;
+  const int64_t bh_n = n * heads;
+  // One (item, head) CLS query or one (item, head, group) per OpenMP iteration, each with single-threaded
+  // CBLAS calls on its own scratch: OpenBLAS' own threads are slow to wake for products this small.
+  const int blas_threads = openblas_get_num_threads ? openblas_get_num_threads() : 1;
+  if (openblas_set_num_threads) openblas_set_num_threads(1);
+  int failed = 0;
+  const int avx = has_avx2_fma();
+#pragma omp parallel
+  {
+    float *scratch = malloc(sizeof(float) * (size_t)(L > S * (S + 1) ? L : S * (S + 1)));
+    if (!scratch) {
+#pragma omp atomic write
+      failed = 1;
+    }
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t t = 0; t < bh_n * (1 + G); t++) {
+      if (!scratch) continue;
+      const int64_t bh = t / (1 + G), g = t % (1 + G) - 1, b = bh / heads, h = bh % heads;
+      const float *x = qkv + b * L * ld;
+      const float *q = x + h * hd, *k = x + D + h * hd, *v = x + 2 * D + h * hd;
+      float *o = out + b * L * D + h * hd;
+      if (g < 0) { // the CLS query over all L keys
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)L, (int)hd, sc, k, (int)ld, q, 1, 0.0f, scratch, 1);
+        softmax_row(scratch, L);
+        cblas_sgemv(CblasRowMajor, CblasTrans, (int)L, (int)hd, 1.0f, v, (int)ld, scratch, 1, 0.0f, o, 1);
+        continue;
+      }
+      const int64_t r0 = time ? 1 + g : 1 + g * positions;
+      if (S >= DIVIDED_BLAS_MIN) { // scores [S, 1 + S] (column 0: the CLS key), then P·V into the merged output
+        const int lg = (int)(step * ld), ls = (int)(S + 1), lo_g = (int)(step * D);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)S, (int)S, (int)hd, sc, q + r0 * ld, lg, k + r0 * ld, lg, 0.0f, scratch + 1, ls);
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)S, (int)hd, sc, q + r0 * ld, lg, k, 1, 0.0f, scratch, ls);
+        for (int64_t r = 0; r < S; r++) softmax_row(scratch + r * (S + 1), S + 1);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)S, (int)hd, (int)S, 1.0f, scratch + 1, ls, v + r0 * ld, lg, 0.0f, o + r0 * D, lo_g);
+        cblas_sger(CblasRowMajor, (int)S, (int)hd, 1.0f, scratch, ls, v, 1, o + r0 * D, lo_g);
+        continue;
+      }
+      const float *qg = q + r0 * ld, *kg = k + r0 * ld, *vg = v + r0 * ld;
+      if (avx)
+        small_group_avx2(qg, kg, vg, k, v, o + r0 * D, S, hd, step * ld, step * D, sc, scratch);
+      else
+        small_group(qg, kg, vg, k, v, o + r0 * D, S, hd, step * ld, step * D, sc, scratch);
+    }
+    free(scratch);
+  }
+  if (openblas_set_num_threads) openblas_set_num_threads(blas_threads);
+  if (failed) napi_throw_error(env, NULL, "audiox_blas.dividedAttention: out of memory");
+  return NULL;
+}
+
+static void layer_norm_row(const float *xr, float *yr, int64_t ch, const float *w, const float *bb, float eps) {
+  float sum = 0;
+  for (int64_t c = 0; c < ch; c++) sum += xr[c];
+  const float mean = sum / (float)ch;
+  float var = 0;
+  for (int64_t c = 0; c < ch; c++) {
+    const float d = xr[c] - mean;
+    var += d * d;
+  }
+  const float inv = 1.0f / sqrtf(var / (float)ch + eps);
+  for (int64_t c = 0; c < ch; c++) {
+    float t = (xr[c] - mean) * inv;
+    if (w) t *= w[c];
+    if (bb) t += bb[c];
+    yr[c] = t;
+  }
+}
+
+
+__attribute__((target("avx2,fma"))) static void layer_norm_row_avx2(const float *xr, float *yr, int64_t ch, const float *w,
+                                                                    const float *bb, float eps) {
+  const int64_t n8 = ch / 8 * 8;
+  __m256 s8 = _mm256_setzero_ps();
+  float sum = 0;
+  for (int64_t c = 0; c < n8; c += 8) s8 = _mm256_add_ps(s8, _mm256_loadu_ps(xr + c));
+  for (int64_t c = n8; c < ch; c++) sum += xr[c];
+  const float mean = (hsum8(s8) + sum) / (float)ch;
+  const __m256 m8 = _mm256_set1_ps(mean);
+  __m256 v8 = _mm256_setzero_ps();
+  float var = 0;
+  for (int64_t c = 0; c < n8; c += 8) {
+    const __m256 d = _mm256_sub_ps(_mm256_loadu_ps(xr + c), m8);
+    v8 = _mm256_fmadd_ps(d, d, v8);
+  }
+  for (int64_t c = n8; c < ch; c++) var += (xr[c] - mean) * (xr[c] - mean);
+  const float inv = 1.0f / sqrtf((hsum8(v8) + var) / (float)ch + eps);
+  const __m256 i8 = _mm256_set1_ps(inv);
+  for (int64_t c = 0; c < n8; c += 8) {
+    __m256 t = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + c), m8), i8);
+    if (w) t = _mm256_mul_ps(t, _mm256_loadu_ps(w + c));
+    if (bb) t = _mm256_add_ps(t, _mm256_loadu_ps(bb + c));
+    _mm256_storeu_ps(yr + c, t);
+  }
+  for (int64_t c = n8; c < ch; c++) {
+    float t = (xr[c] - mean) * inv;
+    if (w) t *= w[c];
+    if (bb) t += bb[c];
+    yr[c] = t;
+  }
+}
+
+// layerNorm(x, y, rows, ch, weight|null, bias|null, eps): y = (x − mean)/√(var + eps) (· weight) (+ bias)
+// over the last axis (two-pass mean and variance per row, as tf.moments).
+static napi_value LayerNorm(napi_env env, napi_callback_info info) {
+  GET_ARGS("audiox_blas.layerNorm", 7, 7)
+  float *x, *y, *w = NULL, *bb = NULL;
+  size_t lx, ly, lw = 0, lb = 0;
+  int64_t rows, ch;
+  double eps;
+  const char *fn = "audiox_blas.layerNorm";
+  if (!get_f32(env, argv[0], &x, &lx) || !get_f32(env, argv[1], &y, &ly)) return NULL;
+  if (!get_i64s(env, argv + 2, 2, (int64_t *const[]){&rows, &ch}, fn)) return NULL;
+  if (!is_nullish(env, argv[4]) && !get_f32(env, argv[4], &w, &lw)) return NULL;
+  if (!is_nullish(env, argv[5]) && !get_f32(env, argv[5], &bb, &lb)) return NULL;
+  if (napi_get_value_double(env, argv[6], &eps) != napi_ok) {
+    napi_throw_type_error(env, NULL, "audiox_blas.layerNorm: bad scalar argument");
+    return NULL;
+  }
+  if (rows < 0 || ch < 1 || (size_t)(rows * ch) > lx || (size_t)(rows * ch) > ly || (w && lw != (size_t)ch) ||
+      (bb && lb != (size_t)ch)) {
+    napi_throw_range_error(env, NULL, "audiox_blas.layerNorm: sizes exceed the given arrays");
+    return NULL;
+  }
+  const int avx = has_avx2_fma();
+  // Memory-bound and ≈ 1 ms for [1569, 768] on one core: threads only pay beyond a few million values (an
+  // OpenMP barrier on a busy 2-core machine can cost more than the whole pass).
+#pragma omp parallel for schedule(static) if (rows * ch > (1 << 22))
+  for (int64_t r = 0; r < rows; r++) {
+    if (avx)
+      layer_norm_row_avx2(x + r * ch, y + r * ch, ch, w, bb, (float)eps);
+    else
+      layer_norm_row(x + r * ch, y + r * ch, ch, w, bb, (float)eps);
+  }
+  return NULL;
+}
+
+// erf on 8 lanes: Abramowitz & Stegun 7.1.26 (|error| ≤ 1.5e-7), the approximation tfjs' own Erf uses.
+__attribute__((target("avx2,fma"))) static inline __m256 erf8(__m256 x) {
+  const __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
+  const __m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  const __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), ax, _mm256_set1_ps(1.0f)));
+  __m256 p = _mm256_set1_ps(1.061405429f);
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-1.453152027f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(1.421413741f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(-0.284496736f));
+  p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(0.254829592f));
+  p = _mm256_mul_ps(p, t);
+  const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(ax, ax)));
+  const __m256 r = _mm256_fnmadd_ps(p, e, _mm256_set1_ps(1.0f));
+  return _mm256_or_ps(r, sign);
+}
+
+__attribute__((target("avx2,fma"))) static void gelu_avx2(const float *x, float *y, int64_t n) {
+  const __m256 h = _mm256_set1_ps(0.5f), r2 = _mm256_set1_ps((float)M_SQRT1_2), one = _mm256_set1_ps(1.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(h, v), _mm256_add_ps(one, erf8(_mm256_mul_ps(v, r2)))));
+  }
+  for (; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+}
+
+// gelu(x, y, n): exact GELU y = 0.5·x·(1 + erf(x/√2)) (erf as above; glibc's erff without AVX2).
+static napi_value Gelu(napi_env env, napi_callback_info info) {
+  GET_ARGS("audiox_blas.gelu", 3, 3)
+  float *x, *y;
+  size_t lx, ly;
+  int64_t n;
+  if (!get_f32(env, argv[0], &x, &lx) || !get_f32(env, argv[1], &y, &ly)) return NULL;
+  if (!get_i64(env, argv[2], &n) || n < 0 || (size_t)n > lx || (size_t)n > ly) {
+    napi_throw_range_error(env, NULL, "audiox_blas.gelu: sizes exceed the given arrays");
+    return NULL;
+  }
+  const int64_t chunk = 1 << 14;
+  const int avx = has_avx2_fma();
+#pragma omp parallel for schedule(static) if (n > 4 * chunk)
+  for (int64_t b = 0; b < n; b += chunk) {
+    const int64_t e = b + chunk < n ? b + chunk : n;
+    if (avx)
+      gelu_avx2(x + b, y + b, e - b);
+    else
+      for (int64_t i = b; i < e; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+  }
+  return NULL;
+}
+
 static napi_value Init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"gemm", NULL, Gemm, NULL, NULL, NULL, napi_default, NULL},
@@ -616,6 +957,9 @@ static napi_value Init(napi_env env, napi_value exports) {
       {"setThreads", NULL, SetThreads, NULL, NULL, NULL, napi_default, NULL},
       {"setGemmPrecision", NULL, SetGemmPrecision, NULL, NULL, NULL, napi_default, NULL},
       {"info", NULL, Info, NULL, NULL, NULL, napi_default, NULL},
+      {"dividedAttention", NULL, DividedAttention, NULL, NULL, NULL, napi_default, NULL},
+      {"layerNorm", NULL, LayerNorm, NULL, NULL, NULL, napi_default, NULL},
+      {"gelu", NULL, Gelu, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props);
   return exports;

@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PACKAGE_ROOT } from '../layout.ts';
+import { registerNativePasses } from './blas-passes.ts';
 import { replaceKernel } from './kernel-swap.ts';
 import { matMulShape } from './matmul-shape.ts';
 import { enableHostTensors, hostData, readsHostTensors, refuseHost } from './host-tensors.ts';
@@ -73,6 +74,20 @@ export interface BlasAddon {
   /** 0 = fp32, 1 = bf16 operands with fp32 accumulation (AMX); returns the precision now in effect. */
   setGemmPrecision(p: 0 | 1): 0 | 1;
   info(): { threads: number; config: string };
+  /** qkv [n, 1 + frames·positions, 3·heads·headDim] → out [n, L, heads·headDim] (src/nn/kernels.ts DIVIDED_ATTENTION). */
+  dividedAttention(
+    qkv: Float32Array,
+    out: Float32Array,
+    n: number,
+    frames: number,
+    positions: number,
+    heads: number,
+    headDim: number,
+    time: boolean,
+    scale: number,
+  ): void;
+  layerNorm(x: Float32Array, y: Float32Array, rows: number, channels: number, weight: Float32Array | null, bias: Float32Array | null, eps: number): void;
+  gelu(x: Float32Array, y: Float32Array, n: number): void;
 }
 
 /**
@@ -323,6 +338,7 @@ export function enableBlasKernels(): BlasStatus {
   swap(tf.FusedConv2D, (f) => conv1dKernel(true, f));
   swap(tf.Sin, sinKernel);
   tf.registerKernel({ kernelName: SNAKE_BETA_NWC, backendName: 'wasm', kernelFunc: snakeKernel as unknown as tf.KernelFunc });
+  registerNativePasses(addon!, (backend, t) => heapF32(backend as WasmBackendLike, t));
   enableHostTensors();
   kernelsOn = true;
   return st;

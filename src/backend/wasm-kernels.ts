@@ -1,4 +1,4 @@
-// The stock wasm BatchMatMul has a fast (XNNPACK) path only for one untransposed 2-D product: a
+// The stock wasm BatchMatMul (and _FusedMatMul) has a fast (XNNPACK) path only for one untransposed 2-D product: a
 // transposed operand or a batch axis takes a generic loop ~10× slower (e.g. [1569,768]·[768,2304]ᵀ:
 // 1.7 s vs 0.16 s), far more than re-laying the operands costs. Without the native BLAS kernels
 // (blas.ts, which take both for free), BatchMatMul is replaced by one that transposes explicitly and
@@ -29,9 +29,11 @@ function layoutMatMul(fallback: KernelFunc): KernelFunc {
   const transpose = stock(tf.Transpose);
   const concat = stock(tf.Concat);
   return (args) => {
-    const { a, b } = args.inputs as Record<string, Info>;
+    const { a, b, bias, preluActivationWeights } = args.inputs as { a: Info; b: Info; bias?: Info; preluActivationWeights?: Info };
     const { transposeA, transposeB } = args.attrs as { transposeA: boolean; transposeB: boolean };
-    if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(args);
+    if (a.dtype !== 'float32' || b.dtype !== 'float32' || preluActivationWeights) return fallback(args);
+    // _FusedMatMul: a bias of n values (or one) is the same for every batch item.
+    if (bias && size(bias.shape) !== b.shape[b.shape.length - (transposeB ? 2 : 1)] && size(bias.shape) !== 1) return fallback(args);
     const batchA = size(a.shape.slice(0, -2));
     const batchB = size(b.shape.slice(0, -2));
     const batch = Math.max(batchA, batchB);
@@ -57,7 +59,8 @@ function layoutMatMul(fallback: KernelFunc): KernelFunc {
       for (let i = 0; i < batch; i++) {
         const ai = item(a3, batchA, i, transposeA);
         const bi = item(b3, batchB, i, transposeB);
-        outs.push(fallback({ inputs: { a: ai, b: bi }, backend, attrs: { transposeA: false, transposeB: false } }));
+        const inputs = bias ? { a: ai, b: bi, bias } : { a: ai, b: bi };
+        outs.push(fallback({ inputs, backend, attrs: { ...args.attrs, transposeA: false, transposeB: false } }));
       }
       let out = outs[0];
       if (outs.length > 1) {
@@ -75,7 +78,7 @@ function layoutMatMul(fallback: KernelFunc): KernelFunc {
 
 let on = false;
 
-/** Replaces the wasm BatchMatMul as described above (once; call only when the BLAS kernels are off). */
+/** Replaces the wasm BatchMatMul and _FusedMatMul as described above (once; call only when the BLAS kernels are off). */
 export function enableWasmLayoutKernels(): void {
-  if (!on) on = replaceKernel<KernelFunc>(tf.BatchMatMul, 'wasm', layoutMatMul);
+  if (!on) on = replaceKernel<KernelFunc>(tf.BatchMatMul, 'wasm', layoutMatMul) && replaceKernel<KernelFunc>(tf._FusedMatMul, 'wasm', layoutMatMul);
 }

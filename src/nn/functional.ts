@@ -1,6 +1,6 @@
 // Stateless ops in PyTorch conventions (shapes [B, C, T] for 1-D signals, weights in torch layout).
 import * as tf from '@tensorflow/tfjs';
-import { ATTENTION, kernelRegistered, LAYER_NORM, SNAKE_BETA_NWC } from './kernels.ts';
+import { ATTENTION, DIVIDED_ATTENTION, GELU, kernelRegistered, LAYER_NORM, SNAKE_BETA_NWC } from './kernels.ts';
 
 /** y = x·Wᵀ + b with W [out, in] (torch.nn.Linear). Works on any leading shape. */
 export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null): tf.Tensor {
@@ -9,8 +9,8 @@ export function linear(x: tf.Tensor, weight: tf.Tensor, bias?: tf.Tensor | null)
     const lead = x.shape.slice(0, -1);
     const x2 = x.reshape([-1, inF]);
     // A backend whose transposed-operand product is slow re-lays W in its own BatchMatMul kernel (src/backend/).
-    const y2 = tf.matMul(x2, weight, false, true);
-    const y = bias ? y2.add(bias) : y2;
+    // The bias goes into the product's epilogue (one pass fewer over the output).
+    const y = bias ? tf.fused.matMul({ a: x2, b: weight, transposeB: true, bias }) : tf.matMul(x2, weight, false, true);
     return y.reshape([...lead, weight.shape[0]]);
   });
 }
@@ -43,6 +43,7 @@ export function rmsNorm(x: tf.Tensor, weight: tf.Tensor | null, eps: number): tf
 
 /** Exact GELU: 0.5·x·(1 + erf(x/√2)). */
 export function gelu(x: tf.Tensor): tf.Tensor {
+  if (x.dtype === 'float32' && kernelRegistered(GELU)) return tf.engine().runKernel(GELU, { x }) as tf.Tensor;
   return tf.tidy(() => x.mul(0.5).mul(tf.erf(x.mul(Math.SQRT1_2)).add(1)));
 }
 
@@ -229,6 +230,57 @@ export function attention(
     }
     const out = tf.matMul(tf.softmax(scores, -1), v);
     return (r === 1 ? out : out.reshape([b, h, lq, d])) as tf.Tensor4D;
+  });
+}
+
+/** How the patch tokens are grouped in divided space-time attention: over frames per position, or over positions per frame. */
+export type DividedAxis = 'time' | 'space';
+
+/** The geometry of one divided attention call (see DIVIDED_ATTENTION in kernels.ts). */
+export interface DividedAttentionOptions {
+  heads: number;
+  frames: number;
+  positions: number;
+  axis: DividedAxis;
+  /** Score scale (default 1/√headDim). */
+  scale?: number;
+}
+
+/**
+ * Divided space-time attention on the packed qkv projection [N, 1 + F·P, 3·H·hd] → [N, 1 + F·P, H·hd] (heads
+ * merged): the CLS query attends to all tokens, every patch query to the CLS token plus its group (time: its F
+ * frames at the same position; space: the P positions of its frame). The backend's fused kernel where one is
+ * registered, else tf ops.
+ */
+export function dividedAttention(qkv: tf.Tensor3D, o: DividedAttentionOptions): tf.Tensor3D {
+  const [n, l, d3] = qkv.shape;
+  const { heads: h, frames, positions, axis } = o;
+  const hd = d3 / (3 * h);
+  const fp = frames * positions;
+  if (l !== 1 + fp || !Number.isInteger(hd)) throw new Error(`dividedAttention: qkv [${qkv.shape}] is not [N, 1 + ${frames}·${positions}, 3·${h}·headDim]`);
+  const scale = o.scale ?? hd ** -0.5;
+  if (qkv.dtype === 'float32' && kernelRegistered(DIVIDED_ATTENTION)) {
+    return tf.engine().runKernel(DIVIDED_ATTENTION, { qkv }, { heads: h, frames, positions, axis, scale }) as tf.Tensor3D;
+  }
+  return tf.tidy(() => {
+    const [q0, k, v] = tf.split(qkv, 3, -1).map((t) => splitHeads(t, h)); // [N, H, L, hd]
+    const q = q0.mul(scale) as tf.Tensor4D;
+    const clsOut = attention(q.slice([0, 0, 0, 0], [n, h, 1, hd]), k, v, { scale: 1 }); // [N, H, 1, hd]
+    // Patch tokens regrouped into G groups of S: time '(b n) f d' (a position over its frames), space '(b f) n d'.
+    const [g, s] = axis === 'time' ? [positions, frames] : [frames, positions];
+    const group = (t: tf.Tensor) => {
+      const p = t.slice([0, 0, 1, 0], [n, h, fp, hd]).reshape([n, h, frames, positions, hd]);
+      return (axis === 'time' ? p.transpose([0, 1, 3, 2, 4]) : p).reshape([n * h, g, s, hd]) as tf.Tensor4D;
+    };
+    // Each group's keys / values get the CLS key / value prepended: [N·H, G, 1 + S, hd].
+    const withCls = (t: tf.Tensor) => {
+      const cls = tf.broadcastTo(t.slice([0, 0, 0, 0], [n, h, 1, hd]).reshape([n * h, 1, 1, hd]), [n * h, g, 1, hd]);
+      return tf.concat([cls, group(t)], 2) as tf.Tensor4D;
+    };
+    // The groups as the heads axis of the shared core (q is already scaled).
+    let out = attention(group(q), withCls(k), withCls(v), { scale: 1 }).reshape([n, h, g, s, hd]);
+    if (axis === 'time') out = out.transpose([0, 1, 3, 2, 4]); // back to [N, H, F, P, hd]
+    return mergeHeads(tf.concat([clsOut, out.reshape([n, h, fp, hd])], 2)); // [N, L, H·hd]
   });
 }
 

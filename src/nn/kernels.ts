@@ -34,3 +34,15 @@ export const ATTENTION = 'AudioxAttention';
  * float32, optional `weight`, `bias` [C]; attr `eps`; output like `x`.
  */
 export const LAYER_NORM = 'AudioxLayerNorm';
+
+/**
+ * Divided space-time attention (MotionFormer) on the packed qkv projection: input `qkv` [N, 1 + F·P, 3·H·hd]
+ * (q, k, v blocks of H·hd, head h at h·hd; token 0 the CLS token, token 1 + f·P + p patch (f, p)); attrs
+ * `heads`, `frames` (F), `positions` (P), `axis` ('time' | 'space'), `scale`. The CLS query attends to all
+ * tokens; patch (f, p) attends to the CLS token and its group (the same p over all frames for 'time', the
+ * same f over all positions for 'space'), softmax(q·kᵀ·scale)·v. Output [N, 1 + F·P, H·hd], heads merged.
+ */
+export const DIVIDED_ATTENTION = 'AudioxDividedAttention';
+
+/** Exact GELU 0.5·x·(1 + erf(x/√2)): input `x` float32, output like `x`. */
+export const GELU = 'AudioxGelu';

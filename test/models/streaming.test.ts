@@ -349,7 +349,9 @@ describe('loadModel memory plan', () => {
     const activations = syncFeatureBytes(s.vfeat_extractor.config, 250);
     const resident = planMemory(w, 'resident', { budget: budgetOf('wasm'), extra, inUse: 0 });
     expect(resident.phases[0]).toEqual({ name: 'conditioning', bytes: activations, detail: 'Synchformer over 250 frames' });
-    expect(activations).toBeGreaterThan(450 * 2 ** 20); // 250 frames at 224² are 150 MB per float copy
+    // 250 frames at 224² are 150 MB per float copy, three of them while normalising (the segment working set is
+    // smaller than two copies when the backend fuses the attention, see segmentWorkingBytes).
+    expect(activations).toBeGreaterThanOrEqual(3 * 250 * 3 * 224 * 224 * 4);
     // Streamed, the extractor's upload comes on top of its activations.
     const streamed = planMemory(w, 'streamed', { budget: budgetOf('wasm'), extra, inUse: 0 });
     const sync = streamed.phases[0];

@@ -3,6 +3,7 @@
 // 25 fps frames, 224 × 224, ToDtype(scale) + Normalize(0.5, 0.5), overlapping 16-frame segments every 8 frames,
 // 8 features per segment ⇒ 10 s (250 frames) → 30 segments → [B, 240, 768].
 import * as tf from '@tensorflow/tfjs';
+import { DIVIDED_ATTENTION, GELU, kernelRegistered } from '../../nn/kernels.ts';
 import { checkBudget, type MemoryBudget } from '../../nn/runtime.ts';
 import type { Synchformer } from './synchformer.ts';
 import type { MotionFormerConfig } from './motionformer.ts';
@@ -50,7 +51,7 @@ export function syncSegmentCount(frames: number, segmentSize = SEGMENT_SIZE, ste
  * Peak backend bytes (as tf.memory() counts them) of one segment through MotionFormer, the way the forward runs:
  * the segment's input copies (slice, batch; the patch embedding's re-layout), every block's output (held by the
  * forward's tidy), and the larger of the patch embedding's working set and one block's (attention with its
- * scores, the MLP with GELU at mlp_ratio · D), with 5 % headroom. test/models/synchformer.test.ts checks it
+ * scores unless the backend fuses them, the MLP with GELU at mlp_ratio · D), with 5 % headroom. test/models/synchformer.test.ts checks it
  * against measured peaks.
  */
 export function segmentWorkingBytes(c: MotionFormerConfig, segmentFrames = SEGMENT_SIZE): number {
@@ -59,7 +60,11 @@ export function segmentWorkingBytes(c: MotionFormerConfig, segmentFrames = SEGME
   const ld = (1 + f * p) * c.embed_dim;
   const input = segmentFrames * c.channels * c.img_size * c.img_size;
   const scores = 2 * c.num_heads * f * p * (p + 1) + 2 * c.num_heads * p * f * (f + 1);
-  const block = 10 * ld + 6 * ld * c.mlp_ratio + scores;
+  // With the backend's fused divided attention and GELU (nn/kernels.ts) a block holds no per-group copies or
+  // score tensors and GELU no temporaries: that term was fitted to the measured full-size peak (244.6 MiB on
+  // wasm + native BLAS, where the tf-ops path peaks at 286.9 MiB).
+  const fused = kernelRegistered(DIVIDED_ATTENTION) && kernelRegistered(GELU);
+  const block = fused ? 14 * ld + 4 * ld * c.mlp_ratio : 10 * ld + 6 * ld * c.mlp_ratio + scores;
   return Math.ceil(1.05 * 4 * (4 * input + (c.depth + 4) * ld + Math.max(5 * input, block)));
 }
 

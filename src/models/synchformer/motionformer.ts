@@ -113,8 +113,7 @@ export class PatchEmbed3D extends Module {
   }
 }
 
-/** How the patch tokens are grouped for one DividedAttention: over frames per position, or over positions per frame. */
-export type DividedAxis = 'time' | 'space';
+export type { DividedAxis } from '../../nn/functional.ts';
 
 /**
  * DividedAttention: the CLS query attends to all 1 + F·P keys; every patch query attends to the CLS key plus the
@@ -134,33 +133,10 @@ export class DividedAttention extends Module {
   }
 
   /** x [N, 1 + F·P, D] → [N, 1 + F·P, D] */
-  forward(x: tf.Tensor3D, axis: DividedAxis, frames: number, positions: number): tf.Tensor3D {
+  forward(x: tf.Tensor3D, axis: F.DividedAxis, frames: number, positions: number): tf.Tensor3D {
     return tf.tidy(() => {
-      const [n, l, d] = x.shape;
-      const h = this.heads;
-      const hd = d / h;
-      const fp = frames * positions;
-      if (l !== 1 + fp) throw new Error(`DividedAttention: ${l} tokens ≠ 1 + ${frames}·${positions}`);
-      const [q0, k, v] = tf.split(this.qkv.forward(x), 3, -1).map((t) => F.splitHeads(t, h)); // [N, H, L, hd]
-      const q = q0.mul(hd ** -0.5) as tf.Tensor4D;
-      const clsOut = F.attention(q.slice([0, 0, 0, 0], [n, h, 1, hd]), k, v, { scale: 1 }); // [N, H, 1, hd]
-
-      // Patch tokens regrouped into G groups of S: time '(b n) f d' (a position over its frames), space '(b f) n d'.
-      const [g, s] = axis === 'time' ? [positions, frames] : [frames, positions];
-      const group = (t: tf.Tensor) => {
-        const p = t.slice([0, 0, 1, 0], [n, h, fp, hd]).reshape([n, h, frames, positions, hd]);
-        return (axis === 'time' ? p.transpose([0, 1, 3, 2, 4]) : p).reshape([n * h, g, s, hd]) as tf.Tensor4D;
-      };
-      // Each group's keys / values get the CLS key / value prepended: [N·H, G, 1 + S, hd].
-      const withCls = (t: tf.Tensor) => {
-        const cls = tf.broadcastTo(t.slice([0, 0, 0, 0], [n, h, 1, hd]).reshape([n * h, 1, 1, hd]), [n * h, g, 1, hd]);
-        return tf.concat([cls, group(t)], 2) as tf.Tensor4D;
-      };
-      // The groups as the heads axis of the shared core (q is already scaled).
-      let out = F.attention(group(q), withCls(k), withCls(v), { scale: 1 }).reshape([n, h, g, s, hd]);
-      if (axis === 'time') out = out.transpose([0, 1, 3, 2, 4]); // back to [N, H, F, P, hd]
-      const all = tf.concat([clsOut, out.reshape([n, h, fp, hd])], 2); // [N, H, L, hd]
-      return this.proj.forward(F.mergeHeads(all)) as tf.Tensor3D;
+      const heads = F.dividedAttention(this.qkv.forward(x) as tf.Tensor3D, { heads: this.heads, frames, positions, axis });
+      return this.proj.forward(heads) as tf.Tensor3D;
     });
   }
 }
