@@ -8,6 +8,7 @@ import { initBackend } from '../src/backend/index.ts';
 import { Synchformer } from '../src/models/synchformer/synchformer.ts';
 import { withResident } from '../src/nn/streaming.ts';
 import { randomInit } from './workloads.ts';
+import { summarizeKernels } from './kernel-profile.ts';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, dflt: string) => {
@@ -40,29 +41,7 @@ const prof = await tf.profile(() => {
 const wall = performance.now() - t0;
 tf.dispose(prof.result as tf.Tensor);
 
-interface Row { ms: number; calls: number; gflop: number; shapes: Map<string, number> }
-const byKernel = new Map<string, Row>();
-for (const k of prof.kernels) {
-  if (k.name.endsWith('__op')) continue; // an op's own record (custom-gradient ops such as fused.matMul), its kernels counted below
-  const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-  let gflop = 0;
-  if (k.name === 'BatchMatMul' || k.name === '_FusedMatMul') {
-    const a = k.inputShapes[0] as number[];
-    const out = k.outputShapes[0] as number[];
-    const inner = (a.at(-1)! * a.at(-2)!) / out.at(-2)!;
-    gflop = (2 * out.reduce((p, q) => p * q, 1) * inner) / 1e9;
-  }
-  const r = byKernel.get(k.name) ?? { ms: 0, calls: 0, gflop: 0, shapes: new Map() };
-  r.ms += ms;
-  r.calls++;
-  r.gflop += gflop;
-  const key = `${k.inputShapes.map((s) => `[${s}]`).join(' ')}`;
-  r.shapes.set(key, (r.shapes.get(key) ?? 0) + ms);
-  byKernel.set(k.name, r);
-}
-const total = [...byKernel.values()].reduce((n, r) => n + r.ms, 0);
-const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
-const gemm = rows.filter(([, r]) => r.gflop > 0).reduce((n, [, r]) => ({ ms: n.ms + r.ms, gflop: n.gflop + r.gflop }), { ms: 0, gflop: 0 });
+const { rows, total, gemm } = summarizeKernels(prof.kernels);
 console.log(
   `backend ${info.name}, ${info.threads} threads; MotionFormer, ${SEGMENTS} segment(s): ${wall.toFixed(0)} ms wall ` +
     `(${(wall / SEGMENTS).toFixed(0)} ms per segment), ${total.toFixed(0)} ms in kernels`,

@@ -11,6 +11,7 @@ import { initBackend } from '../src/backend/index.ts';
 import type { DiffusionModel } from '../src/models/diffusion-types.ts';
 import type { Module } from '../src/nn/module.ts';
 import { diffusionConfig, randomInit } from './workloads.ts';
+import { summarizeKernels } from './kernel-profile.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -49,32 +50,7 @@ const prof = await tf.profile(() => {
 const wall = performance.now() - t0;
 tf.dispose(prof.result as tf.Tensor);
 
-interface Row { ms: number; calls: number; gflop: number }
-const byKernel = new Map<string, Row>();
-for (const k of prof.kernels) {
-  if (k.name.endsWith('__op')) continue; // an op's own record (custom-gradient ops such as fused.matMul), its kernels counted below
-  const ms = typeof k.kernelTimeMs === 'number' ? k.kernelTimeMs : 0;
-  let gflop = 0;
-  if (k.name === 'BatchMatMul' || k.name === '_FusedMatMul') {
-    const a = k.inputShapes[0] as number[];
-    const out = k.outputShapes[0] as number[];
-    const inner = (a.at(-1)! * a.at(-2)!) / out.at(-2)!; // a's last two axes are m and k, in either order
-    gflop = (2 * out.reduce((p, q) => p * q, 1) * inner) / 1e9;
-  }
-  if (k.name === 'Conv2D' || k.name === 'FusedConv2D') {
-    const f = k.inputShapes[1] as number[];
-    const out = k.outputShapes[0] as number[];
-    gflop = (2 * out.reduce((p, q) => p * q, 1) * f[0] * f[1] * f[2]) / 1e9;
-  }
-  const r = byKernel.get(k.name) ?? { ms: 0, calls: 0, gflop: 0 };
-  r.ms += ms;
-  r.calls++;
-  r.gflop += gflop;
-  byKernel.set(k.name, r);
-}
-const total = [...byKernel.values()].reduce((n, r) => n + r.ms, 0);
-const rows = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
-const gemm = rows.filter(([, r]) => r.gflop > 0).reduce((n, [, r]) => ({ ms: n.ms + r.ms, gflop: n.gflop + r.gflop }), { ms: 0, gflop: 0 });
+const { rows, total, gemm } = summarizeKernels(prof.kernels);
 console.log(`backend ${info.name}, ${info.threads} threads; ${MODEL} ${LAYERS} of 24 blocks, one CFG forward: ${wall.toFixed(0)} ms wall, ${total.toFixed(0)} ms in kernels`);
 console.log('\n| kernel | calls | ms | share | GFLOP/s |\n| --- | --- | --- | --- | --- |');
 for (const [name, r] of rows.slice(0, 15)) {
