@@ -238,9 +238,13 @@ export type DividedAxis = 'time' | 'space';
 
 /** The geometry of one divided attention call (see DIVIDED_ATTENTION in kernels.ts). */
 export interface DividedAttentionOptions {
+  /** Attention heads H (the head width is the qkv width / (3·H)). */
   heads: number;
+  /** Token frames F per segment. */
   frames: number;
+  /** Patch positions P per frame. */
   positions: number;
+  /** Which group a patch query attends to: its F frames at one position ('time') or its frame's P positions ('space'). */
   axis: DividedAxis;
   /** Score scale (default 1/√headDim). */
   scale?: number;
